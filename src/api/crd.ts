@@ -1,0 +1,157 @@
+/**
+ * The CustomResourceDefinition, generated from the zod schema. zod's JSON Schema
+ * output is close to OpenAPI v3; Kubernetes wants a *structural* schema, so the
+ * differences are mended here in one walk.
+ */
+import { z } from "zod";
+import {
+  GROUP,
+  KIND,
+  PLURAL,
+  SHORT_NAMES,
+  SINGULAR,
+  SpecSchema,
+  StatusSchema,
+  VERSION,
+} from "./schema.ts";
+
+type Json = Record<string, unknown>;
+
+function isObject(v: unknown): v is Json {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** JSON Schema 2020-12 (from zod) -> Kubernetes structural OpenAPI v3. */
+export function toStructural(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(toStructural);
+  if (!isObject(node)) return node;
+  const out: Json = {};
+  for (const [key, value] of Object.entries(node)) {
+    if (key === "$schema" || key === "propertyNames") continue;
+    // Structural schemas prune unknown fields; `false` is not allowed here.
+    if (key === "additionalProperties" && value === false) continue;
+    if (key === "exclusiveMinimum" && typeof value === "number") {
+      out.minimum = value;
+      out.exclusiveMinimum = true;
+      continue;
+    }
+    if (key === "exclusiveMaximum" && typeof value === "number") {
+      out.maximum = value;
+      out.exclusiveMaximum = true;
+      continue;
+    }
+    out[key] = toStructural(value);
+  }
+  if (
+    out.type === "number" &&
+    Array.isArray(out.enum) &&
+    out.enum.every((v) => Number.isInteger(v))
+  ) {
+    out.type = "integer";
+  }
+  return out;
+}
+
+/** Sort keys so the generated file is byte-stable. */
+export function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (!isObject(value)) return value;
+  return Object.fromEntries(
+    Object.keys(value)
+      .sort()
+      .map((k) => [k, sortKeys(value[k])]),
+  );
+}
+
+export function openApiOf(schema: z.ZodType, io: "input" | "output"): Json {
+  return toStructural(z.toJSONSchema(schema, { io, unrepresentable: "throw" })) as Json;
+}
+
+function statusSchema(): Json {
+  const s = openApiOf(StatusSchema, "output");
+  const props = s.properties as Json;
+  const conditions = props.conditions as Json;
+  conditions["x-kubernetes-list-type"] = "map";
+  conditions["x-kubernetes-list-map-keys"] = ["type"];
+  return s;
+}
+
+export function buildCrd(): Json {
+  const spec = openApiOf(SpecSchema, "input");
+  return sortKeys({
+    apiVersion: "apiextensions.k8s.io/v1",
+    kind: "CustomResourceDefinition",
+    metadata: {
+      name: `${PLURAL}.${GROUP}`,
+      labels: { "app.kubernetes.io/part-of": "mistral-small-operator" },
+    },
+    spec: {
+      group: GROUP,
+      names: {
+        kind: KIND,
+        listKind: `${KIND}List`,
+        plural: PLURAL,
+        singular: SINGULAR,
+        shortNames: [...SHORT_NAMES],
+        categories: ["ai", "llm"],
+      },
+      scope: "Namespaced",
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: {
+            status: {},
+            scale: {
+              specReplicasPath: ".spec.replicas",
+              statusReplicasPath: ".status.replicas",
+              labelSelectorPath: ".status.selector",
+            },
+          },
+          additionalPrinterColumns: [
+            {
+              name: "Ready",
+              type: "string",
+              jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+            },
+            { name: "Replicas", type: "integer", jsonPath: ".status.readyReplicas" },
+            { name: "Desired", type: "integer", jsonPath: ".spec.replicas" },
+            { name: "GPU", type: "string", jsonPath: ".spec.gpu.type" },
+            { name: "TP", type: "integer", jsonPath: ".status.plan.tensorParallelSize" },
+            { name: "Quantization", type: "string", jsonPath: ".spec.model.quantization" },
+            { name: "Context", type: "integer", jsonPath: ".spec.maxModelLen" },
+            {
+              name: "Reason",
+              type: "string",
+              priority: 1,
+              jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
+            },
+            {
+              name: "Endpoint",
+              type: "string",
+              priority: 1,
+              jsonPath: ".status.endpoint",
+            },
+            { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+          ],
+          schema: {
+            openAPIV3Schema: {
+              type: "object",
+              description:
+                "MistralSmallDeployment runs Mistral Small 4 on vLLM: sized, scheduled on GPU nodes, autoscaled and explained in status.",
+              required: ["spec"],
+              properties: {
+                apiVersion: { type: "string" },
+                kind: { type: "string" },
+                metadata: { type: "object" },
+                spec,
+                status: statusSchema(),
+              },
+            },
+          },
+        },
+      ],
+    },
+  }) as Json;
+}

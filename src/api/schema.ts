@@ -1,0 +1,541 @@
+/**
+ * The MistralSmallDeployment API. This file is the single source of truth: the
+ * TypeScript types, the CRD's OpenAPI schema (descriptions, defaults, CEL rules)
+ * and the CLI's validation messages are all derived from it.
+ */
+import { z } from "zod";
+import { GPU_TYPES } from "../catalog/gpus.ts";
+import { MODEL, QUANTIZATIONS } from "../catalog/model.ts";
+import { withRules } from "./rules.ts";
+
+export const GROUP = "serving.mistralsmall.dev";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = "MistralSmallDeployment";
+export const PLURAL = "mistralsmalldeployments";
+export const SINGULAR = "mistralsmalldeployment";
+export const SHORT_NAMES = ["msd"] as const;
+
+/** Flags the operator derives from the plan; free-form args must not fight them. */
+export const MANAGED_ENGINE_FLAGS = [
+  "--model",
+  "--port",
+  "--host",
+  "--tensor-parallel-size",
+  "--max-model-len",
+  "--gpu-memory-utilization",
+  "--served-model-name",
+  "--revision",
+  "--quantization",
+  "--kv-cache-dtype",
+  "--max-num-seqs",
+  "--max-num-batched-tokens",
+  "--limit-mm-per-prompt",
+  "--tool-call-parser",
+  "--reasoning-parser",
+  "--enable-auto-tool-choice",
+  "--api-key",
+] as const;
+
+const quantity = (what: string) =>
+  z
+    .string()
+    .regex(
+      /^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P|m)?$/,
+      `must be a Kubernetes quantity such as 300Gi (${what})`,
+    );
+
+const dnsLabel = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(
+    /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/,
+    "must be a lowercase DNS name: letters, digits, '-' and '.'",
+  );
+
+export const SecretKeyRefSchema = z
+  .object({
+    name: dnsLabel.describe("Name of a Secret in the same namespace."),
+    key: z.string().min(1).default("HF_TOKEN").describe("Key in the Secret holding the token."),
+  })
+  .strict()
+  .describe("Secret holding a Hugging Face token, passed to vLLM as HF_TOKEN.");
+
+export const ModelCacheSchema = withRules(
+  z
+    .object({
+      existingClaim: dnsLabel
+        .optional()
+        .describe(
+          "Use this existing PersistentVolumeClaim for the model cache instead of creating one. Never deleted by the operator.",
+        ),
+      size: quantity("model cache size")
+        .default("400Gi")
+        .describe(
+          "Size of the PersistentVolumeClaim the operator creates (one checkpoint is about 125 GB; the repository holds two formats).",
+        ),
+      storageClassName: z
+        .string()
+        .optional()
+        .describe("StorageClass of the created claim; the cluster default when omitted."),
+      accessMode: z
+        .enum(["ReadWriteOnce", "ReadWriteMany"])
+        .default("ReadWriteMany")
+        .describe(
+          "Access mode of the created claim. ReadWriteMany lets every replica share one download.",
+        ),
+    })
+    .strict()
+    .describe("Where downloaded weights are kept (mounted at HF_HOME)."),
+  [
+    {
+      cel: "!has(self.existingClaim) || !has(self.storageClassName)",
+      message:
+        "storageClassName applies only to a claim the operator creates; remove it or existingClaim",
+      field: "storageClassName",
+      holds: (c) => c.existingClaim === undefined || c.storageClassName === undefined,
+    },
+  ],
+);
+
+export const ModelSchema = withRules(
+  z
+    .object({
+      quantization: z
+        .enum(QUANTIZATIONS)
+        .default("fp8")
+        .describe(
+          "Weight format. fp8 (default) and nvfp4 have official checkpoints; bf16, awq and gptq need model.name.",
+        ),
+      name: z
+        .string()
+        .min(1)
+        .max(256)
+        .regex(/^[A-Za-z0-9._-]+\/[A-Za-z0-9._-]+$/, "must be a Hugging Face repo id: owner/name")
+        .optional()
+        .describe(
+          "Checkpoint repository (owner/name) overriding the official one for the quantization.",
+        ),
+      revision: z
+        .string()
+        .min(1)
+        .max(128)
+        .optional()
+        .describe("Branch, tag or commit of the checkpoint to load."),
+      servedModelName: z
+        .string()
+        .min(1)
+        .max(128)
+        .regex(/^[A-Za-z0-9._/-]+$/, "may contain letters, digits, '.', '_', '/' and '-'")
+        .default(MODEL.defaultServedModelName)
+        .describe("Model id clients send to the OpenAI API, and the model_name metric label."),
+      tokenSecretRef: SecretKeyRefSchema.optional(),
+      cache: ModelCacheSchema.prefault({}),
+    })
+    .strict()
+    .describe("Which checkpoint to serve and where its weights come from."),
+  [
+    {
+      cel: "!(self.quantization in ['bf16', 'awq', 'gptq']) || has(self.name)",
+      message:
+        "quantization bf16, awq and gptq have no official checkpoint: set model.name to a repository that holds one",
+      field: "name",
+      holds: (m) => !["bf16", "awq", "gptq"].includes(m.quantization) || m.name !== undefined,
+    },
+  ],
+);
+
+export const GpuSchema = z
+  .object({
+    type: z
+      .enum(GPU_TYPES)
+      .describe(
+        "GPU model every replica runs on: a100-40gb, a100-80gb, h100-80gb, h200-141gb or l40s-48gb.",
+      ),
+    tensorParallelSize: z
+      .literal([1, 2, 4, 8])
+      .optional()
+      .describe(
+        "GPUs per replica (tensor parallelism): 1, 2, 4 or 8. Chosen by the planner when omitted.",
+      ),
+  })
+  .strict()
+  .describe("The GPU type and how many GPUs each replica spans.");
+
+export const CapabilitiesSchema = z
+  .object({
+    reasoning: z
+      .boolean()
+      .default(true)
+      .describe("Enable the mistral reasoning parser (reasoning_effort per request)."),
+    toolCalling: z
+      .boolean()
+      .default(true)
+      .describe("Enable automatic tool choice with the mistral tool-call parser."),
+    vision: z
+      .object({
+        enabled: z.boolean().default(true).describe("Accept images in prompts."),
+        maxImagesPerPrompt: z
+          .number()
+          .int()
+          .min(1)
+          .max(16)
+          .default(4)
+          .describe("Largest number of images one prompt may carry."),
+      })
+      .strict()
+      .prefault({})
+      .describe("Image input."),
+  })
+  .strict()
+  .describe("Model features switched on in vLLM.");
+
+export const ResourcesSchema = z
+  .object({
+    cpu: quantity("cpu").optional().describe("CPU request per replica; 4 per GPU when omitted."),
+    memory: quantity("memory")
+      .optional()
+      .describe("Memory request and limit per replica; 48Gi per GPU when omitted."),
+  })
+  .strict()
+  .describe("Host resources of each vLLM pod besides the GPUs.");
+
+/** One regex, used verbatim by CEL's matches() and by JavaScript. */
+const MANAGED_FLAG_RE = `^(${MANAGED_ENGINE_FLAGS.join("|")})(=.*)?$`;
+
+export const EngineSchema = withRules(
+  z
+    .object({
+      image: z
+        .string()
+        .min(1)
+        .default("vllm/vllm-openai:v0.20.0")
+        .describe("vLLM container image (>= v0.20.0 for Mistral Small 4)."),
+      gpuMemoryUtilization: z
+        .number()
+        .min(0.5)
+        .max(0.98)
+        .default(0.9)
+        .describe("Share of each GPU's memory vLLM may use, from 0.5 to 0.98."),
+      maxNumSeqs: z
+        .number()
+        .int()
+        .min(1)
+        .max(1024)
+        .optional()
+        .describe(
+          "Most sequences batched at once; 64 on A100/L40S and 128 on Hopper when omitted.",
+        ),
+      maxNumBatchedTokens: z
+        .number()
+        .int()
+        .min(512)
+        .max(131072)
+        .optional()
+        .describe("Token budget of one scheduler step; 8192 on A100/L40S, 16384 on Hopper."),
+      kvCacheDtype: z
+        .enum(["auto", "fp8"])
+        .default("auto")
+        .describe(
+          "KV cache precision. fp8 halves the cache but needs SM 8.9+ for MLA (refused on A100).",
+        ),
+      extraArgs: z
+        .array(z.string().max(1024))
+        .max(64)
+        .default([])
+        .describe(
+          "Extra vLLM flags appended last. Flags the operator sets from the plan are refused.",
+        ),
+      resources: ResourcesSchema.optional(),
+    })
+    .strict()
+    .describe("vLLM engine settings."),
+  [
+    {
+      cel: `self.all(a, !a.matches('${MANAGED_FLAG_RE}'))`,
+      message: `extraArgs must not set flags the operator manages (${MANAGED_ENGINE_FLAGS.join(", ")}); use the matching spec field`,
+      field: "extraArgs",
+      holds: (e) => e.extraArgs.every((a) => !new RegExp(MANAGED_FLAG_RE).test(a)),
+    },
+  ],
+);
+
+export const ScalingBehaviourSchema = (defaults: { window: number; step: number }, what: string) =>
+  z
+    .object({
+      stabilizationWindowSeconds: z
+        .number()
+        .int()
+        .min(0)
+        .max(7200)
+        .default(defaults.window)
+        .describe(`Seconds a ${what} recommendation must hold before it is acted on.`),
+      maxReplicasPerStep: z
+        .number()
+        .int()
+        .min(1)
+        .max(100)
+        .default(defaults.step)
+        .describe(`Most replicas added or removed in one ${what} step.`),
+      periodSeconds: z
+        .number()
+        .int()
+        .min(1)
+        .max(3600)
+        .default(60)
+        .describe(`Least time between two ${what} steps.`),
+    })
+    .strict()
+    .prefault({})
+    .describe(`How fast to ${what}.`);
+
+export const AutoscalingSchema = withRules(
+  z
+    .object({
+      enabled: z.boolean().default(false).describe("Scale replicas on throughput."),
+      mode: z
+        .enum(["builtin", "hpa", "keda"])
+        .default("builtin")
+        .describe(
+          "builtin: the operator decides from vLLM metrics; hpa/keda: emit an HPA or KEDA ScaledObject instead.",
+        ),
+      minReplicas: z.number().int().min(0).max(1000).default(1).describe("Fewest replicas."),
+      maxReplicas: z.number().int().min(1).max(1000).default(4).describe("Most replicas."),
+      targetGenerationTokensPerSecond: z
+        .number()
+        .int()
+        .min(1)
+        .max(1000000)
+        .optional()
+        .describe(
+          "Generation tokens/s one replica should carry; derived from the plan when omitted.",
+        ),
+      scaleToZero: z
+        .boolean()
+        .default(false)
+        .describe(
+          "Allow zero replicas when idle. Nothing holds requests meanwhile: the wake-up time is stated in status.",
+        ),
+      scaleUp: ScalingBehaviourSchema({ window: 0, step: 2 }, "scale up"),
+      scaleDown: ScalingBehaviourSchema({ window: 600, step: 1 }, "scale down"),
+    })
+    .strict()
+    .describe("Throughput autoscaling."),
+  [
+    {
+      cel: "self.minReplicas <= self.maxReplicas",
+      message: "minReplicas must be less than or equal to maxReplicas",
+      field: "minReplicas",
+      holds: (a) => a.minReplicas <= a.maxReplicas,
+    },
+    {
+      cel: "self.minReplicas > 0 || self.scaleToZero",
+      message:
+        "minReplicas 0 needs scaleToZero: true (no request is held while there are no replicas)",
+      field: "minReplicas",
+      holds: (a) => a.minReplicas > 0 || a.scaleToZero,
+    },
+  ],
+);
+
+export const TolerationSchema = z
+  .object({
+    key: z.string().optional().describe("Taint key."),
+    operator: z.enum(["Exists", "Equal"]).optional().describe("Exists or Equal."),
+    value: z.string().optional().describe("Taint value for Equal."),
+    effect: z
+      .enum(["NoSchedule", "PreferNoSchedule", "NoExecute"])
+      .optional()
+      .describe("Taint effect."),
+  })
+  .strict()
+  .describe("A toleration added to the vLLM pods.");
+
+export const NodeClassRefSchema = z
+  .object({
+    group: z.string().min(1).default("karpenter.k8s.aws").describe("API group of the node class."),
+    kind: z.string().min(1).default("EC2NodeClass").describe("Kind of the node class."),
+    name: dnsLabel.describe("Name of the node class (cloud-specific node settings)."),
+  })
+  .strict()
+  .describe("The cloud's node class Karpenter launches nodes from.");
+
+export const KarpenterSchema = z
+  .object({
+    nodeClassRef: NodeClassRefSchema,
+    capacityTypes: z
+      .array(z.enum(["on-demand", "spot", "reserved"]))
+      .min(1)
+      .default(["on-demand"])
+      .describe("Capacity types Karpenter may buy."),
+    instanceTypes: z
+      .array(z.string().min(1))
+      .optional()
+      .describe("Restrict to these instance types (e.g. p4de.24xlarge)."),
+    consolidateAfter: z
+      .string()
+      .regex(/^(([0-9]+(s|m|h))+|Never)$/, "must be a duration such as 30m or Never")
+      .default("30m")
+      .describe("How long a node must stay empty before Karpenter removes it."),
+    expireAfter: z
+      .string()
+      .regex(/^(([0-9]+(s|m|h))+|Never)$/, "must be a duration such as 720h or Never")
+      .default("720h")
+      .describe("Maximum node lifetime."),
+  })
+  .strict()
+  .describe("A Karpenter karpenter.sh/v1 NodePool owned by this resource.");
+
+export const StaticNodesSchema = z
+  .object({
+    nodeSelector: z
+      .record(z.string(), z.string())
+      .default({})
+      .describe("Labels the existing GPU nodes carry (added to the GPU product affinity)."),
+    tolerations: z.array(TolerationSchema).default([]).describe("Extra tolerations."),
+  })
+  .strict()
+  .describe("Run on existing, already labelled GPU nodes.");
+
+export const NodePoolSchema = withRules(
+  z
+    .object({
+      provider: z
+        .enum(["static", "karpenter"])
+        .default("static")
+        .describe("static: existing nodes; karpenter: a NodePool created for this deployment."),
+      karpenter: KarpenterSchema.optional(),
+      static: StaticNodesSchema.optional(),
+    })
+    .strict()
+    .describe("Where the GPU nodes come from."),
+  [
+    {
+      cel: "self.provider != 'karpenter' || has(self.karpenter)",
+      message: "provider karpenter needs nodePool.karpenter (at least nodeClassRef.name)",
+      field: "karpenter",
+      holds: (n) => n.provider !== "karpenter" || n.karpenter !== undefined,
+    },
+    {
+      cel: "self.provider == 'karpenter' || !has(self.karpenter)",
+      message: "nodePool.karpenter is set but provider is not karpenter",
+      field: "karpenter",
+      holds: (n) => n.provider === "karpenter" || n.karpenter === undefined,
+    },
+  ],
+);
+
+export const SpecSchema = withRules(
+  z
+    .object({
+      model: ModelSchema.prefault({}),
+      gpu: GpuSchema,
+      maxModelLen: z
+        .number()
+        .int()
+        .min(1024)
+        .max(MODEL.maxContext)
+        .default(32768)
+        .describe("Context-length cap in tokens (prompt plus output), 1024 to 262144."),
+      capabilities: CapabilitiesSchema.prefault({}),
+      engine: EngineSchema.prefault({}),
+      replicas: z
+        .number()
+        .int()
+        .min(0)
+        .max(1000)
+        .default(1)
+        .describe("Replicas when autoscaling is off (also the scale subresource)."),
+      autoscaling: AutoscalingSchema.prefault({}),
+      nodePool: NodePoolSchema.prefault({}),
+    })
+    .strict()
+    .describe("Desired state of a Mistral Small 4 deployment."),
+  [
+    {
+      cel: "!self.autoscaling.enabled || (self.replicas >= self.autoscaling.minReplicas && self.replicas <= self.autoscaling.maxReplicas)",
+      message: "with autoscaling enabled, replicas must lie within [minReplicas, maxReplicas]",
+      field: "replicas",
+      holds: (s) =>
+        !s.autoscaling.enabled ||
+        (s.replicas >= s.autoscaling.minReplicas && s.replicas <= s.autoscaling.maxReplicas),
+    },
+  ],
+);
+
+export type Spec = z.output<typeof SpecSchema>;
+/** What a user writes: every defaulted field optional. Pulumi args are typed from this. */
+export type SpecInput = z.input<typeof SpecSchema>;
+
+export const ConditionSchema = z
+  .object({
+    type: z.string().describe("Ready, Progressing or Degraded."),
+    status: z.enum(["True", "False", "Unknown"]),
+    reason: z.string().describe("CamelCase reason from the operator's list."),
+    message: z.string().describe("Human-readable detail, with numbers."),
+    observedGeneration: z.number().int().optional(),
+    lastTransitionTime: z.string().describe("RFC 3339 time of the last status change."),
+  })
+  .describe("A metav1.Condition.");
+
+export const ScalingDecisionSchema = z
+  .object({
+    time: z.string(),
+    from: z.number().int(),
+    to: z.number().int(),
+    reason: z.string(),
+    metrics: z.record(z.string(), z.string()).optional(),
+  })
+  .describe("One autoscaling decision.");
+
+export const StatusSchema = z
+  .object({
+    observedGeneration: z.number().int().optional(),
+    conditions: z.array(ConditionSchema).optional(),
+    replicas: z.number().int().optional().describe("Pods of this deployment."),
+    readyReplicas: z.number().int().optional().describe("Pods serving."),
+    selector: z.string().optional().describe("Label selector of the pods (scale subresource)."),
+    endpoint: z.string().optional().describe("In-cluster URL of the OpenAI-compatible API."),
+    plan: z
+      .object({
+        gpuType: z.string(),
+        quantization: z.string(),
+        tensorParallelSize: z.number().int(),
+        gpusPerReplica: z.number().int(),
+        maxModelLen: z.number().int(),
+        kvCacheTokensPerReplica: z.number().int(),
+        fullContextSequences: z.number().int(),
+      })
+      .optional()
+      .describe("The sizing plan in brief."),
+    scaling: z
+      .object({
+        desiredReplicas: z.number().int().optional(),
+        wakeUpSeconds: z.number().int().optional(),
+        lastDecisions: z.array(ScalingDecisionSchema).optional(),
+      })
+      .optional()
+      .describe("Autoscaler state."),
+  })
+  .describe("Observed state, written by the operator.");
+
+export type Status = z.output<typeof StatusSchema>;
+
+export interface MistralSmallDeployment {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: {
+    name: string;
+    namespace: string;
+    uid?: string;
+    generation?: number;
+    resourceVersion?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    finalizers?: string[];
+    deletionTimestamp?: string;
+  };
+  spec: Spec;
+  status?: Status;
+}

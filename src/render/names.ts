@@ -1,0 +1,82 @@
+/** Names and labels of the objects one MistralSmallDeployment owns. */
+import { createHash } from "node:crypto";
+import { API_VERSION, GROUP, KIND, type MistralSmallDeployment } from "../api/schema.ts";
+import type { V1OwnerReference } from "@kubernetes/client-node";
+
+export const FIELD_MANAGER = "mistral-small-operator";
+export const OPERATOR_NAME = "mistral-small-operator";
+export const TEMPLATE_HASH_ANNOTATION = `${GROUP}/template-hash`;
+export const OWNER_NAME_LABEL = `${GROUP}/owner-name`;
+export const OWNER_NAMESPACE_LABEL = `${GROUP}/owner-namespace`;
+export const OWNER_UID_LABEL = `${GROUP}/owner-uid`;
+
+export function shortHash(value: string, length = 10): string {
+  return createHash("sha256").update(value).digest("hex").slice(0, length);
+}
+
+export function workloadName(msd: MistralSmallDeployment): string {
+  return msd.metadata.name;
+}
+
+export function cacheClaimName(msd: MistralSmallDeployment): string {
+  return msd.spec.model.cache.existingClaim ?? `${msd.metadata.name}-model-cache`;
+}
+
+/** Cluster-scoped, so the namespace goes into the name; kept within a 63-char label value. */
+export function nodePoolName(msd: MistralSmallDeployment): string {
+  const full = `msd-${msd.metadata.namespace}-${msd.metadata.name}`;
+  if (full.length <= 63) return full;
+  return `${full.slice(0, 52)}-${shortHash(full)}`;
+}
+
+export function selectorLabels(msd: MistralSmallDeployment): Record<string, string> {
+  return {
+    "app.kubernetes.io/instance": msd.metadata.name,
+    "app.kubernetes.io/name": "mistral-small",
+  };
+}
+
+export function commonLabels(msd: MistralSmallDeployment): Record<string, string> {
+  return {
+    ...selectorLabels(msd),
+    "app.kubernetes.io/component": "inference-server",
+    "app.kubernetes.io/managed-by": OPERATOR_NAME,
+    "app.kubernetes.io/part-of": "mistral-small-4",
+  };
+}
+
+export function labelSelectorString(msd: MistralSmallDeployment): string {
+  return Object.entries(selectorLabels(msd))
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+}
+
+/** Owner reference for namespaced objects; absent until the object has a uid. */
+export function ownerReferences(msd: MistralSmallDeployment): V1OwnerReference[] | undefined {
+  if (msd.metadata.uid === undefined) return undefined;
+  return [
+    {
+      apiVersion: API_VERSION,
+      kind: KIND,
+      name: msd.metadata.name,
+      uid: msd.metadata.uid,
+      controller: true,
+      blockOwnerDeletion: true,
+    },
+  ];
+}
+
+export function namespacedMeta(msd: MistralSmallDeployment, name: string) {
+  const owners = ownerReferences(msd);
+  return {
+    name,
+    namespace: msd.metadata.namespace,
+    labels: commonLabels(msd),
+    ...(owners === undefined ? {} : { ownerReferences: owners }),
+  };
+}
+
+export function serviceUrl(msd: MistralSmallDeployment, port: number): string {
+  return `http://${workloadName(msd)}.${msd.metadata.namespace}.svc:${port}/v1`;
+}

@@ -1,0 +1,92 @@
+/**
+ * The Karpenter karpenter.sh/v1 NodePool: nodes with the right GPU, tainted so
+ * only GPU pods land there, capped at what the deployment can ever use.
+ */
+import type { MistralSmallDeployment } from "../api/schema.ts";
+import { GPU_CATALOG } from "../catalog/gpus.ts";
+import type { Plan } from "../planner/plan.ts";
+import {
+  OPERATOR_NAME,
+  OWNER_NAMESPACE_LABEL,
+  OWNER_NAME_LABEL,
+  OWNER_UID_LABEL,
+  nodePoolName,
+} from "./names.ts";
+import { GPU_RESOURCE, GPU_TAINT_KEY } from "./scheduling.ts";
+
+export interface NodePool {
+  apiVersion: "karpenter.sh/v1";
+  kind: "NodePool";
+  metadata: { name: string; labels: Record<string, string> };
+  spec: Record<string, unknown>;
+}
+
+/** Most replicas this resource can ask for, hence the GPU cap of its node pool. */
+export function maxReplicasOf(msd: MistralSmallDeployment): number {
+  const a = msd.spec.autoscaling;
+  return a.enabled ? a.maxReplicas : msd.spec.replicas;
+}
+
+export function nodePoolOwnerLabels(msd: MistralSmallDeployment): Record<string, string> {
+  return {
+    "app.kubernetes.io/managed-by": OPERATOR_NAME,
+    [OWNER_NAME_LABEL]: msd.metadata.name,
+    [OWNER_NAMESPACE_LABEL]: msd.metadata.namespace,
+    ...(msd.metadata.uid === undefined ? {} : { [OWNER_UID_LABEL]: msd.metadata.uid }),
+  };
+}
+
+export function renderNodePool(msd: MistralSmallDeployment, plan: Plan): NodePool | undefined {
+  const k = msd.spec.nodePool.karpenter;
+  if (msd.spec.nodePool.provider !== "karpenter" || k === undefined) return undefined;
+  const gpu = GPU_CATALOG[msd.spec.gpu.type];
+  const requirements: Record<string, unknown>[] = [
+    { key: "karpenter.sh/capacity-type", operator: "In", values: [...k.capacityTypes] },
+    {
+      key: "karpenter.k8s.aws/instance-gpu-name",
+      operator: "In",
+      values: [gpu.karpenterAws.gpuName],
+    },
+    {
+      key: "karpenter.k8s.aws/instance-gpu-memory",
+      operator: "In",
+      values: [String(gpu.karpenterAws.gpuMemoryMiB)],
+    },
+    // A node must hold a whole replica: at least TP GPUs.
+    {
+      key: "karpenter.k8s.aws/instance-gpu-count",
+      operator: "Gt",
+      values: [String(plan.gpusPerReplica - 1)],
+    },
+  ];
+  if (k.instanceTypes !== undefined) {
+    requirements.push({
+      key: "node.kubernetes.io/instance-type",
+      operator: "In",
+      values: [...k.instanceTypes],
+    });
+  }
+  return {
+    apiVersion: "karpenter.sh/v1",
+    kind: "NodePool",
+    metadata: { name: nodePoolName(msd), labels: nodePoolOwnerLabels(msd) },
+    spec: {
+      template: {
+        metadata: { labels: { "serving.mistralsmall.dev/gpu-type": gpu.type } },
+        spec: {
+          nodeClassRef: { ...k.nodeClassRef },
+          requirements,
+          taints: [{ key: GPU_TAINT_KEY, value: "true", effect: "NoSchedule" }],
+          expireAfter: k.expireAfter,
+        },
+      },
+      // Only empty nodes are consolidated: a loaded model is never moved to save a node.
+      disruption: {
+        consolidationPolicy: "WhenEmpty",
+        consolidateAfter: k.consolidateAfter,
+        budgets: [{ nodes: "1" }],
+      },
+      limits: { [GPU_RESOURCE]: String(maxReplicasOf(msd) * plan.gpusPerReplica) },
+    },
+  };
+}

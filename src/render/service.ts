@@ -1,0 +1,20 @@
+/** The OpenAI-compatible Service in front of the vLLM pods. */
+import type { V1Service } from "@kubernetes/client-node";
+import type { MistralSmallDeployment } from "../api/schema.ts";
+import { VLLM_PORT } from "../planner/vllm-args.ts";
+import { namespacedMeta, selectorLabels, workloadName } from "./names.ts";
+
+export function renderService(msd: MistralSmallDeployment): V1Service {
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: namespacedMeta(msd, workloadName(msd)),
+    spec: {
+      type: "ClusterIP",
+      selector: selectorLabels(msd),
+      ports: [
+        { name: "http", port: VLLM_PORT, targetPort: "http", protocol: "TCP", appProtocol: "http" },
+      ],
+    },
+  };
+}
