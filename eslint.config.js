@@ -14,6 +14,6 @@ export default tseslint.config(
   },
   {
     files: ["bin/**/*.js", "scripts/**/*.js", "eslint.config.js"],
-    languageOptions: { globals: { process: "readonly", console: "readonly" } },
+    languageOptions: { globals: { process: "readonly", console: "readonly", URL: "readonly" } },
   },
 );
