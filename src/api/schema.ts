@@ -423,6 +423,12 @@ export const NodePoolSchema = withRules(
       field: "karpenter",
       holds: (n) => n.provider === "karpenter" || n.karpenter === undefined,
     },
+    {
+      cel: "self.provider == 'static' || !has(self.static)",
+      message: "nodePool.static is set but provider is not static",
+      field: "static",
+      holds: (n) => n.provider === "static" || n.static === undefined,
+    },
   ],
 );
 

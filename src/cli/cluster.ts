@@ -1,0 +1,128 @@
+/** `msd cluster up|down|status`: the local control plane with fake A100 nodes, in the background. */
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import {
+  LocalCluster,
+  componentStatus,
+  readState,
+  stopPids,
+  type ClusterState,
+} from "../cluster/local.ts";
+import { DEFAULT_FLEET, gpuNodes } from "../cluster/nodes.ts";
+import { KubeClient, RESOURCES } from "../kube/client.ts";
+import { EXIT, type CommandResult } from "./commands.ts";
+import { UsageError } from "./main.ts";
+
+export const DEFAULT_CLUSTER_DIR = ".tmp/cluster";
+
+function dirArg(argv: string[]): string {
+  const { values } = parseArgs({
+    args: argv,
+    options: { dir: { type: "string", short: "d" } },
+    strict: true,
+  });
+  return resolve(values.dir ?? DEFAULT_CLUSTER_DIR);
+}
+
+/** Only signal a pid if it still runs the binary we started (pids get reused). */
+function ourPids(state: ClusterState): number[] {
+  return Object.values(state.pids).filter((pid): pid is number => {
+    if (pid === undefined) return false;
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      return (
+        cmd.includes(state.dir) ||
+        /(etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kwok)/.test(
+          cmd.split("\0")[0] ?? "",
+        )
+      );
+    } catch {
+      return false;
+    }
+  });
+}
+
+export async function clusterUp(argv: string[]): Promise<CommandResult> {
+  const dir = dirArg(argv);
+  if (existsSync(`${dir}/state.json`)) {
+    const running = Object.values(componentStatus(readState(dir))).some((s) => s === "running");
+    if (running)
+      throw new UsageError(
+        `a cluster is already running in ${dir}; run msd cluster down --dir ${dir} first`,
+      );
+  }
+  mkdirSync(dir, { recursive: true });
+  process.stderr.write(
+    `starting the local control plane in ${dir} (the first run builds it from Go modules: 15-25 minutes)...\n`,
+  );
+  const started = Date.now();
+  const cluster = await LocalCluster.start({ dir, detached: true, quietBuild: false });
+  const client = await KubeClient.load(cluster.kubeconfig);
+  try {
+    for (const node of gpuNodes(DEFAULT_FLEET)) await client.create(RESOURCES.node, node);
+  } finally {
+    client.close();
+  }
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  return {
+    code: EXIT.ok,
+    stdout: [
+      `local control plane up in ${secs} s: ${cluster.state.apiServerUrl}`,
+      `fake GPU nodes: 2x 8x NVIDIA-A100-SXM4-80GB, 1x 8x NVIDIA-A100-SXM4-40GB (KWOK)`,
+      ``,
+      `  export KUBECONFIG=${cluster.kubeconfig}`,
+      `  kubectl get nodes`,
+      `  msd cluster down --dir ${dir}`,
+      ``,
+    ].join("\n"),
+    stderr: "",
+  };
+}
+
+export async function clusterDown(argv: string[]): Promise<CommandResult> {
+  const dir = dirArg(argv);
+  if (!existsSync(`${dir}/state.json`)) {
+    return { code: EXIT.ok, stdout: `no cluster state in ${dir}: nothing to stop\n`, stderr: "" };
+  }
+  const state = readState(dir);
+  const pids = ourPids(state).reverse();
+  await stopPids(pids);
+  return {
+    code: EXIT.ok,
+    stdout: `stopped ${pids.length} processes of the cluster in ${dir}\n`,
+    stderr: "",
+  };
+}
+
+export function clusterStatus(argv: string[]): CommandResult {
+  const dir = dirArg(argv);
+  if (!existsSync(`${dir}/state.json`)) {
+    return { code: EXIT.error, stdout: "", stderr: `no cluster in ${dir}\n` };
+  }
+  const state = readState(dir);
+  const status = componentStatus(state);
+  const lines = Object.entries(status).map(
+    ([c, s]) => `${c.padEnd(24)} ${s} (pid ${state.pids[c as keyof typeof state.pids]})`,
+  );
+  const allUp = Object.values(status).every((s) => s === "running");
+  return {
+    code: allUp ? EXIT.ok : EXIT.error,
+    stdout: `${lines.join("\n")}\napiserver: ${state.apiServerUrl}\nkubeconfig: ${state.kubeconfig}\n`,
+    stderr: "",
+  };
+}
+
+export async function cluster(argv: string[]): Promise<CommandResult> {
+  const [sub, ...rest] = argv;
+  switch (sub) {
+    case "up":
+      return clusterUp(rest);
+    case "down":
+      return clusterDown(rest);
+    case "status":
+      return clusterStatus(rest);
+    default:
+      throw new UsageError("usage: msd cluster up|down|status [--dir D]");
+  }
+}

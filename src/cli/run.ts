@@ -1,0 +1,55 @@
+/** `msd run`: the operator process. */
+import { parseArgs } from "node:util";
+import { Operator } from "../operator/manager.ts";
+import { EXIT, type CommandResult } from "./commands.ts";
+import { UsageError } from "./main.ts";
+
+export async function runOperator(argv: string[]): Promise<CommandResult> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      kubeconfig: { type: "string" },
+      namespace: { type: "string" },
+      port: { type: "string" },
+      "lease-namespace": { type: "string" },
+      "no-leader-election": { type: "boolean" },
+      "lease-duration": { type: "string" },
+      concurrency: { type: "string" },
+      "resync-seconds": { type: "string" },
+    },
+    strict: true,
+  });
+  const int = (name: string, v: string | undefined, dflt: number) => {
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0)
+      throw new UsageError(`--${name} must be a non-negative integer, got ${v}`);
+    return n;
+  };
+  const operator = new Operator({
+    ...(values.kubeconfig === undefined ? {} : { kubeconfig: values.kubeconfig }),
+    ...(values.namespace === undefined ? {} : { namespace: values.namespace }),
+    port: int("port", values.port, 8080),
+    leaderElection: values["no-leader-election"] !== true,
+    leaseNamespace: values["lease-namespace"] ?? process.env.POD_NAMESPACE ?? "default",
+    leaseDurationSeconds: int("lease-duration", values["lease-duration"], 15),
+    concurrency: int("concurrency", values.concurrency, 4),
+    resyncMs: int("resync-seconds", values["resync-seconds"], 600) * 1000,
+    ...(process.env.POD_NAME === undefined ? {} : { identity: process.env.POD_NAME }),
+    onLostLeadership: () => {
+      // Restart clean rather than run half a controller.
+      process.exit(1);
+    },
+  });
+  const done = new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      operator.log.info({ signal }, "signal received");
+      void operator.stop().then(resolve);
+    };
+    process.once("SIGTERM", () => shutdown("SIGTERM"));
+    process.once("SIGINT", () => shutdown("SIGINT"));
+  });
+  await operator.start();
+  await done;
+  return { code: EXIT.ok, stdout: "", stderr: "" };
+}

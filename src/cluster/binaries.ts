@@ -1,0 +1,65 @@
+/**
+ * Finds (or builds) the control-plane binaries: KUBEBUILDER_ASSETS first (the
+ * envtest convention), else the version-keyed cache that scripts/build-controlplane.sh fills.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const COMPONENTS = [
+  "etcd",
+  "kube-apiserver",
+  "kube-controller-manager",
+  "kube-scheduler",
+  "kubectl",
+  "kwok",
+] as const;
+export type Component = (typeof COMPONENTS)[number];
+
+export interface Binaries {
+  readonly dir: string;
+  readonly path: (c: Component) => string;
+  readonly karpenterCrdsDir: string;
+  readonly kwokStages: string | undefined;
+}
+
+const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const BUILD_SCRIPT = join(REPO_ROOT, "scripts", "build-controlplane.sh");
+
+export class BinariesMissingError extends Error {
+  override name = "BinariesMissingError";
+}
+
+/** Runs the build script (a no-op on a warm cache) and returns where everything is. */
+export function ensureBinaries(options: { quiet?: boolean } = {}): Binaries {
+  let dir: string;
+  try {
+    const out = execFileSync("bash", [BUILD_SCRIPT], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", options.quiet === true ? "pipe" : "inherit"],
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    dir = out.trim().split("\n").pop() ?? "";
+  } catch (err) {
+    throw new BinariesMissingError(`building the control plane failed (${BUILD_SCRIPT})`, {
+      cause: err,
+    });
+  }
+  const assets = process.env.KUBEBUILDER_ASSETS;
+  const path = (c: Component) => {
+    const fromAssets = assets === undefined ? undefined : join(assets, c);
+    if (fromAssets !== undefined && existsSync(fromAssets)) return fromAssets;
+    const cached = join(dir, c);
+    if (!existsSync(cached)) throw new BinariesMissingError(`${c} not found in ${dir}`);
+    return cached;
+  };
+  for (const c of COMPONENTS) path(c);
+  const stages = join(dir, "kwok-stages.yaml");
+  return {
+    dir,
+    path,
+    karpenterCrdsDir: join(dir, "karpenter-crds"),
+    kwokStages: existsSync(stages) ? stages : undefined,
+  };
+}

@@ -1,0 +1,75 @@
+/** Fake GPU nodes for KWOK, labelled and tainted as real GPU nodes are. */
+import type { V1Node } from "@kubernetes/client-node";
+import { GPU_CATALOG, type GpuType } from "../catalog/gpus.ts";
+
+export interface GpuNodeGroup {
+  readonly gpuType: GpuType;
+  readonly count: number;
+  readonly gpusPerNode: number;
+  /** `nvidia.com/gpu.product` value; defaults to the SXM4 spelling of the type. */
+  readonly product?: string;
+  readonly namePrefix?: string;
+}
+
+/** Two 8x A100-80GB nodes and one 8x A100-40GB node: the default test fleet. */
+export const DEFAULT_FLEET: readonly GpuNodeGroup[] = [
+  { gpuType: "a100-80gb", count: 2, gpusPerNode: 8 },
+  { gpuType: "a100-40gb", count: 1, gpusPerNode: 8 },
+];
+
+export function gpuNodes(groups: readonly GpuNodeGroup[]): V1Node[] {
+  const nodes: V1Node[] = [];
+  for (const g of groups) {
+    const gpu = GPU_CATALOG[g.gpuType];
+    const product = g.product ?? gpu.productLabels[0]!;
+    for (let i = 0; i < g.count; i++) {
+      const name = `${g.namePrefix ?? g.gpuType}-${i}`;
+      const capacity = {
+        cpu: "96",
+        memory: "1152Gi",
+        pods: "110",
+        "ephemeral-storage": "4Ti",
+        "nvidia.com/gpu": String(g.gpusPerNode),
+      };
+      nodes.push({
+        apiVersion: "v1",
+        kind: "Node",
+        metadata: {
+          name,
+          annotations: { "kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0" },
+          labels: {
+            "kubernetes.io/hostname": name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            type: "kwok",
+            "nvidia.com/gpu.present": "true",
+            "nvidia.com/gpu.product": product,
+            "nvidia.com/gpu.count": String(g.gpusPerNode),
+            "nvidia.com/gpu.memory": String(gpu.karpenterAws.gpuMemoryMiB),
+          },
+        },
+        spec: {
+          taints: [{ key: "nvidia.com/gpu", value: "present", effect: "NoSchedule" }],
+        },
+        status: {
+          capacity,
+          allocatable: { ...capacity, memory: "1100Gi" },
+          nodeInfo: {
+            architecture: "amd64",
+            bootID: "",
+            containerRuntimeVersion: "kwok",
+            kernelVersion: "",
+            kubeProxyVersion: "",
+            kubeletVersion: "fake",
+            machineID: "",
+            operatingSystem: "linux",
+            osImage: "",
+            systemUUID: "",
+          },
+          phase: "Running",
+        },
+      });
+    }
+  }
+  return nodes;
+}

@@ -1,0 +1,308 @@
+/**
+ * The operator process: informers feed a work queue of `namespace/name` keys,
+ * one reconcile per key at a time, only while this instance holds the leader lease.
+ */
+import { hostname } from "node:os";
+import type { Server } from "node:http";
+import { pino, type Logger } from "pino";
+import { Informer, objectKey } from "../controller/informer.ts";
+import { LeaderElector } from "../controller/leader.ts";
+import { WorkQueue } from "../controller/queue.ts";
+import {
+  ApiError,
+  KubeClient,
+  RESOURCES,
+  WRITE_VERBS,
+  type KubeObject,
+  type ResourceType,
+} from "../kube/client.ts";
+import { KIND } from "../api/schema.ts";
+import { OPERATOR_NAME, OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL } from "../render/names.ts";
+import { ApiEventRecorder } from "./events.ts";
+import { OperatorMetrics, startHttpServer } from "./metrics.ts";
+import { reconcile, type ReconcilerDeps } from "./reconcile.ts";
+
+export interface OperatorOptions {
+  readonly kubeconfig?: string;
+  /** Watch one namespace only; all namespaces when omitted. */
+  readonly namespace?: string;
+  readonly port: number;
+  readonly host?: string;
+  readonly identity?: string;
+  readonly leaderElection?: boolean;
+  readonly leaseNamespace?: string;
+  readonly leaseName?: string;
+  readonly leaseDurationSeconds?: number;
+  readonly concurrency?: number;
+  readonly resyncMs?: number;
+  readonly logger?: Logger;
+  /** Called when leadership is lost: the process should exit so it restarts clean. */
+  readonly onLostLeadership?: () => void;
+}
+
+const MANAGED_SELECTOR = `app.kubernetes.io/managed-by=${OPERATOR_NAME}`;
+
+/** Which MistralSmallDeployment an owned object belongs to, as a queue key. */
+export function ownerKey(obj: KubeObject): string | undefined {
+  const ns = obj.metadata.namespace;
+  const ref = obj.metadata.ownerReferences?.find((o) => o.controller === true && o.kind === KIND);
+  if (ref !== undefined && ns !== undefined) return `${ns}/${ref.name}`;
+  const labels = obj.metadata.labels ?? {};
+  if (labels[OWNER_NAME_LABEL] !== undefined && labels[OWNER_NAMESPACE_LABEL] !== undefined) {
+    return `${labels[OWNER_NAMESPACE_LABEL]}/${labels[OWNER_NAME_LABEL]}`;
+  }
+  const instance = labels["app.kubernetes.io/instance"];
+  if (
+    ns !== undefined &&
+    instance !== undefined &&
+    labels["app.kubernetes.io/name"] === "mistral-small"
+  ) {
+    return `${ns}/${instance}`;
+  }
+  return undefined;
+}
+
+export class Operator {
+  readonly metrics = new OperatorMetrics();
+  readonly log: Logger;
+  private client!: KubeClient;
+  private server: Server | undefined;
+  private queue: WorkQueue | undefined;
+  private informers: Informer<KubeObject>[] = [];
+  private elector: LeaderElector | undefined;
+  private events: ApiEventRecorder | undefined;
+  private leading = false;
+  private synced = false;
+  private stopping = false;
+  private controllersStopped: Promise<void> | undefined;
+  readonly identity: string;
+
+  constructor(private readonly opts: OperatorOptions) {
+    this.log = opts.logger ?? pino({ name: OPERATOR_NAME });
+    this.identity = opts.identity ?? `${hostname()}-${process.pid}`;
+  }
+
+  get apiClient(): KubeClient {
+    return this.client;
+  }
+
+  isLeader(): boolean {
+    return this.leading;
+  }
+
+  async start(): Promise<void> {
+    this.client = await KubeClient.load(this.opts.kubeconfig);
+    this.client.onRequest = (verb, _path, status) => {
+      this.metrics.apiRequests.inc({ verb, code: String(status) });
+      if (status === 0 || status >= 400) this.metrics.apiErrors.inc({ verb });
+    };
+    this.server = await startHttpServer(
+      this.opts.port,
+      this.metrics,
+      {
+        healthy: () => !this.stopping,
+        // Ready when this instance is a healthy standby or a synced leader.
+        ready: () => !this.stopping && (!this.leading || this.synced),
+      },
+      this.opts.host,
+    );
+    this.log.info({ port: this.opts.port, identity: this.identity }, "operator starting");
+    if (this.opts.leaderElection === false) {
+      this.leading = true;
+      this.metrics.leader.set(1);
+      await this.startControllers();
+      return;
+    }
+    this.elector = new LeaderElector({
+      client: this.client,
+      namespace: this.opts.leaseNamespace ?? "default",
+      name: this.opts.leaseName ?? OPERATOR_NAME,
+      identity: this.identity,
+      leaseDurationSeconds: this.opts.leaseDurationSeconds ?? 15,
+      renewDeadlineSeconds: Math.max(
+        2,
+        Math.floor(((this.opts.leaseDurationSeconds ?? 15) * 2) / 3),
+      ),
+      retryPeriodSeconds: Math.max(1, Math.floor((this.opts.leaseDurationSeconds ?? 15) / 7)),
+      logger: this.log,
+    });
+    void this.elector.run({
+      onStartedLeading: async () => {
+        this.leading = true;
+        this.metrics.leader.set(1);
+        this.log.info({ identity: this.identity }, "became leader");
+        try {
+          await this.startControllers();
+        } catch (err) {
+          this.log.error({ err }, "controllers failed to start");
+          this.opts.onLostLeadership?.();
+        }
+      },
+      onStoppedLeading: () => {
+        const wasLeading = this.leading;
+        this.leading = false;
+        this.metrics.leader.set(0);
+        if (!wasLeading || this.stopping) return;
+        this.log.warn({ identity: this.identity }, "lost leadership; stopping controllers");
+        void this.stopControllers().then(() => this.opts.onLostLeadership?.());
+      },
+    });
+  }
+
+  private informer(
+    resource: ResourceType,
+    labelSelector?: string,
+    clusterScoped = false,
+  ): Informer<KubeObject> {
+    const inf = new Informer<KubeObject>({
+      client: this.client,
+      resource,
+      ...(clusterScoped || this.opts.namespace === undefined
+        ? {}
+        : { namespace: this.opts.namespace }),
+      ...(labelSelector === undefined ? {} : { labelSelector }),
+      logger: this.log.child({ informer: resource.plural }),
+      resyncMs: this.opts.resyncMs ?? 10 * 60_000,
+    });
+    this.informers.push(inf);
+    return inf;
+  }
+
+  /** NodePools are watched only when the Karpenter CRDs exist in this cluster. */
+  private async karpenterInstalled(): Promise<boolean> {
+    try {
+      await this.client.list(RESOURCES.nodePool, { limit: 1 });
+      return true;
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) {
+        this.log.warn(
+          "karpenter.sh/v1 NodePool CRD not found: provider karpenter will be reported as unavailable",
+        );
+        return false;
+      }
+      throw err;
+    }
+  }
+
+  private async startControllers(): Promise<void> {
+    const queue = new WorkQueue({
+      onError: (key, err, attempt, retryInMs) => {
+        this.metrics.reconciles.inc({ result: "error" });
+        this.log.error({ err, key, attempt, retryInMs }, "reconcile failed; retrying with backoff");
+      },
+    });
+    this.queue = queue;
+    const msd = this.informer(RESOURCES.msd);
+    const owned = [
+      RESOURCES.deployment,
+      RESOURCES.service,
+      RESOURCES.pdb,
+      RESOURCES.pvc,
+      RESOURCES.pod,
+    ].map((r) => this.informer(r, MANAGED_SELECTOR));
+    const [deployments, services, pdbs, pvcs, pods] = owned as [
+      Informer<KubeObject>,
+      Informer<KubeObject>,
+      Informer<KubeObject>,
+      Informer<KubeObject>,
+      Informer<KubeObject>,
+    ];
+    const nodePools = (await this.karpenterInstalled())
+      ? this.informer(RESOURCES.nodePool, MANAGED_SELECTOR, true)
+      : undefined;
+
+    const enqueue = (obj: KubeObject) => queue.add(objectKey(obj));
+    msd.addHandlers({
+      onAdd: enqueue,
+      onUpdate: (_o, n) => enqueue(n),
+      onDelete: enqueue,
+      onResync: enqueue,
+    });
+    const enqueueOwner = (obj: KubeObject) => {
+      const key = ownerKey(obj);
+      if (key !== undefined) queue.add(key);
+    };
+    for (const inf of [...owned, ...(nodePools === undefined ? [] : [nodePools])]) {
+      inf.addHandlers({
+        onAdd: enqueueOwner,
+        onUpdate: (_o, n) => enqueueOwner(n),
+        onDelete: enqueueOwner,
+      });
+    }
+
+    this.events = new ApiEventRecorder(this.client, this.identity, this.log);
+    const deps: ReconcilerDeps = {
+      client: this.client,
+      log: this.log,
+      events: this.events,
+      now: () => new Date(),
+      caches: { msd, deployments, services, pdbs, pvcs, pods, nodePools },
+    };
+    for (const inf of this.informers) inf.start();
+    await Promise.all(this.informers.map((i) => i.waitForSync()));
+    this.synced = true;
+    this.log.info({ objects: msd.list().length }, "caches synced; reconciling");
+    queue.start(async (key) => {
+      const end = this.metrics.reconcileDuration.startTimer();
+      try {
+        const result = await reconcile(key, deps);
+        this.metrics.reconciles.inc({
+          result: result.requeueAfterMs === undefined ? "success" : "requeue",
+        });
+        this.observeReplicas(key, msd);
+        return result;
+      } finally {
+        end();
+        this.metrics.queueDepth.set(queue.len());
+      }
+    }, this.opts.concurrency ?? 4);
+  }
+
+  private observeReplicas(key: string, msd: Informer<KubeObject>): void {
+    const obj = msd.get(key) as
+      | (KubeObject & { spec?: { replicas?: number }; status?: { readyReplicas?: number } })
+      | undefined;
+    const [namespace, name] = key.split("/") as [string, string];
+    if (obj === undefined) {
+      this.metrics.replicas.remove({ namespace, name, kind: "desired" });
+      this.metrics.replicas.remove({ namespace, name, kind: "ready" });
+      return;
+    }
+    this.metrics.replicas.set({ namespace, name, kind: "desired" }, obj.spec?.replicas ?? 0);
+    this.metrics.replicas.set({ namespace, name, kind: "ready" }, obj.status?.readyReplicas ?? 0);
+  }
+
+  private stopControllers(): Promise<void> {
+    this.controllersStopped ??= (async () => {
+      // Finish the reconcile in flight, take no new work.
+      await this.queue?.shutDown();
+      await Promise.all(this.informers.map((i) => i.stop()));
+      await this.events?.flush();
+      this.informers = [];
+      this.synced = false;
+    })();
+    return this.controllersStopped;
+  }
+
+  /** SIGTERM: stop taking work, finish the reconcile in flight, release the lease. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log.info("shutting down");
+    await this.stopControllers();
+    if (this.elector !== undefined) await this.elector.release();
+    this.leading = false;
+    await new Promise<void>((resolve) =>
+      this.server === undefined ? resolve() : this.server.close(() => resolve()),
+    );
+    this.server?.closeAllConnections();
+    this.client?.close();
+    this.log.info("stopped");
+  }
+
+  writes(): number {
+    return this.client.writes();
+  }
+}
+
+export { WRITE_VERBS };

@@ -1,0 +1,86 @@
+/** The operator's own Prometheus metrics, and the /healthz, /readyz, /metrics server. */
+import { createServer, type Server } from "node:http";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export class OperatorMetrics {
+  readonly registry = new Registry();
+  readonly reconciles = new Counter({
+    name: "msd_reconciles_total",
+    help: "Reconciles by result (success, error, requeue).",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+  readonly reconcileDuration = new Histogram({
+    name: "msd_reconcile_duration_seconds",
+    help: "Time one reconcile took.",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly queueDepth = new Gauge({
+    name: "msd_workqueue_depth",
+    help: "Keys waiting in the work queue.",
+    registers: [this.registry],
+  });
+  readonly apiRequests = new Counter({
+    name: "msd_api_requests_total",
+    help: "Kubernetes API requests by verb and HTTP status code (0 = no answer).",
+    labelNames: ["verb", "code"] as const,
+    registers: [this.registry],
+  });
+  readonly apiErrors = new Counter({
+    name: "msd_api_errors_total",
+    help: "Kubernetes API requests that failed (status 0 or >= 400), by verb.",
+    labelNames: ["verb"] as const,
+    registers: [this.registry],
+  });
+  readonly replicas = new Gauge({
+    name: "msd_replicas",
+    help: "Replicas per MistralSmallDeployment, by kind (desired, ready).",
+    labelNames: ["namespace", "name", "kind"] as const,
+    registers: [this.registry],
+  });
+  readonly leader = new Gauge({
+    name: "msd_leader",
+    help: "1 while this operator instance holds the leader lease.",
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: "msd_process_" });
+  }
+}
+
+export interface HealthState {
+  healthy(): boolean;
+  ready(): boolean;
+}
+
+export function startHttpServer(
+  port: number,
+  metrics: OperatorMetrics,
+  health: HealthState,
+  host = "0.0.0.0",
+): Promise<Server> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (path === "/healthz" || path === "/readyz") {
+      const ok = path === "/healthz" ? health.healthy() : health.ready();
+      res.writeHead(ok ? 200 : 503, { "Content-Type": "text/plain" }).end(ok ? "ok" : "not ready");
+      return;
+    }
+    if (path === "/metrics") {
+      metrics.registry
+        .metrics()
+        .then((text) =>
+          res.writeHead(200, { "Content-Type": metrics.registry.contentType }).end(text),
+        )
+        .catch((err: unknown) => res.writeHead(500).end(String(err)));
+      return;
+    }
+    res.writeHead(404).end("not found");
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}

@@ -1,0 +1,328 @@
+/**
+ * reconcile(key): re-read the world for one MistralSmallDeployment and converge it.
+ * Level-triggered: nothing here depends on which event caused the call.
+ * Reads come from the informer caches; the only requests are writes, and a
+ * write happens only when the live object differs from the desired one.
+ */
+import type { Logger } from "pino";
+import { API_VERSION, KIND, type MistralSmallDeployment, type Status } from "../api/schema.ts";
+import { parseResource, ValidationError } from "../api/validate.ts";
+import { plan as planFor, type Plan } from "../planner/plan.ts";
+import { VLLM_PORT } from "../planner/vllm-args.ts";
+import { renderAll, type Manifest } from "../render/index.ts";
+import {
+  FIELD_MANAGER,
+  OWNER_UID_LABEL,
+  TEMPLATE_HASH_ANNOTATION,
+  labelSelectorString,
+  serviceUrl,
+} from "../render/names.ts";
+import {
+  ApiError,
+  RESOURCES,
+  resourceFor,
+  type KubeClient,
+  type KubeObject,
+} from "../kube/client.ts";
+import {
+  computeStatus,
+  isSubset,
+  jsonEqual,
+  type Condition,
+  type DeploymentView,
+  type PodView,
+} from "./status.ts";
+import type { EventRecorder } from "./events.ts";
+
+export const FINALIZER = "serving.mistralsmall.dev/cleanup";
+/** While replicas load, look again even if no event arrives. */
+const LOADING_RECHECK_MS = 30_000;
+
+export interface Cache<T extends KubeObject> {
+  get(key: string): T | undefined;
+  list(): T[];
+}
+
+export interface ReconcilerDeps {
+  readonly client: KubeClient;
+  readonly log: Logger;
+  readonly events: EventRecorder;
+  readonly now: () => Date;
+  readonly caches: {
+    readonly msd: Cache<KubeObject>;
+    readonly deployments: Cache<KubeObject>;
+    readonly services: Cache<KubeObject>;
+    readonly pdbs: Cache<KubeObject>;
+    readonly pvcs: Cache<KubeObject>;
+    readonly pods: Cache<KubeObject>;
+    /** Absent when the Karpenter CRDs are not installed. */
+    readonly nodePools: Cache<KubeObject> | undefined;
+  };
+}
+
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+}
+
+export class ReconcileError extends Error {
+  override name = "ReconcileError";
+}
+
+type RawMsd = KubeObject & { spec?: unknown; status?: Status };
+
+function cacheKey(obj: { metadata: { name: string; namespace?: string } }): string {
+  return obj.metadata.namespace === undefined
+    ? obj.metadata.name
+    : `${obj.metadata.namespace}/${obj.metadata.name}`;
+}
+
+function cacheFor(deps: ReconcilerDeps, kind: string): Cache<KubeObject> | undefined {
+  switch (kind) {
+    case "Deployment":
+      return deps.caches.deployments;
+    case "Service":
+      return deps.caches.services;
+    case "PodDisruptionBudget":
+      return deps.caches.pdbs;
+    case "PersistentVolumeClaim":
+      return deps.caches.pvcs;
+    case "NodePool":
+      return deps.caches.nodePools;
+    default:
+      return undefined;
+  }
+}
+
+function ownedNodePools(deps: ReconcilerDeps, uid: string): KubeObject[] {
+  return (deps.caches.nodePools?.list() ?? []).filter(
+    (np) => np.metadata.labels?.[OWNER_UID_LABEL] === uid,
+  );
+}
+
+function podsOf(deps: ReconcilerDeps, msd: RawMsd): PodView[] {
+  return deps.caches.pods
+    .list()
+    .filter(
+      (p) =>
+        p.metadata.namespace === msd.metadata.namespace &&
+        p.metadata.labels?.["app.kubernetes.io/instance"] === msd.metadata.name &&
+        p.metadata.labels?.["app.kubernetes.io/name"] === "mistral-small",
+    ) as unknown as PodView[];
+}
+
+function ownedBy(obj: KubeObject, uid: string): boolean {
+  return (obj.metadata.ownerReferences ?? []).some((o) => o.uid === uid && o.controller === true);
+}
+
+export async function reconcile(key: string, deps: ReconcilerDeps): Promise<ReconcileResult> {
+  const raw = deps.caches.msd.get(key) as RawMsd | undefined;
+  if (raw === undefined) return {}; // gone: owner references let the garbage collector finish
+  const log = deps.log.child({ msd: key, generation: raw.metadata.generation });
+  const uid = raw.metadata.uid!;
+
+  if (raw.metadata.deletionTimestamp !== undefined) return finalize(raw, deps, log);
+
+  let msd: MistralSmallDeployment | undefined;
+  let invalid: string | undefined;
+  try {
+    msd = parseResource(raw);
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err;
+    invalid = err.problems.map((p) => `${p.path}: ${p.message}`).join("; ");
+    log.warn({ problems: err.problems }, "spec is invalid");
+  }
+
+  const needsFinalizer =
+    msd?.spec.nodePool.provider === "karpenter" || ownedNodePools(deps, uid).length > 0;
+  if (needsFinalizer && !(raw.metadata.finalizers ?? []).includes(FINALIZER)) {
+    await deps.client.mergePatch(RESOURCES.msd, raw.metadata.name, raw.metadata.namespace, {
+      metadata: {
+        finalizers: [...(raw.metadata.finalizers ?? []), FINALIZER],
+        resourceVersion: raw.metadata.resourceVersion,
+      },
+    });
+    log.info("added finalizer");
+    // The patch produces a new event; the next pass continues from the updated object.
+    return {};
+  }
+
+  const plan = msd === undefined ? undefined : planFor(msd.spec);
+  let applyError: string | undefined;
+  let desiredTemplateHash: string | undefined;
+  if (msd !== undefined && plan !== undefined && plan.feasible) {
+    const desired = renderAll({ ...msd, metadata: { ...msd.metadata, uid } }, plan);
+    desiredTemplateHash = desired.find((o) => o.kind === "Deployment")?.metadata.annotations?.[
+      TEMPLATE_HASH_ANNOTATION
+    ];
+    try {
+      await applyDesired(desired, deps, log, raw);
+      await pruneUndesired(desired, deps, log, raw, msd);
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      applyError = err.message;
+      log.error({ err }, "apply failed");
+      if (err.status === 0 || err.status >= 500 || err.status === 409 || err.status === 429)
+        throw err;
+    }
+  } else if (plan !== undefined && !plan.feasible) {
+    log.info({ reasons: plan.reasons }, "plan is infeasible; no new workload");
+  }
+
+  const deployment = deps.caches.deployments.get(key) as (KubeObject & DeploymentView) | undefined;
+  const owned = deployment !== undefined && ownedBy(deployment, uid) ? deployment : undefined;
+  const status = computeStatus(
+    {
+      generation: raw.metadata.generation ?? 0,
+      desiredReplicas: msd?.spec.replicas ?? owned?.spec?.replicas ?? 0,
+      ...(invalid === undefined ? {} : { invalid }),
+      ...(plan === undefined ? {} : { plan }),
+      ...(owned === undefined ? {} : { deployment: owned }),
+      ...(desiredTemplateHash === undefined ? {} : { desiredTemplateHash }),
+      pods: podsOf(deps, raw),
+      ...(applyError === undefined ? {} : { applyError }),
+      selector: msd === undefined ? "" : labelSelectorString(msd),
+      endpoint: msd === undefined ? "" : serviceUrl(msd, VLLM_PORT),
+    },
+    raw.status,
+    deps
+      .now()
+      .toISOString()
+      .replace(/\.\d+Z$/, "Z"),
+  );
+  await writeStatus(raw, status, deps, log, plan);
+  const ready = status.conditions?.find((c) => c.type === "Ready");
+  const progressing = status.conditions?.find((c) => c.type === "Progressing");
+  return progressing?.status === "True" || ready?.status !== "True"
+    ? { requeueAfterMs: LOADING_RECHECK_MS }
+    : {};
+}
+
+async function applyDesired(
+  desired: Manifest[],
+  deps: ReconcilerDeps,
+  log: Logger,
+  owner: RawMsd,
+): Promise<void> {
+  for (const obj of desired) {
+    const live = cacheFor(deps, obj.kind)?.get(cacheKey(obj));
+    if (live !== undefined && isSubset(obj, live)) continue;
+    if (obj.kind === "NodePool" && deps.caches.nodePools === undefined) {
+      throw new ApiError(
+        404,
+        "NotFound",
+        "the Karpenter karpenter.sh/v1 NodePool CRD is not installed in this cluster",
+      );
+    }
+    await deps.client.apply(
+      resourceFor(obj.apiVersion, obj.kind),
+      obj as unknown as KubeObject,
+      FIELD_MANAGER,
+    );
+    log.info({ kind: obj.kind, name: obj.metadata.name, created: live === undefined }, "applied");
+    deps.events.emit(owner, {
+      type: "Normal",
+      reason: live === undefined ? "Created" : "Updated",
+      action: "Apply",
+      note: `${live === undefined ? "created" : "updated"} ${obj.kind} ${obj.metadata.name}`,
+    });
+  }
+}
+
+async function pruneUndesired(
+  desired: Manifest[],
+  deps: ReconcilerDeps,
+  log: Logger,
+  raw: RawMsd,
+  msd: MistralSmallDeployment,
+): Promise<void> {
+  const uid = raw.metadata.uid!;
+  const want = new Set(desired.map((o) => `${o.kind}/${o.metadata.name}`));
+  const candidates: [string, KubeObject][] = [
+    ...deps.caches.pvcs
+      .list()
+      .filter((o) => o.metadata.namespace === msd.metadata.namespace && ownedBy(o, uid))
+      .map((o) => ["PersistentVolumeClaim", o] as [string, KubeObject]),
+    ...ownedNodePools(deps, uid).map((o) => ["NodePool", o] as [string, KubeObject]),
+  ];
+  for (const [kind, obj] of candidates) {
+    if (want.has(`${kind}/${obj.metadata.name}`) || obj.metadata.deletionTimestamp !== undefined)
+      continue;
+    const r = kind === "NodePool" ? RESOURCES.nodePool : RESOURCES.pvc;
+    await deps.client.delete(r, obj.metadata.name, obj.metadata.namespace, {
+      uid: obj.metadata.uid!,
+    });
+    log.info({ kind, name: obj.metadata.name }, "deleted object no longer desired");
+    deps.events.emit(raw, {
+      type: "Normal",
+      reason: "Deleted",
+      action: "Prune",
+      note: `deleted ${kind} ${obj.metadata.name}: no longer desired`,
+    });
+  }
+}
+
+async function finalize(raw: RawMsd, deps: ReconcilerDeps, log: Logger): Promise<ReconcileResult> {
+  if (!(raw.metadata.finalizers ?? []).includes(FINALIZER)) return {};
+  const pools = ownedNodePools(deps, raw.metadata.uid!);
+  for (const np of pools) {
+    if (np.metadata.deletionTimestamp === undefined) {
+      await deps.client.delete(RESOURCES.nodePool, np.metadata.name, undefined, {
+        uid: np.metadata.uid!,
+      });
+      log.info({ nodePool: np.metadata.name }, "deleting NodePool before the resource goes away");
+    }
+  }
+  if (pools.length > 0) return { requeueAfterMs: 2000 };
+  await deps.client.mergePatch(RESOURCES.msd, raw.metadata.name, raw.metadata.namespace, {
+    metadata: {
+      finalizers: (raw.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
+      resourceVersion: raw.metadata.resourceVersion,
+    },
+  });
+  log.info("cleanup done; finalizer removed");
+  return {};
+}
+
+async function writeStatus(
+  raw: RawMsd,
+  status: Status,
+  deps: ReconcilerDeps,
+  log: Logger,
+  plan: Plan | undefined,
+): Promise<void> {
+  if (jsonEqual(status, raw.status)) return;
+  await deps.client.mergePatch(
+    RESOURCES.msd,
+    raw.metadata.name,
+    raw.metadata.namespace,
+    { status },
+    "status",
+  );
+  const before = (raw.status?.conditions ?? []) as Condition[];
+  for (const c of (status.conditions ?? []) as Condition[]) {
+    const prev = before.find((b) => b.type === c.type);
+    if (c.type !== "Progressing" && (prev?.reason !== c.reason || prev.status !== c.status)) {
+      const warning =
+        (c.type === "Degraded" && c.status === "True") ||
+        (c.type === "Ready" && c.status === "False" && c.reason !== "ModelLoading");
+      if (c.type === "Degraded" && c.status === "False" && prev === undefined) continue;
+      deps.events.emit(raw, {
+        type: warning ? "Warning" : "Normal",
+        reason: c.reason,
+        action: `${c.type}${c.status}`,
+        note: c.message,
+      });
+    }
+  }
+  log.info(
+    {
+      conditions: Object.fromEntries(
+        (status.conditions ?? []).map((c) => [c.type, `${c.status}/${c.reason}`]),
+      ),
+      tp: plan?.tensorParallelSize,
+    },
+    "status updated",
+  );
+}
+
+export { API_VERSION, KIND };

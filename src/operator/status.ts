@@ -1,0 +1,317 @@
+/**
+ * Status that explains itself, computed purely from what the operator observed:
+ * the parsed spec (or why it could not be parsed), the plan, the Deployment and its pods.
+ */
+import type { Status } from "../api/schema.ts";
+import type { Plan } from "../planner/plan.ts";
+
+/** Every reason a condition can carry: one list, so docs and alerts can rely on it. */
+export const REASONS = {
+  Available: "Available",
+  InvalidSpec: "InvalidSpec",
+  Infeasible: "Infeasible",
+  InfeasibleKeepsServing: "InfeasibleKeepsServing",
+  NodePoolUnavailable: "NodePoolUnavailable",
+  ApplyFailed: "ApplyFailed",
+  Unschedulable: "Unschedulable",
+  ImagePullError: "ImagePullError",
+  CrashLoopBackOff: "CrashLoopBackOff",
+  OOMKilled: "OOMKilled",
+  StartupProbeFailed: "StartupProbeFailed",
+  ModelLoading: "ModelLoading",
+  RollingOut: "RollingOut",
+  ScaledToZero: "ScaledToZero",
+  Converged: "Converged",
+  AsExpected: "AsExpected",
+} as const;
+export type Reason = (typeof REASONS)[keyof typeof REASONS];
+
+export type ConditionType = "Ready" | "Progressing" | "Degraded";
+
+export interface Condition {
+  type: ConditionType;
+  status: "True" | "False" | "Unknown";
+  reason: Reason;
+  message: string;
+  observedGeneration?: number;
+  lastTransitionTime: string;
+}
+
+export interface PodView {
+  metadata: { name: string; deletionTimestamp?: string; annotations?: Record<string, string> };
+  status?: {
+    phase?: string;
+    conditions?: { type: string; status: string; reason?: string; message?: string }[];
+    containerStatuses?: {
+      name: string;
+      ready: boolean;
+      restartCount: number;
+      state?: {
+        waiting?: { reason?: string; message?: string };
+        terminated?: { reason?: string; exitCode?: number; message?: string };
+      };
+      lastState?: { terminated?: { reason?: string; exitCode?: number; message?: string } };
+    }[];
+  };
+}
+
+export interface DeploymentView {
+  metadata: { generation?: number; annotations?: Record<string, string> };
+  spec?: { replicas?: number };
+  status?: {
+    observedGeneration?: number;
+    replicas?: number;
+    readyReplicas?: number;
+    updatedReplicas?: number;
+    availableReplicas?: number;
+    conditions?: { type: string; status: string; reason?: string; message?: string }[];
+  };
+}
+
+export interface PodProblem {
+  readonly reason: Reason;
+  readonly message: string;
+}
+
+/** The most telling problem among the pods, with the real cause quoted. */
+export function podProblem(pods: readonly PodView[]): PodProblem | undefined {
+  const found: PodProblem[] = [];
+  for (const pod of pods) {
+    if (pod.metadata.deletionTimestamp !== undefined) continue;
+    const sched = pod.status?.conditions?.find((c) => c.type === "PodScheduled");
+    if (sched?.status === "False" && sched.reason === "Unschedulable") {
+      found.push({
+        reason: REASONS.Unschedulable,
+        message: `pod ${pod.metadata.name} cannot be scheduled: ${sched.message ?? "no node fits"}`,
+      });
+    }
+    for (const cs of pod.status?.containerStatuses ?? []) {
+      const waiting = cs.state?.waiting;
+      const last = cs.lastState?.terminated;
+      if (
+        waiting?.reason === "ImagePullBackOff" ||
+        waiting?.reason === "ErrImagePull" ||
+        waiting?.reason === "InvalidImageName"
+      ) {
+        found.push({
+          reason: REASONS.ImagePullError,
+          message: `pod ${pod.metadata.name}: ${waiting.reason}: ${waiting.message ?? "image cannot be pulled"}`,
+        });
+      } else if (last?.reason === "OOMKilled" || cs.state?.terminated?.reason === "OOMKilled") {
+        found.push({
+          reason: REASONS.OOMKilled,
+          message: `pod ${pod.metadata.name}: container ${cs.name} was OOMKilled (restarts: ${cs.restartCount}); raise spec.engine.resources.memory`,
+        });
+      } else if (waiting?.reason === "CrashLoopBackOff") {
+        const exit = last?.exitCode === undefined ? "" : ` (last exit code ${last.exitCode})`;
+        const startup = (last?.message ?? "").toLowerCase().includes("startup probe");
+        found.push({
+          reason: startup ? REASONS.StartupProbeFailed : REASONS.CrashLoopBackOff,
+          message: startup
+            ? `pod ${pod.metadata.name}: the startup probe ran out before vLLM served /health (restarts: ${cs.restartCount})`
+            : `pod ${pod.metadata.name}: container ${cs.name} is crash-looping${exit}, restarts: ${cs.restartCount}`,
+        });
+      }
+    }
+  }
+  const rank: Reason[] = [
+    REASONS.ImagePullError,
+    REASONS.OOMKilled,
+    REASONS.StartupProbeFailed,
+    REASONS.CrashLoopBackOff,
+    REASONS.Unschedulable,
+  ];
+  found.sort(
+    (a, b) => rank.indexOf(a.reason) - rank.indexOf(b.reason) || a.message.localeCompare(b.message),
+  );
+  return found[0];
+}
+
+export interface Observation {
+  readonly generation: number;
+  readonly desiredReplicas: number;
+  /** Why the spec could not be parsed, when it could not. */
+  readonly invalid?: string;
+  readonly plan?: Plan;
+  readonly deployment?: DeploymentView;
+  /** The Deployment's pod-template hash we want, to tell a finished rollout. */
+  readonly desiredTemplateHash?: string;
+  readonly pods: readonly PodView[];
+  readonly applyError?: string;
+  readonly selector: string;
+  readonly endpoint: string;
+}
+
+interface Verdict {
+  ready: [Condition["status"], Reason, string];
+  progressing: [Condition["status"], Reason, string];
+  degraded: [Condition["status"], Reason, string];
+}
+
+function verdict(o: Observation): Verdict {
+  const dep = o.deployment;
+  const ready = dep?.status?.readyReplicas ?? 0;
+  const serving = ready > 0;
+  const problem = podProblem(o.pods);
+  if (o.invalid !== undefined) {
+    return {
+      ready: serving
+        ? ["True", REASONS.InvalidSpec, `serving the last valid spec; ${o.invalid}`]
+        : ["False", REASONS.InvalidSpec, o.invalid],
+      progressing: ["False", REASONS.InvalidSpec, "nothing is changed until the spec is valid"],
+      degraded: ["True", REASONS.InvalidSpec, o.invalid],
+    };
+  }
+  if (o.plan !== undefined && !o.plan.feasible) {
+    const why = o.plan.reasons.join("; ");
+    return dep !== undefined && serving
+      ? {
+          ready: [
+            "True",
+            REASONS.InfeasibleKeepsServing,
+            `the previous plan keeps serving; the new spec is infeasible: ${why}`,
+          ],
+          progressing: ["False", REASONS.Infeasible, why],
+          degraded: ["True", REASONS.InfeasibleKeepsServing, why],
+        }
+      : {
+          ready: ["False", REASONS.Infeasible, why],
+          progressing: ["False", REASONS.Infeasible, why],
+          degraded: ["True", REASONS.Infeasible, why],
+        };
+  }
+  if (o.applyError !== undefined) {
+    return {
+      ready: serving
+        ? ["True", REASONS.ApplyFailed, o.applyError]
+        : ["False", REASONS.ApplyFailed, o.applyError],
+      progressing: ["False", REASONS.ApplyFailed, o.applyError],
+      degraded: ["True", REASONS.ApplyFailed, o.applyError],
+    };
+  }
+  if (o.desiredReplicas === 0) {
+    return {
+      ready: ["False", REASONS.ScaledToZero, "scaled to zero replicas"],
+      progressing: ["False", REASONS.Converged, "no replicas requested"],
+      degraded: ["False", REASONS.AsExpected, "scaled to zero as requested"],
+    };
+  }
+  const rolledOut =
+    dep !== undefined &&
+    (dep.status?.observedGeneration ?? -1) >= (dep.metadata.generation ?? 0) &&
+    (dep.status?.updatedReplicas ?? 0) === o.desiredReplicas &&
+    (dep.status?.replicas ?? 0) === o.desiredReplicas &&
+    ready === o.desiredReplicas &&
+    dep.metadata.annotations?.["serving.mistralsmall.dev/template-hash"] === o.desiredTemplateHash;
+  if (rolledOut) {
+    return {
+      ready: ["True", REASONS.Available, `${ready}/${o.desiredReplicas} replicas serving`],
+      progressing: ["False", REASONS.Converged, "every replica runs the current plan"],
+      degraded: ["False", REASONS.AsExpected, "no problem observed"],
+    };
+  }
+  if (problem !== undefined) {
+    return {
+      ready: serving
+        ? ["True", problem.reason, `${ready}/${o.desiredReplicas} ready; ${problem.message}`]
+        : ["False", problem.reason, problem.message],
+      progressing: ["True", problem.reason, problem.message],
+      degraded: ["True", problem.reason, problem.message],
+    };
+  }
+  const loading = `${ready}/${o.desiredReplicas} replicas ready; vLLM replicas load ~120 GB of weights before serving`;
+  return {
+    ready: serving
+      ? ["True", REASONS.RollingOut, loading]
+      : ["False", REASONS.ModelLoading, loading],
+    progressing: ["True", serving ? REASONS.RollingOut : REASONS.ModelLoading, loading],
+    degraded: ["False", REASONS.AsExpected, "no problem observed"],
+  };
+}
+
+/** Keep lastTransitionTime unless the status value flips. */
+function condition(
+  type: ConditionType,
+  [status, reason, message]: [Condition["status"], Reason, string],
+  generation: number,
+  previous: readonly Condition[],
+  now: string,
+): Condition {
+  const prev = previous.find((c) => c.type === type);
+  return {
+    type,
+    status,
+    reason,
+    message,
+    observedGeneration: generation,
+    lastTransitionTime:
+      prev !== undefined && prev.status === status ? prev.lastTransitionTime : now,
+  };
+}
+
+export function computeStatus(o: Observation, previous: Status | undefined, now: string): Status {
+  const prev = (previous?.conditions ?? []) as Condition[];
+  const v = verdict(o);
+  const status: Status = {
+    observedGeneration: o.generation,
+    conditions: [
+      condition("Ready", v.ready, o.generation, prev, now),
+      condition("Progressing", v.progressing, o.generation, prev, now),
+      condition("Degraded", v.degraded, o.generation, prev, now),
+    ],
+    replicas: o.deployment?.status?.replicas ?? 0,
+    readyReplicas: o.deployment?.status?.readyReplicas ?? 0,
+    selector: o.selector,
+    endpoint: o.endpoint,
+  };
+  const p = o.plan?.feasible === true ? o.plan : undefined;
+  if (p !== undefined) {
+    status.plan = {
+      gpuType: p.gpuType,
+      quantization: p.quantization,
+      tensorParallelSize: p.tensorParallelSize,
+      gpusPerReplica: p.gpusPerReplica,
+      maxModelLen: p.maxModelLen,
+      kvCacheTokensPerReplica: p.kvCacheTokensPerReplica,
+      fullContextSequences: p.fullContextSequences,
+    };
+  } else if (previous?.plan !== undefined) {
+    status.plan = previous.plan;
+  }
+  if (previous?.scaling !== undefined) status.scaling = previous.scaling;
+  return status;
+}
+
+/** Deep equality on JSON values, so an unchanged status is never written. */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== typeof b || a === null || b === null || typeof a !== "object") return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    return a.length === bb.length && a.every((x, i) => jsonEqual(x, bb[i]));
+  }
+  const ao = a as Record<string, unknown>;
+  const bo = b as Record<string, unknown>;
+  const ak = Object.keys(ao).filter((k) => ao[k] !== undefined);
+  const bk = Object.keys(bo).filter((k) => bo[k] !== undefined);
+  return ak.length === bk.length && ak.every((k) => jsonEqual(ao[k], bo[k]));
+}
+
+/** True when every field set in `want` has the same value in `have` (server defaults ignored). */
+export function isSubset(want: unknown, have: unknown): boolean {
+  if (want === undefined) return true;
+  if (want === null || typeof want !== "object") {
+    return (
+      want === have ||
+      (typeof want === "number" && typeof have === "string" && String(want) === have)
+    );
+  }
+  if (have === null || typeof have !== "object") return false;
+  if (Array.isArray(want)) {
+    if (!Array.isArray(have) || have.length !== want.length) return false;
+    return want.every((w, i) => isSubset(w, have[i]));
+  }
+  const h = have as Record<string, unknown>;
+  return Object.entries(want as Record<string, unknown>).every(([k, v]) => isSubset(v, h[k]));
+}
