@@ -63,8 +63,38 @@ export function sortKeys(value: unknown): unknown {
   );
 }
 
+/** A default value with the defaults of its own fields filled in, recursively. */
+function materialize(node: Json, value: unknown): unknown {
+  if (!isObject(value) || !isObject(node.properties)) return value;
+  const out: Json = { ...value };
+  for (const [key, prop] of Object.entries(node.properties)) {
+    if (!isObject(prop)) continue;
+    if (out[key] === undefined && prop.default !== undefined)
+      out[key] = materialize(prop, prop.default);
+    else if (out[key] !== undefined) out[key] = materialize(prop, out[key]);
+  }
+  return out;
+}
+
+/**
+ * The API server checks each `default` against the CEL rules as written, without
+ * applying nested defaults first; `default: {}` would fail `self.minReplicas <= ...`.
+ * So object defaults are written out in full.
+ */
+export function expandDefaults(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(expandDefaults);
+  if (!isObject(node)) return node;
+  const out: Json = Object.fromEntries(
+    Object.entries(node).map(([k, v]) => [k, expandDefaults(v)]),
+  );
+  if (out.type === "object" && isObject(out.default)) out.default = materialize(out, out.default);
+  return out;
+}
+
 export function openApiOf(schema: z.ZodType, io: "input" | "output"): Json {
-  return toStructural(z.toJSONSchema(schema, { io, unrepresentable: "throw" })) as Json;
+  return expandDefaults(
+    toStructural(z.toJSONSchema(schema, { io, unrepresentable: "throw" })),
+  ) as Json;
 }
 
 function statusSchema(): Json {

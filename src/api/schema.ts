@@ -253,7 +253,7 @@ export const EngineSchema = withRules(
     .describe("vLLM engine settings."),
   [
     {
-      cel: `self.all(a, !a.matches('${MANAGED_FLAG_RE}'))`,
+      cel: `self.extraArgs.all(a, !a.matches('${MANAGED_FLAG_RE}'))`,
       message: `extraArgs must not set flags the operator manages (${MANAGED_ENGINE_FLAGS.join(", ")}); use the matching spec field`,
       field: "extraArgs",
       holds: (e) => e.extraArgs.every((a) => !new RegExp(MANAGED_FLAG_RE).test(a)),

@@ -10,7 +10,7 @@ import {
   type ClusterState,
 } from "../cluster/local.ts";
 import { DEFAULT_FLEET, gpuNodes } from "../cluster/nodes.ts";
-import { KubeClient, RESOURCES } from "../kube/client.ts";
+import { KubeClient, RESOURCES, isConflict } from "../kube/client.ts";
 import { EXIT, type CommandResult } from "./commands.ts";
 import { UsageError } from "./main.ts";
 
@@ -60,7 +60,12 @@ export async function clusterUp(argv: string[]): Promise<CommandResult> {
   const cluster = await LocalCluster.start({ dir, detached: true, quietBuild: false });
   const client = await KubeClient.load(cluster.kubeconfig);
   try {
-    for (const node of gpuNodes(DEFAULT_FLEET)) await client.create(RESOURCES.node, node);
+    // Idempotent: a restarted cluster keeps its etcd data, nodes included.
+    for (const node of gpuNodes(DEFAULT_FLEET)) {
+      await client.create(RESOURCES.node, node).catch((err: unknown) => {
+        if (!isConflict(err)) throw err;
+      });
+    }
   } finally {
     client.close();
   }

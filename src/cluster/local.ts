@@ -30,16 +30,24 @@ export class ClusterStartError extends Error {
   override name = "ClusterStartError";
 }
 
+/**
+ * A free port below the kernel's ephemeral range (32768+ on Linux), so an outgoing
+ * connection of another component cannot take it between our check and its bind.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    if (await canBind(port)) return port;
+  }
+  throw new ClusterStartError("no free port found in 20000-32000");
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer();
     srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
+    srv.once("error", () => resolve(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
   });
 }
 
@@ -237,7 +245,7 @@ export class LocalCluster {
         `--authentication-kubeconfig=${kubeconfig}`,
         `--authorization-kubeconfig=${kubeconfig}`,
         `--service-account-private-key-file=${saKey}`,
-        "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route",
+        "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route",
         "--leader-elect=false",
         "--bind-address=127.0.0.1",
         `--secure-port=${ports.controllerManager}`,
