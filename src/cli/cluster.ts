@@ -6,10 +6,10 @@ import {
   LocalCluster,
   componentStatus,
   readState,
-  stopPids,
+  stopInOrder,
   type ClusterState,
 } from "../cluster/local.ts";
-import { DEFAULT_FLEET, gpuNodes } from "../cluster/nodes.ts";
+import { DEFAULT_FLEET, cacheVolumes, gpuNodes } from "../cluster/nodes.ts";
 import { KubeClient, RESOURCES, isConflict } from "../kube/client.ts";
 import { EXIT, type CommandResult } from "./commands.ts";
 import { UsageError } from "./main.ts";
@@ -61,8 +61,9 @@ export async function clusterUp(argv: string[]): Promise<CommandResult> {
   const client = await KubeClient.load(cluster.kubeconfig);
   try {
     // Idempotent: a restarted cluster keeps its etcd data, nodes included.
-    for (const node of gpuNodes(DEFAULT_FLEET)) {
-      await client.create(RESOURCES.node, node).catch((err: unknown) => {
+    for (const obj of [...gpuNodes(DEFAULT_FLEET), ...cacheVolumes(16)]) {
+      const r = obj.kind === "Node" ? RESOURCES.node : RESOURCES.persistentVolume;
+      await client.create(r, obj).catch((err: unknown) => {
         if (!isConflict(err)) throw err;
       });
     }
@@ -91,8 +92,8 @@ export async function clusterDown(argv: string[]): Promise<CommandResult> {
     return { code: EXIT.ok, stdout: `no cluster state in ${dir}: nothing to stop\n`, stderr: "" };
   }
   const state = readState(dir);
-  const pids = ourPids(state).reverse();
-  await stopPids(pids);
+  const pids = ourPids(state);
+  await stopInOrder(pids);
   return {
     code: EXIT.ok,
     stdout: `stopped ${pids.length} processes of the cluster in ${dir}\n`,

@@ -322,13 +322,7 @@ export class LocalCluster {
     if (this.stopped) return;
     this.stopped = true;
     void options;
-    await stopPids(
-      this.children
-        .slice()
-        .reverse()
-        .map((c) => c.pid)
-        .filter((p): p is number => p !== undefined),
-    );
+    await stopInOrder(this.children.map((c) => c.pid).filter((p): p is number => p !== undefined));
   }
 }
 
@@ -359,6 +353,16 @@ export async function stopPids(pids: readonly number[], graceMs = 5000): Promise
     }
   }
   while (pids.some(isAlive)) await sleep(20);
+}
+
+/**
+ * Stops the components (given in start order, etcd first) newest first, and etcd
+ * last: an apiserver whose etcd vanished hangs instead of exiting.
+ */
+export async function stopInOrder(pidsInStartOrder: readonly number[]): Promise<void> {
+  const [etcd, ...rest] = pidsInStartOrder;
+  await stopPids(rest.slice().reverse());
+  if (etcd !== undefined) await stopPids([etcd]);
 }
 
 /** Reads a detached cluster's state (for `msd cluster down/status`). */

@@ -73,3 +73,25 @@ export function gpuNodes(groups: readonly GpuNodeGroup[]): V1Node[] {
   }
   return nodes;
 }
+
+/**
+ * Pre-created volumes for model-cache claims: the local control plane has no
+ * storage provisioner, and a pod with an unbound claim is never scheduled.
+ */
+export function cacheVolumes(count: number, prefix = "model-cache-pv"): Record<string, unknown>[] {
+  return Array.from({ length: count }, (_, i) => ({
+    apiVersion: "v1",
+    kind: "PersistentVolume",
+    metadata: {
+      name: `${prefix}-${i}`,
+      labels: { "serving.mistralsmall.dev/test-volume": "true" },
+    },
+    spec: {
+      capacity: { storage: "1Ti" },
+      accessModes: ["ReadWriteOnce", "ReadWriteMany"],
+      persistentVolumeReclaimPolicy: "Retain",
+      storageClassName: "",
+      hostPath: { path: `/tmp/${prefix}-${i}` },
+    },
+  }));
+}

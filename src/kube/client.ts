@@ -95,6 +95,13 @@ export const RESOURCES = {
     namespaced: true,
   },
   node: { group: "", version: "v1", plural: "nodes", kind: "Node", namespaced: false },
+  persistentVolume: {
+    group: "",
+    version: "v1",
+    plural: "persistentvolumes",
+    kind: "PersistentVolume",
+    namespaced: false,
+  },
   namespace: {
     group: "",
     version: "v1",

@@ -32,7 +32,7 @@ import {
   type DeploymentView,
   type PodView,
 } from "./status.ts";
-import type { EventRecorder } from "./events.ts";
+import type { EventInput, EventRecorder } from "./events.ts";
 
 export const FINALIZER = "serving.mistralsmall.dev/cleanup";
 /** While replicas load, look again even if no event arrives. */
@@ -298,21 +298,11 @@ async function writeStatus(
     { status },
     "status",
   );
-  const before = (raw.status?.conditions ?? []) as Condition[];
-  for (const c of (status.conditions ?? []) as Condition[]) {
-    const prev = before.find((b) => b.type === c.type);
-    if (c.type !== "Progressing" && (prev?.reason !== c.reason || prev.status !== c.status)) {
-      const warning =
-        (c.type === "Degraded" && c.status === "True") ||
-        (c.type === "Ready" && c.status === "False" && c.reason !== "ModelLoading");
-      if (c.type === "Degraded" && c.status === "False" && prev === undefined) continue;
-      deps.events.emit(raw, {
-        type: warning ? "Warning" : "Normal",
-        reason: c.reason,
-        action: `${c.type}${c.status}`,
-        note: c.message,
-      });
-    }
+  for (const e of conditionEvents(
+    (raw.status?.conditions ?? []) as Condition[],
+    (status.conditions ?? []) as Condition[],
+  )) {
+    deps.events.emit(raw, e);
   }
   log.info(
     {
@@ -323,6 +313,46 @@ async function writeStatus(
     },
     "status updated",
   );
+}
+
+/**
+ * One event per new verdict: Ready transitions, and Degraded ones whose reason Ready
+ * does not already tell. Unchanged conditions emit nothing (no writes when converged).
+ */
+export function conditionEvents(
+  before: readonly Condition[],
+  after: readonly Condition[],
+): EventInput[] {
+  const out: EventInput[] = [];
+  const changed = (c: Condition) => {
+    const prev = before.find((b) => b.type === c.type);
+    return prev === undefined || prev.reason !== c.reason || prev.status !== c.status;
+  };
+  const ready = after.find((c) => c.type === "Ready");
+  const degraded = after.find((c) => c.type === "Degraded");
+  if (ready !== undefined && changed(ready)) {
+    const bad = ready.status !== "True" && ready.reason !== "ModelLoading";
+    out.push({
+      type: bad || degraded?.status === "True" ? "Warning" : "Normal",
+      reason: ready.reason,
+      action: `Ready${ready.status}`,
+      note: ready.message,
+    });
+  }
+  if (
+    degraded !== undefined &&
+    degraded.status === "True" &&
+    changed(degraded) &&
+    degraded.reason !== ready?.reason
+  ) {
+    out.push({
+      type: "Warning",
+      reason: degraded.reason,
+      action: "DegradedTrue",
+      note: degraded.message,
+    });
+  }
+  return out;
 }
 
 export { API_VERSION, KIND };

@@ -301,6 +301,15 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
 /** True when every field set in `want` has the same value in `have` (server defaults ignored). */
 export function isSubset(want: unknown, have: unknown): boolean {
   if (want === undefined) return true;
+  // The API server drops empty maps and lists: `{}` or `[]` wanted equals absent.
+  if (
+    have === undefined &&
+    typeof want === "object" &&
+    want !== null &&
+    Object.keys(want).length === 0
+  ) {
+    return true;
+  }
   if (want === null || typeof want !== "object") {
     return (
       want === have ||

@@ -66,7 +66,7 @@ function podTemplate(msd: MistralSmallDeployment, plan: Plan): V1PodTemplateSpec
         fsGroup: RUN_AS,
         seccompProfile: { type: "RuntimeDefault" },
       },
-      nodeSelector: nodeSelector(msd),
+      ...(Object.keys(nodeSelector(msd)).length === 0 ? {} : { nodeSelector: nodeSelector(msd) }),
       affinity: gpuAffinity(msd),
       tolerations: gpuTolerations(msd),
       containers: [

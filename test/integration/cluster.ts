@@ -10,7 +10,12 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { readdirSync } from "node:fs";
 import { LocalCluster } from "../../src/cluster/local.ts";
-import { gpuNodes, DEFAULT_FLEET, type GpuNodeGroup } from "../../src/cluster/nodes.ts";
+import {
+  cacheVolumes,
+  gpuNodes,
+  DEFAULT_FLEET,
+  type GpuNodeGroup,
+} from "../../src/cluster/nodes.ts";
 import { ensureBinaries } from "../../src/cluster/binaries.ts";
 import { KubeClient, RESOURCES } from "../../src/kube/client.ts";
 
@@ -61,7 +66,7 @@ function hookExit(): void {
 }
 
 export async function startTestCluster(
-  options: { fleet?: readonly GpuNodeGroup[]; karpenterCrds?: boolean } = {},
+  options: { fleet?: readonly GpuNodeGroup[]; karpenterCrds?: boolean; volumes?: number } = {},
 ): Promise<TestCluster> {
   const bins = ensureBinaries({ quiet: false });
   const kubectlBin = bins.path("kubectl");
@@ -99,6 +104,9 @@ export async function startTestCluster(
   if (local !== undefined) {
     for (const node of gpuNodes(options.fleet ?? DEFAULT_FLEET)) {
       await client.create(RESOURCES.node, node);
+    }
+    for (const pv of cacheVolumes(options.volumes ?? 16)) {
+      await client.create(RESOURCES.persistentVolume, pv);
     }
     if (options.karpenterCrds !== false) {
       const r = await kubectl(["apply", "--server-side", "-f", bins.karpenterCrdsDir]);

@@ -1,0 +1,150 @@
+/** Helpers to run the operator against a test cluster: in-process, or as `msd run` child processes. */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { pino } from "pino";
+import { stringify } from "yaml";
+import { Operator } from "../../src/operator/manager.ts";
+import { rbacManifests } from "../../src/operator/rbac.ts";
+import { OPERATOR_USER, freePort } from "../../src/cluster/local.ts";
+import type { KubeObject } from "../../src/kube/client.ts";
+import type { TestCluster } from "./cluster.ts";
+
+const REPO = join(import.meta.dirname, "..", "..");
+
+/** Install our CRD and bind the operator's identity to the generated rules, nothing more. */
+export async function installOperatorPrerequisites(c: TestCluster): Promise<void> {
+  const crd = await c.kubectl(["apply", "--server-side", "-f", join(REPO, "crds")]);
+  if (crd.code !== 0) throw new Error(crd.stderr);
+  const wait = await c.kubectl([
+    "wait",
+    "--for=condition=Established",
+    "--timeout=30s",
+    "crd/mistralsmalldeployments.serving.mistralsmall.dev",
+  ]);
+  if (wait.code !== 0) throw new Error(wait.stderr);
+  const rbac = rbacManifests("mistral-small-operator", "default", {
+    kind: "User",
+    name: OPERATOR_USER,
+  })
+    .map((m) => `---\n${stringify(m)}`)
+    .join("");
+  const r = await c.kubectl(["apply", "-f", "-"], rbac);
+  if (r.code !== 0) throw new Error(r.stderr);
+}
+
+export interface InProcessOperator {
+  readonly operator: Operator;
+  readonly logFile: string;
+  stop(): Promise<void>;
+}
+
+export async function startInProcess(
+  c: TestCluster,
+  opts: { resyncMs?: number; name?: string; leaderElection?: boolean } = {},
+): Promise<InProcessOperator> {
+  const logFile = join(
+    tmpdir(),
+    `msd-operator-${opts.name ?? "inproc"}-${process.pid}-${Date.now()}.log`,
+  );
+  const stream = createWriteStream(logFile);
+  const operator = new Operator({
+    kubeconfig: c.operatorKubeconfig ?? c.kubeconfig,
+    port: await freePort(),
+    host: "127.0.0.1",
+    leaderElection: opts.leaderElection ?? false,
+    leaseNamespace: "default",
+    resyncMs: opts.resyncMs ?? 600_000,
+    concurrency: 4,
+    identity: opts.name ?? "in-process",
+    logger: pino({ level: "debug" }, stream),
+  });
+  await operator.start();
+  return {
+    operator,
+    logFile,
+    async stop() {
+      await operator.stop();
+      stream.end();
+    },
+  };
+}
+
+export interface ChildOperator {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly identity: string;
+  log(): string;
+  exited: Promise<number | null>;
+}
+
+export async function startChild(
+  c: TestCluster,
+  identity: string,
+  leaseSeconds = 4,
+): Promise<ChildOperator> {
+  const port = await freePort();
+  const logFile = join(tmpdir(), `msd-operator-${identity}-${process.pid}-${Date.now()}.log`);
+  const out = createWriteStream(logFile);
+  const child = spawn(
+    process.execPath,
+    [
+      join(REPO, "bin", "msd.js"),
+      "run",
+      `--kubeconfig=${c.operatorKubeconfig ?? c.kubeconfig}`,
+      `--port=${port}`,
+      `--lease-duration=${leaseSeconds}`,
+      "--lease-namespace=default",
+    ],
+    { env: { ...process.env, POD_NAME: identity }, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  child.stdout?.pipe(out);
+  child.stderr?.pipe(out);
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => resolve(code)),
+  );
+  return { child, port, identity, log: () => readFileSync(logFile, "utf8"), exited };
+}
+
+export async function httpStatus(port: number, path: string): Promise<number> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`);
+    await res.text();
+    return res.status;
+  } catch {
+    return 0;
+  }
+}
+
+export type Msd = KubeObject & {
+  spec: Record<string, unknown> & { replicas?: number };
+  status?: {
+    observedGeneration?: number;
+    replicas?: number;
+    readyReplicas?: number;
+    selector?: string;
+    endpoint?: string;
+    plan?: { tensorParallelSize: number; gpusPerReplica: number; kvCacheTokensPerReplica: number };
+    conditions?: {
+      type: string;
+      status: string;
+      reason: string;
+      message: string;
+      observedGeneration?: number;
+    }[];
+  };
+};
+
+export function condition(m: Msd | undefined, type: string) {
+  return m?.status?.conditions?.find((c) => c.type === type);
+}
+
+export function msdYaml(name: string, spec: unknown, namespace = "default"): string {
+  return stringify({
+    apiVersion: "serving.mistralsmall.dev/v1alpha1",
+    kind: "MistralSmallDeployment",
+    metadata: { name, namespace },
+    spec,
+  });
+}
