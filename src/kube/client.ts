@@ -3,10 +3,11 @@
  * requests and watches over one keep-alive HTTPS agent. Every request is counted
  * by verb, so tests and benchmarks can prove "zero writes when converged".
  */
-import { KubeConfig } from "@kubernetes/client-node";
+import { loadConnection, type Connection } from "./config.ts";
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from "node:https";
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { URL } from "node:url";
+import { readFileSync } from "node:fs";
 
 export class ApiError extends Error {
   override name = "ApiError";
@@ -131,6 +132,19 @@ export function objectPath(r: ResourceType, name: string, namespace?: string): s
   return `${collectionPath(r, namespace)}/${encodeURIComponent(name)}`;
 }
 
+/** The resource plural a request path addresses ("other" when not one of ours). */
+export function resourceOfPath(path: string): string {
+  const parts = path
+    .split("?")[0]!
+    .split("/")
+    .filter((s) => s !== "");
+  // From the end: ".../namespaces/x/leases/y" addresses leases, not namespaces.
+  const found = [...parts]
+    .reverse()
+    .find((s) => Object.values(RESOURCES).some((r) => r.plural === s));
+  return found ?? "other";
+}
+
 export interface KubeObject {
   apiVersion?: string;
   kind?: string;
@@ -181,29 +195,31 @@ export class KubeClient {
   readonly counts = new Map<string, number>();
   onRequest: ((verb: Verb, path: string, status: number) => void) | undefined;
 
-  private constructor(kc: KubeConfig, opts: RequestOptions) {
-    const cluster = kc.getCurrentCluster();
-    if (cluster === null) throw new Error("kubeconfig has no current cluster");
-    this.server = new URL(cluster.server);
+  private constructor(conn: Connection) {
+    this.server = new URL(conn.server);
     const isHttps = this.server.protocol === "https:";
     this.agent = isHttps
       ? new HttpsAgent({ keepAlive: true, maxSockets: 64 })
       : new HttpAgent({ keepAlive: true, maxSockets: 64 });
-    this.baseOptions = { ...opts, agent: this.agent };
+    this.baseOptions = { ...conn.options, agent: this.agent };
+    this.tokenFile = conn.tokenFile;
   }
 
-  static async fromKubeConfig(kc: KubeConfig): Promise<KubeClient> {
-    const opts: RequestOptions = {};
-    await kc.applyToHTTPSOptions(opts);
-    return new KubeClient(kc, opts);
+  private readonly tokenFile: string | undefined;
+  private token: { value: string; readAt: number } | undefined;
+
+  /** Authorization from a rotating token file, re-read at most once a minute. */
+  private authHeader(): Record<string, string> {
+    if (this.tokenFile === undefined) return {};
+    if (this.token === undefined || Date.now() - this.token.readAt > 60_000) {
+      this.token = { value: readFileSync(this.tokenFile, "utf8").trim(), readAt: Date.now() };
+    }
+    return { Authorization: `Bearer ${this.token.value}` };
   }
 
-  /** From a kubeconfig file, or in-cluster config / $KUBECONFIG when no path is given. */
+  /** From a kubeconfig file, or $KUBECONFIG / in-cluster config when no path is given. */
   static async load(kubeconfigPath?: string): Promise<KubeClient> {
-    const kc = new KubeConfig();
-    if (kubeconfigPath !== undefined) kc.loadFromFile(kubeconfigPath);
-    else kc.loadFromDefault();
-    return KubeClient.fromKubeConfig(kc);
+    return new KubeClient(await loadConnection(kubeconfigPath));
   }
 
   writes(): number {
@@ -220,11 +236,7 @@ export class KubeClient {
 
   private count(verb: Verb, path: string): void {
     this.counts.set(verb, (this.counts.get(verb) ?? 0) + 1);
-    const plural = path
-      .split("?")[0]!
-      .split("/")
-      .filter((s) => s !== "");
-    const key = `${verb}:${plural.find((s) => Object.values(RESOURCES).some((r) => r.plural === s)) ?? "other"}`;
+    const key = `${verb}:${resourceOfPath(path)}`;
     this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
   }
 
@@ -245,6 +257,7 @@ export class KubeClient {
           method,
           headers: {
             ...(this.baseOptions.headers as Record<string, string> | undefined),
+            ...this.authHeader(),
             Accept: "application/json",
             ...headers,
             ...(body === undefined ? {} : { "Content-Length": String(Buffer.byteLength(body)) }),

@@ -11,6 +11,7 @@ import { WorkQueue } from "../controller/queue.ts";
 import {
   ApiError,
   KubeClient,
+  resourceOfPath,
   RESOURCES,
   WRITE_VERBS,
   type KubeObject,
@@ -20,7 +21,7 @@ import { KIND } from "../api/schema.ts";
 import { OPERATOR_NAME, OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL } from "../render/names.ts";
 import { ApiEventRecorder } from "./events.ts";
 import { OperatorMetrics, startHttpServer } from "./metrics.ts";
-import { reconcile, type ReconcilerDeps } from "./reconcile.ts";
+import { memoKeyOf, reconcile, type ReconcilerDeps } from "./reconcile.ts";
 
 export interface OperatorOptions {
   readonly kubeconfig?: string;
@@ -92,8 +93,8 @@ export class Operator {
 
   async start(): Promise<void> {
     this.client = await KubeClient.load(this.opts.kubeconfig);
-    this.client.onRequest = (verb, _path, status) => {
-      this.metrics.apiRequests.inc({ verb, code: String(status) });
+    this.client.onRequest = (verb, path, status) => {
+      this.metrics.apiRequests.inc({ verb, resource: resourceOfPath(path), code: String(status) });
       if (status === 0 || status >= 400) this.metrics.apiErrors.inc({ verb });
     };
     this.server = await startHttpServer(
@@ -222,11 +223,15 @@ export class Operator {
       const key = ownerKey(obj);
       if (key !== undefined) queue.add(key);
     };
+    const appliedMemo = new Map<string, { digest: string; resourceVersion: string }>();
     for (const inf of [...owned, ...(nodePools === undefined ? [] : [nodePools])]) {
       inf.addHandlers({
         onAdd: enqueueOwner,
         onUpdate: (_o, n) => enqueueOwner(n),
-        onDelete: enqueueOwner,
+        onDelete: (o) => {
+          appliedMemo.delete(memoKeyOf(o));
+          enqueueOwner(o);
+        },
       });
     }
 
@@ -236,6 +241,8 @@ export class Operator {
       log: this.log,
       events: this.events,
       now: () => new Date(),
+      statusMemo: new Map(),
+      appliedMemo,
       caches: { msd, deployments, services, pdbs, pvcs, pods, nodePools },
     };
     for (const inf of this.informers) inf.start();

@@ -23,8 +23,8 @@ export class OperatorMetrics {
   });
   readonly apiRequests = new Counter({
     name: "msd_api_requests_total",
-    help: "Kubernetes API requests by verb and HTTP status code (0 = no answer).",
-    labelNames: ["verb", "code"] as const,
+    help: "Kubernetes API requests by verb, resource and HTTP status code (0 = no answer).",
+    labelNames: ["verb", "resource", "code"] as const,
     registers: [this.registry],
   });
   readonly apiErrors = new Counter({

@@ -16,6 +16,7 @@ import {
   TEMPLATE_HASH_ANNOTATION,
   labelSelectorString,
   serviceUrl,
+  shortHash,
 } from "../render/names.ts";
 import {
   ApiError,
@@ -48,6 +49,10 @@ export interface ReconcilerDeps {
   readonly log: Logger;
   readonly events: EventRecorder;
   readonly now: () => Date;
+  /** Our last status write per key, newer than the cache until its watch event arrives. */
+  readonly statusMemo?: Map<string, StatusMemo>;
+  /** Digest and resulting resourceVersion of our last apply per object. */
+  readonly appliedMemo?: Map<string, { digest: string; resourceVersion: string }>;
   readonly caches: {
     readonly msd: Cache<KubeObject>;
     readonly deployments: Cache<KubeObject>;
@@ -203,29 +208,77 @@ async function applyDesired(
   log: Logger,
   owner: RawMsd,
 ): Promise<void> {
-  for (const obj of desired) {
-    const live = cacheFor(deps, obj.kind)?.get(cacheKey(obj));
-    if (live !== undefined && isSubset(obj, live)) continue;
-    if (obj.kind === "NodePool" && deps.caches.nodePools === undefined) {
-      throw new ApiError(
-        404,
-        "NotFound",
-        "the Karpenter karpenter.sh/v1 NodePool CRD is not installed in this cluster",
-      );
-    }
-    await deps.client.apply(
-      resourceFor(obj.apiVersion, obj.kind),
-      obj as unknown as KubeObject,
-      FIELD_MANAGER,
+  const changed = desired.filter((obj) => needsApply(obj, deps));
+  if (changed.some((o) => o.kind === "NodePool") && deps.caches.nodePools === undefined) {
+    throw new ApiError(
+      404,
+      "NotFound",
+      "the Karpenter karpenter.sh/v1 NodePool CRD is not installed in this cluster",
     );
-    log.info({ kind: obj.kind, name: obj.metadata.name, created: live === undefined }, "applied");
+  }
+  // Independent objects: apply them together.
+  const results = await Promise.allSettled(
+    changed.map(async (obj) => {
+      const applied = await deps.client.apply(
+        resourceFor(obj.apiVersion, obj.kind),
+        obj as unknown as KubeObject,
+        FIELD_MANAGER,
+      );
+      deps.appliedMemo?.set(memoKeyOf(obj), {
+        digest: digestOf(obj),
+        resourceVersion: applied.metadata.resourceVersion ?? "",
+      });
+      return obj;
+    }),
+  );
+  const done = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+  if (done.length > 0) {
+    const created = done.filter((o) => cacheFor(deps, o.kind)?.get(cacheKey(o)) === undefined);
+    const updated = done.filter((o) => !created.includes(o));
+    log.info(
+      { created: created.map((o) => o.kind), updated: updated.map((o) => o.kind) },
+      "applied",
+    );
+    // One event per apply pass, not one per object: events are writes too.
     deps.events.emit(owner, {
       type: "Normal",
-      reason: live === undefined ? "Created" : "Updated",
+      reason: updated.length === 0 ? "Created" : "Updated",
       action: "Apply",
-      note: `${live === undefined ? "created" : "updated"} ${obj.kind} ${obj.metadata.name}`,
+      note: [
+        created.length > 0
+          ? `created ${created.map((o) => `${o.kind} ${o.metadata.name}`).join(", ")}`
+          : "",
+        updated.length > 0
+          ? `updated ${updated.map((o) => `${o.kind} ${o.metadata.name}`).join(", ")}`
+          : "",
+      ]
+        .filter((x) => x !== "")
+        .join("; "),
     });
   }
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed !== undefined) throw failed.reason;
+}
+
+export function memoKeyOf(obj: {
+  kind?: string;
+  metadata: { name: string; namespace?: string };
+}): string {
+  return `${obj.kind}/${cacheKey(obj)}`;
+}
+
+function digestOf(obj: Manifest): string {
+  return shortHash(JSON.stringify(obj), 16);
+}
+
+/** Differs from the cache, and not merely because the cache lags behind our own last apply. */
+function needsApply(obj: Manifest, deps: ReconcilerDeps): boolean {
+  const live = cacheFor(deps, obj.kind)?.get(cacheKey(obj));
+  if (live !== undefined && isSubset(obj, live)) return false;
+  const memo = deps.appliedMemo?.get(memoKeyOf(obj));
+  if (memo === undefined || memo.digest !== digestOf(obj)) return true;
+  // The memo is dropped when the informer sees the object deleted (see the manager).
+  return live !== undefined && !isNewer(memo.resourceVersion, live.metadata.resourceVersion);
 }
 
 async function pruneUndesired(
@@ -283,6 +336,36 @@ async function finalize(raw: RawMsd, deps: ReconcilerDeps, log: Logger): Promise
   return {};
 }
 
+/**
+ * The informer may not have delivered our own last status write yet; a reconcile
+ * in between must compare against what we wrote, or it writes (and reports) twice.
+ */
+export interface StatusMemo {
+  readonly uid: string;
+  readonly resourceVersion: string;
+  readonly status: Status | undefined;
+}
+
+function isNewer(a: string, b: string | undefined): boolean {
+  try {
+    return b === undefined || BigInt(a) > BigInt(b);
+  } catch {
+    return false; // resource versions are opaque; when not numeric, trust the cache
+  }
+}
+
+function lastKnownStatus(raw: RawMsd, deps: ReconcilerDeps): Status | undefined {
+  const memo = deps.statusMemo?.get(cacheKey(raw));
+  if (
+    memo !== undefined &&
+    memo.uid === raw.metadata.uid &&
+    isNewer(memo.resourceVersion, raw.metadata.resourceVersion)
+  ) {
+    return memo.status;
+  }
+  return raw.status;
+}
+
 async function writeStatus(
   raw: RawMsd,
   status: Status,
@@ -290,16 +373,22 @@ async function writeStatus(
   log: Logger,
   plan: Plan | undefined,
 ): Promise<void> {
-  if (jsonEqual(status, raw.status)) return;
-  await deps.client.mergePatch(
+  const previous = lastKnownStatus(raw, deps);
+  if (jsonEqual(status, previous)) return;
+  const written = await deps.client.mergePatch<RawMsd>(
     RESOURCES.msd,
     raw.metadata.name,
     raw.metadata.namespace,
     { status },
     "status",
   );
+  deps.statusMemo?.set(cacheKey(raw), {
+    uid: raw.metadata.uid!,
+    resourceVersion: written.metadata.resourceVersion ?? "",
+    status: written.status,
+  });
   for (const e of conditionEvents(
-    (raw.status?.conditions ?? []) as Condition[],
+    (previous?.conditions ?? []) as Condition[],
     (status.conditions ?? []) as Condition[],
   )) {
     deps.events.emit(raw, e);

@@ -1,0 +1,142 @@
+/**
+ * npm run bench:autoscale -- [--json] [--seed N] [--multiplier K] [--trace FILE]...
+ *   [--only step,ramp,spike,diurnal,azure-code] [--policies ours,hpa,kubeai,oracle]
+ *   [--provision S] [--load S] [--slo-queue S] [--slo-ttft S] [--min N] [--max N]
+ *   [--ours-option key=value]... (our policy's PolicyOptions, e.g. backlogDrainSeconds=300)
+ *
+ * Drives every policy with the same load through the deterministic fleet simulation
+ * (src/autoscale/sim) and prints GPU-hours, SLO attainment and scaling actions per trace.
+ */
+import { readFileSync } from "node:fs";
+import { basename, dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import {
+  POLICY_NAMES,
+  benchContext,
+  benchTraces,
+  defaultBenchConfig,
+  formatTable,
+  runBench,
+  toJson,
+  type PolicyName,
+} from "../src/autoscale/sim/bench.ts";
+import { multiplyTrace, parseTraceCsv, type Trace } from "../src/autoscale/sim/traces.ts";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const DEFAULT_REAL_TRACE = resolve(here, "../test/fixtures/azure-llm-inference-2023-code.csv");
+
+const { values } = parseArgs({
+  options: {
+    json: { type: "boolean", default: false },
+    seed: { type: "string", default: "42" },
+    multiplier: { type: "string", default: "10" },
+    trace: { type: "string", multiple: true, default: [] },
+    only: { type: "string" },
+    policies: { type: "string" },
+    provision: { type: "string", default: "240" },
+    load: { type: "string", default: "360" },
+    "slo-queue": { type: "string", default: "1" },
+    "slo-ttft": { type: "string", default: "2" },
+    min: { type: "string", default: "1" },
+    max: { type: "string", default: "24" },
+    "ours-option": { type: "string", multiple: true, default: [] },
+    help: { type: "boolean", default: false },
+  },
+  strict: true,
+});
+
+if (values.help) {
+  console.log(readFileSync(fileURLToPath(import.meta.url), "utf8").split("*/")[0]);
+  process.exit(0);
+}
+
+function num(name: string, v: string | undefined): number {
+  const n = Number(v);
+  if (v === undefined || !Number.isFinite(n)) {
+    console.error(`--${name} must be a number`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const policies = (values.policies?.split(",") ?? [...POLICY_NAMES]) as PolicyName[];
+for (const p of policies) {
+  if (!(POLICY_NAMES as readonly string[]).includes(p)) {
+    console.error(`unknown policy ${p}; known: ${POLICY_NAMES.join(", ")}`);
+    process.exit(2);
+  }
+}
+const oursOptions: Record<string, number> = {};
+for (const kv of values["ours-option"] ?? []) {
+  const [k, v] = kv.split("=");
+  if (k === undefined || v === undefined) {
+    console.error(`--ours-option takes key=value (a PolicyOptions field), got ${kv}`);
+    process.exit(2);
+  }
+  oursOptions[k] = num(`ours-option ${k}`, v);
+}
+const cfg = defaultBenchConfig({
+  ours: oursOptions,
+  seed: num("seed", values.seed),
+  coldStart: {
+    nodeProvisioningSeconds: num("provision", values.provision),
+    weightLoadSeconds: num("load", values.load),
+  },
+  slo: {
+    queueSeconds: num("slo-queue", values["slo-queue"]),
+    ttftSeconds: num("slo-ttft", values["slo-ttft"]),
+  },
+  minReplicas: num("min", values.min),
+  maxReplicas: num("max", values.max),
+  policies,
+});
+const multiplier = num("multiplier", values.multiplier);
+
+const traces: Trace[] = [...benchTraces(cfg)];
+const csvFiles = [DEFAULT_REAL_TRACE, ...(values.trace ?? [])];
+for (const [i, file] of csvFiles.entries()) {
+  const name = i === 0 ? "azure-code" : basename(file).replace(/\.csv$/, "");
+  const base = parseTraceCsv(readFileSync(file, "utf8"));
+  traces.push(
+    multiplyTrace(
+      name,
+      `${basename(file)} replayed x${multiplier} (rate-multiplied)`,
+      base,
+      multiplier,
+      cfg.seed,
+    ),
+  );
+}
+const only = values.only?.split(",");
+const selected = only === undefined ? traces : traces.filter((t) => only.includes(t.name));
+
+const ctx = benchContext(cfg);
+if (!values.json) {
+  const p = cfg.plan;
+  console.log(
+    `plan: ${p.quantization} on ${p.gpusPerReplica}x ${p.gpuType} (TP ${p.tensorParallelSize}), ` +
+      `max-num-seqs ${p.maxNumSeqs}, KV ${p.kvCacheTokensPerReplica} tokens per replica`,
+  );
+  console.log(`target: ${ctx.target.explanation}`);
+  console.log(`KubeAI targetRequests (Little's law at the target): ${ctx.kubeAiTargetRequests}`);
+  console.log(
+    `cold start: ${cfg.coldStart.nodeProvisioningSeconds} s node + ${cfg.coldStart.weightLoadSeconds} s weights; ` +
+      `SLO: queue <= ${cfg.slo.queueSeconds} s and TTFT <= ${cfg.slo.ttftSeconds} s; ` +
+      `replicas ${cfg.minReplicas}..${cfg.maxReplicas}; seed ${cfg.seed}`,
+  );
+  for (const t of selected) {
+    console.log(
+      `trace ${t.name}: ${t.requests.length} requests over ${(t.durationSeconds / 3600).toFixed(2)} h; ${t.description}`,
+    );
+  }
+  console.log("");
+}
+const started = Date.now();
+const results = runBench(selected, cfg);
+if (values.json) {
+  console.log(JSON.stringify(toJson(results)));
+} else {
+  console.log(formatTable(results));
+  console.log(`\n(${((Date.now() - started) / 1000).toFixed(1)} s)`);
+}

@@ -1,0 +1,211 @@
+/**
+ * `npm run bench:operator [-- --sizes 50,200,500]`: apply N MistralSmallDeployments at
+ * once and measure time until all are Ready, API requests, writes once converged and the
+ * operator's peak RSS, next to the floor: a bare `kubectl apply` of the same rendered
+ * objects on the same control plane, timed until the same Deployments are ready.
+ * Prints figures; asserts nothing (machines here are noisy).
+ */
+import { execFile, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs, promisify } from "node:util";
+import { stringify } from "yaml";
+import { parseResource } from "../src/api/validate.ts";
+import { LocalCluster, OPERATOR_USER, freePort } from "../src/cluster/local.ts";
+import { cacheVolumes, gpuNodes } from "../src/cluster/nodes.ts";
+import { KubeClient, RESOURCES, type KubeObject } from "../src/kube/client.ts";
+import { rbacManifests } from "../src/operator/rbac.ts";
+import { plan } from "../src/planner/plan.ts";
+import { renderAll } from "../src/render/index.ts";
+import { toYamlStream } from "../src/util/yaml.ts";
+
+const run = promisify(execFile);
+const ROOT = resolve(import.meta.dirname, "..");
+const { values } = parseArgs({
+  options: {
+    sizes: { type: "string", default: "50,200,500" },
+    "converged-seconds": { type: "string", default: "35" },
+    "resync-seconds": { type: "string", default: "15" },
+    json: { type: "boolean" },
+  },
+});
+const sizes = values.sizes!.split(",").map(Number);
+const RESYNC = Number(values["resync-seconds"]);
+const CONVERGED_WINDOW = Number(values["converged-seconds"]);
+
+/** NVFP4 at 32K fits one A100-80GB: one GPU per replica keeps the fake fleet small. */
+const SPEC = { gpu: { type: "a100-80gb" }, model: { quantization: "nvfp4" }, maxModelLen: 32768 };
+
+function msdObject(name: string, namespace: string) {
+  return {
+    apiVersion: "serving.mistralsmall.dev/v1alpha1",
+    kind: "MistralSmallDeployment",
+    metadata: { name, namespace },
+    spec: SPEC,
+  };
+}
+
+function sleep(ms: number) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function waitUntil(what: string, fn: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await fn()) return;
+    await sleep(200);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+interface Result {
+  n: number;
+  floorSeconds: number;
+  operatorSeconds: number;
+  ratio: number;
+  apiRequests: number;
+  apiRequestsPerResource: number;
+  writesWhenConverged: number;
+  leaseRenewalsWhenConverged: number;
+  peakRssMB: number;
+}
+
+async function metricsOf(port: number): Promise<Map<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const m = /^msd_api_requests_total\{verb="(\w+)",resource="(\w+)",code="\d+"\} (\d+)/.exec(line);
+    if (m === null) continue;
+    const key = `${m[1]}:${m[2]}`;
+    out.set(key, (out.get(key) ?? 0) + Number(m[3]));
+  }
+  return out;
+}
+
+function sum(m: Map<string, number>, pred: (verb: string, resource: string) => boolean): number {
+  let n = 0;
+  for (const [k, v] of m) {
+    const [verb, resource] = k.split(":") as [string, string];
+    if (pred(verb, resource)) n += v;
+  }
+  return n;
+}
+
+const WRITE = new Set(["create", "update", "patch", "delete"]);
+
+async function benchOne(n: number): Promise<Result> {
+  const dir = mkdtempSync(join(tmpdir(), `msd-bench-${n}-`));
+  const cluster = await LocalCluster.start({ dir, quietBuild: false });
+  const kubectl = (args: string[], input?: string) => {
+    const p = run(cluster.binaries.path("kubectl"), [`--kubeconfig=${cluster.kubeconfig}`, ...args], {
+      maxBuffer: 256 << 20,
+    });
+    if (input !== undefined) p.child.stdin?.end(input);
+    return p;
+  };
+  const admin = await KubeClient.load(cluster.kubeconfig);
+  let operator: ReturnType<typeof spawn> | undefined;
+  try {
+    // Room for both runs side by side: 2N one-GPU replicas.
+    for (const node of gpuNodes([{ gpuType: "a100-80gb", count: Math.ceil((2 * n) / 8) + 1, gpusPerNode: 8 }])) {
+      await admin.create(RESOURCES.node, node);
+    }
+    for (const pv of cacheVolumes(2 * n)) await admin.create(RESOURCES.persistentVolume, pv);
+    for (const ns of ["floor", "bench"]) await admin.create(RESOURCES.namespace, { metadata: { name: ns } });
+    await kubectl(["apply", "--server-side", "-f", join(ROOT, "crds")]);
+    await kubectl(["wait", "--for=condition=Established", "--timeout=30s", "crd/mistralsmalldeployments.serving.mistralsmall.dev"]);
+    await kubectl(
+      ["apply", "-f", "-"],
+      rbacManifests("mistral-small-operator", "default", { kind: "User", name: OPERATOR_USER })
+        .map((m) => `---\n${stringify(m)}`)
+        .join(""),
+    );
+
+    const readyDeployments = async (ns: string) => {
+      const list = await admin.list<KubeObject & { status?: { readyReplicas?: number } }>(RESOURCES.deployment, { namespace: ns });
+      return list.items.filter((d) => d.status?.readyReplicas === 1).length;
+    };
+
+    // The floor: the same objects, applied by kubectl, ready when the Deployments are.
+    const rendered = Array.from({ length: n }, (_, i) => {
+      const msd = parseResource(msdObject(`m${i}`, "floor"));
+      return renderAll(msd, plan(msd.spec));
+    }).flat();
+    const floorStart = Date.now();
+    await kubectl(["apply", "--server-side", "-f", "-"], toYamlStream(rendered));
+    await waitUntil("floor deployments ready", async () => (await readyDeployments("floor")) === n, 600_000);
+    const floorSeconds = (Date.now() - floorStart) / 1000;
+
+    const port = await freePort();
+    operator = spawn(
+      process.execPath,
+      [join(ROOT, "bin", "msd.js"), "run", `--kubeconfig=${cluster.state.operatorKubeconfig}`, `--port=${port}`, `--resync-seconds=${RESYNC}`, "--lease-namespace=default"],
+      { stdio: ["ignore", "ignore", "inherit"] },
+    );
+    const pid = operator.pid!;
+    await waitUntil("operator ready", async () => {
+      try {
+        return (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 && (await metricsOf(port)).size > 0;
+      } catch {
+        return false;
+      }
+    }, 60_000);
+    const before = await metricsOf(port);
+    const opStart = Date.now();
+    await kubectl(["apply", "--server-side", "-f", "-"], Array.from({ length: n }, (_, i) => `---\n${stringify(msdObject(`m${i}`, "bench"))}`).join(""));
+    await waitUntil(
+      "all MistralSmallDeployments Ready",
+      async () => {
+        const list = await admin.list<KubeObject & { status?: { conditions?: { type: string; reason: string }[] } }>(RESOURCES.msd, { namespace: "bench" });
+        return list.items.filter((m) => m.status?.conditions?.some((c) => c.type === "Ready" && c.reason === "Available")).length === n;
+      },
+      900_000,
+    );
+    const operatorSeconds = (Date.now() - opStart) / 1000;
+    const atReady = await metricsOf(port);
+    const apiRequests = sum(atReady, () => true) - sum(before, () => true);
+    await sleep(3000);
+    const settled = await metricsOf(port);
+    await sleep(CONVERGED_WINDOW * 1000);
+    const converged = await metricsOf(port);
+    const writes = (m: Map<string, number>) => sum(m, (v, r) => WRITE.has(v) && r !== "leases");
+    const leases = (m: Map<string, number>) => sum(m, (v, r) => WRITE.has(v) && r === "leases");
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return {
+      n,
+      floorSeconds,
+      operatorSeconds,
+      ratio: operatorSeconds / floorSeconds,
+      apiRequests,
+      apiRequestsPerResource: apiRequests / n,
+      writesWhenConverged: writes(converged) - writes(settled),
+      leaseRenewalsWhenConverged: leases(converged) - leases(settled),
+      peakRssMB: hwm === null ? NaN : Number(hwm[1]) / 1024,
+    };
+  } finally {
+    operator?.kill("SIGTERM");
+    admin.close();
+    await cluster.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const results: Result[] = [];
+for (const n of sizes) {
+  process.stderr.write(`bench:operator N=${n}...\n`);
+  results.push(await benchOne(n));
+}
+if (values.json === true) {
+  console.log(JSON.stringify({ results }, null, 2));
+} else {
+  console.log(
+    `\nN     floor(kubectl) s  operator s  ratio  API requests (per MSD)  writes in ${CONVERGED_WINDOW}s converged (lease renewals)  peak RSS MB`,
+  );
+  for (const r of results) {
+    console.log(
+      `${String(r.n).padEnd(5)} ${r.floorSeconds.toFixed(1).padStart(16)}  ${r.operatorSeconds.toFixed(1).padStart(10)}  ${r.ratio.toFixed(2).padStart(5)}  ${String(r.apiRequests).padStart(12)} (${r.apiRequestsPerResource.toFixed(1)})  ${String(r.writesWhenConverged).padStart(22)} (${r.leaseRenewalsWhenConverged})  ${r.peakRssMB.toFixed(0).padStart(11)}`,
+    );
+  }
+  console.log("\ntargets: ratio <= 1.5, zero writes when converged (lease renewals are leader election, not reconcile writes), peak RSS < 150 MB at N=500");
+}

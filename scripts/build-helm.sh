@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Build (once) the Helm CLI used by the chart's integration test, from the Go
+# module pinned in test/controlplane/helm/ (no downloads other than the Go module
+# proxy), into a cache folder keyed by version, beside the control plane:
+#   ${MSD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mistral-small-operator}/helm/<version>/helm
+#
+# The binary is stamped like the upstream Makefile does: its own version, and the
+# Kubernetes version of the client-go it links (Helm otherwise assumes 1.20 for
+# `helm template` and `helm lint` without a cluster).
+#
+# Warm cache: a no-op that takes milliseconds (go is not even invoked).
+# Cold: a few minutes on 2 cores (see the figure printed at the end).
+#
+# Progress goes to stderr; the LAST line on stdout is the binary's path, e.g.
+#   HELM=$(scripts/build-helm.sh | tail -n1)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MOD="$ROOT/test/controlplane/helm"
+
+log() { printf '[build-helm] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# Version of module $2 required by go.mod $1 (read with awk: fast, no go call).
+modver() {
+  awk -v m="$2" '$1 == "require" { $1 = ""; $0 = $0 }
+    $1 == m && $2 ~ /^v/ { print $2; exit }' "$1"
+}
+
+[[ -f "$MOD/go.mod" ]] || die "missing $MOD/go.mod"
+HELM_VERSION=$(modver "$MOD/go.mod" helm.sh/helm/v3)
+CLIENT_GO_VERSION=$(modver "$MOD/go.mod" k8s.io/client-go)
+[[ -n "$HELM_VERSION" && -n "$CLIENT_GO_VERSION" ]] ||
+  die "could not read the helm and client-go versions from $MOD/go.mod"
+
+# client-go v0.X.Y is Kubernetes 1.X.
+K8S_MINOR=${CLIENT_GO_VERSION#v0.}
+K8S_MINOR=${K8S_MINOR%%.*}
+[[ "$K8S_MINOR" =~ ^[0-9]+$ ]] || die "unexpected client-go version $CLIENT_GO_VERSION"
+
+CACHE_ROOT="${MSD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mistral-small-operator}"
+OUT="$CACHE_ROOT/helm/$HELM_VERSION"
+BIN="$OUT/helm"
+STAMP="helm.sh/helm/v3@$HELM_VERSION k8s=1.$K8S_MINOR"
+
+have() { [[ -x "$BIN" && -f "$OUT/.stamp.helm" && "$(<"$OUT/.stamp.helm")" == "$STAMP" ]]; }
+
+if have; then
+  log "cache warm: $BIN"
+  echo "$BIN"
+  exit 0
+fi
+
+mkdir -p "$OUT"
+# One builder at a time per cache folder (parallel test runs share it).
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$OUT/.lock"
+  if ! flock -n 9; then
+    log "another build is running on $OUT; waiting for it..."
+    flock 9
+  fi
+  # The other builder may have finished it meanwhile.
+  if have; then
+    log "built by another process: $BIN"
+    echo "$BIN"
+    exit 0
+  fi
+fi
+
+TMP="$OUT/.helm.tmp.$$"
+BUILD_PID=
+cleanup() { rm -f -- "$TMP"; }
+trap cleanup EXIT
+on_signal() { [[ -n "$BUILD_PID" ]] && kill "$BUILD_PID" 2>/dev/null; exit "$1"; }
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+# Leftovers of an interrupted build (we hold the lock, so nobody else is writing).
+rm -f -- "$OUT"/.helm.tmp.* 2>/dev/null || true
+
+command -v go >/dev/null 2>&1 || die "go not found on PATH (need Go >= 1.26; /usr/local/go/bin?)"
+export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
+log "Go: $(go version); helm $HELM_VERSION (client-go $CLIENT_GO_VERSION: Kubernetes 1.$K8S_MINOR)"
+log "building $BIN (cold build: a few minutes on 2 cores)..."
+
+LDFLAGS="-s -w"
+LDFLAGS+=" -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+LDFLAGS+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+  LDFLAGS+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$K8S_MINOR"
+done
+
+start=$SECONDS
+# In the background + wait, so that a TERM/INT is handled at once (see on_signal).
+(cd "$MOD" && exec go build -trimpath -ldflags="$LDFLAGS" -o "$TMP" helm.sh/helm/v3/cmd/helm) &
+BUILD_PID=$!
+wait "$BUILD_PID" || die "go build of helm.sh/helm/v3/cmd/helm failed"
+BUILD_PID=
+mv -f "$TMP" "$BIN"
+printf '%s\n' "$STAMP" >"$OUT/.stamp.helm.tmp.$$"
+mv -f "$OUT/.stamp.helm.tmp.$$" "$OUT/.stamp.helm"
+log "built helm in $((SECONDS - start))s ($(du -h "$BIN" | cut -f1)): $("$BIN" version --short 2>/dev/null || true)"
+echo "$BIN"

@@ -1,0 +1,387 @@
+/**
+ * The Helm chart against the real local control plane, with a Helm CLI built from Go
+ * modules (scripts/build-helm.sh): lint, template (accepted by the API server in a
+ * server-side dry run), values rejected by values.schema.json, install, the operator
+ * running with exactly the installed ServiceAccount's permissions reconciling an example
+ * to Ready, and an uninstall that leaves nothing of the chart behind but the CRD.
+ *
+ * The chart's own operator pods never run here (KWOK only fakes pods, and ours stay
+ * Pending: every fake node carries the nvidia.com/gpu taint), so the operator runs as a
+ * local `msd run` process authenticated with a TokenRequest token of the chart's
+ * ServiceAccount.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { parseAllDocuments } from "yaml";
+import { CLUSTER_RULES, NAMESPACE_RULES } from "../../src/operator/rbac.ts";
+import {
+  LEASE_NAME,
+  METRICS_PORT,
+  operatorLabels,
+  operatorPodSpec,
+} from "../../src/delivery/manifests.ts";
+import { kubeconfigYaml, freePort } from "../../src/cluster/local.ts";
+import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";
+import { eventually, startTestCluster, type TestCluster } from "./cluster.ts";
+import { condition, httpStatus, type Msd } from "./operator-harness.ts";
+
+const REPO = join(import.meta.dirname, "..", "..");
+const CHART = join(REPO, "charts", "mistral-small-operator");
+const RELEASE = "mistral-small-operator";
+const NS = "msd-system";
+const CRD = "mistralsmalldeployments.serving.mistralsmall.dev";
+const run = promisify(execFile);
+
+type Result = { code: number; stdout: string; stderr: string };
+type Doc = KubeObject & Record<string, unknown>;
+
+/** Builds Helm once (a no-op on a warm cache) and returns its path: the script's last line. */
+function helmBinary(): string {
+  const out = execFileSync("bash", [join(REPO, "scripts", "build-helm.sh")], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const path = out.trim().split("\n").pop();
+  assert.ok(path !== undefined && path !== "", "build-helm.sh printed no path");
+  return path;
+}
+
+function docs(yamlText: string): Doc[] {
+  return parseAllDocuments(yamlText)
+    .map((d) => d.toJS() as Doc | null)
+    .filter((d): d is Doc => d !== null);
+}
+
+function find(all: Doc[], kind: string, name?: string): Doc {
+  const d = all.find((x) => x.kind === kind && (name === undefined || x.metadata.name === name));
+  assert.ok(d, `${kind} ${name ?? ""} rendered`);
+  return d;
+}
+
+describe("helm chart", () => {
+  let c: TestCluster;
+  let helmBin: string;
+  let home: string;
+  let operator: ChildProcess | undefined;
+
+  const helm = async (args: string[]): Promise<Result> => {
+    try {
+      const { stdout, stderr } = await run(helmBin, args, {
+        maxBuffer: 64 << 20,
+        env: {
+          ...process.env,
+          KUBECONFIG: c.kubeconfig,
+          HELM_CACHE_HOME: join(home, "cache"),
+          HELM_CONFIG_HOME: join(home, "config"),
+          HELM_DATA_HOME: join(home, "data"),
+        },
+      });
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const e = err as { code?: number; stdout?: string; stderr?: string };
+      return {
+        code: typeof e.code === "number" ? e.code : 1,
+        stdout: e.stdout ?? "",
+        stderr: e.stderr ?? "",
+      };
+    }
+  };
+  /** The object as JSON, or undefined when it does not exist. */
+  const getJson = async (args: string[]): Promise<Doc | undefined> => {
+    const r = await c.kubectl(["get", ...args, "-o", "json", "--ignore-not-found"]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.trim() === "" ? undefined : (JSON.parse(r.stdout) as Doc);
+  };
+
+  before(async () => {
+    helmBin = helmBinary();
+    home = mkdtempSync(join(tmpdir(), "msd-helm-"));
+    c = await startTestCluster();
+  });
+  after(async () => {
+    if (operator !== undefined && operator.exitCode === null) operator.kill("SIGKILL");
+    await c?.stop();
+    if (home !== undefined) rmSync(home, { recursive: true, force: true });
+  });
+
+  test("helm lint --strict passes", async () => {
+    const r = await helm(["lint", "--strict", CHART]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+  });
+
+  test("helm template renders the generated RBAC and the operator pod, and the API server accepts it", async () => {
+    const r = await helm(["template", RELEASE, CHART, "--namespace", NS, "--include-crds"]);
+    assert.equal(r.code, 0, r.stderr);
+    const all = docs(r.stdout);
+    assert.deepEqual(all.map((d) => d.kind).sort(), [
+      "ClusterRole",
+      "ClusterRoleBinding",
+      "CustomResourceDefinition",
+      "Deployment",
+      "Lease",
+      "Role",
+      "RoleBinding",
+      "Service",
+      "ServiceAccount",
+    ]);
+    // The generated rules, exactly: nothing more, nothing less.
+    assert.deepEqual(find(all, "ClusterRole").rules, CLUSTER_RULES);
+    assert.deepEqual(find(all, "Role").rules, NAMESPACE_RULES);
+    for (const kind of ["ClusterRoleBinding", "RoleBinding"]) {
+      assert.deepEqual(find(all, kind).subjects, [
+        { kind: "ServiceAccount", name: RELEASE, namespace: NS },
+      ]);
+    }
+    // The same operator pod as the Pulumi component declares (src/delivery/manifests.ts).
+    const dep = find(all, "Deployment") as Doc & {
+      spec: { replicas: number; template: { metadata: { labels: object }; spec: unknown } };
+    };
+    assert.equal(dep.spec.replicas, 2);
+    assert.deepEqual(dep.spec.template.spec, operatorPodSpec({ name: RELEASE, namespace: NS }));
+    for (const [k, v] of Object.entries(operatorLabels({ name: RELEASE }))) {
+      assert.equal((dep.spec.template.metadata.labels as Record<string, string>)[k], v, k);
+    }
+    assert.equal(find(all, "Lease").metadata.name, LEASE_NAME);
+
+    const ns = await c.kubectl(["create", "namespace", NS]);
+    assert.equal(ns.code, 0, ns.stderr);
+    const dry = await c.kubectl(["apply", "--dry-run=server", "-f", "-"], r.stdout);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.equal(dry.stdout.trim().split("\n").length, all.length, dry.stdout);
+    assert.match(dry.stdout, /deployment\.apps\/mistral-small-operator created \(server dry run\)/);
+  });
+
+  test("serviceMonitor.enabled adds a ServiceMonitor scraping the metrics Service", async () => {
+    const r = await helm([
+      "template",
+      RELEASE,
+      CHART,
+      "--namespace",
+      NS,
+      "--set",
+      "serviceMonitor.enabled=true",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const all = docs(r.stdout);
+    const sm = find(all, "ServiceMonitor") as Doc & {
+      spec: { selector: { matchLabels: Record<string, string> }; endpoints: { port: string }[] };
+    };
+    const svc = find(all, "Service") as Doc & {
+      spec: { ports: { name: string; port: number }[] };
+    };
+    for (const [k, v] of Object.entries(sm.spec.selector.matchLabels)) {
+      assert.equal(svc.metadata.labels?.[k], v, `the Service carries ${k}`);
+    }
+    assert.equal(sm.spec.endpoints[0]?.port, "metrics");
+    assert.deepEqual(
+      svc.spec.ports.map((p) => [p.name, p.port]),
+      [["metrics", METRICS_PORT]],
+    );
+    const off = await helm(["template", RELEASE, CHART, "--namespace", NS]);
+    assert.ok(!docs(off.stdout).some((d) => d.kind === "ServiceMonitor"), "off by default");
+  });
+
+  test("a wrong value fails at install with the field's path and what is allowed", async () => {
+    const cases: [string, RegExp][] = [
+      ["replicaCount=-1", /at '\/replicaCount': minimum: got -1, want 0/],
+      [
+        "image.pullPolicy=Sometimes",
+        /at '\/image\/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'/,
+      ],
+      ["replicas=3", /additional properties 'replicas' not allowed/],
+      ["resources.limits.memory=lots", /at '\/resources\/limits\/memory': 'lots' does not match/],
+      ["leaderElection.leaseDurationSeconds=1", /at '\/leaderElection\/leaseDurationSeconds'/],
+    ];
+    for (const [set, message] of cases) {
+      const r = await helm(["install", "bad", CHART, "--namespace", NS, "--set", set]);
+      assert.notEqual(r.code, 0, `${set} accepted`);
+      assert.match(r.stderr, /values don't meet the specifications of the schema/, set);
+      assert.match(r.stderr, message, set);
+    }
+    const releases = await helm(["list", "--namespace", NS, "-q"]);
+    assert.equal(releases.stdout.trim(), "", "nothing was installed");
+  });
+
+  test("helm install into the local control plane", async () => {
+    const r = await helm(["install", RELEASE, CHART, "--namespace", NS, "--create-namespace"]);
+    assert.equal(r.code, 0, r.stderr);
+    const status = await helm(["status", RELEASE, "--namespace", NS, "-o", "json"]);
+    assert.equal((JSON.parse(status.stdout) as { info: { status: string } }).info.status, "deployed");
+    const wait = await c.kubectl([
+      "wait",
+      "--for=condition=Established",
+      "--timeout=30s",
+      `crd/${CRD}`,
+    ]);
+    assert.equal(wait.code, 0, wait.stderr);
+    for (const obj of [
+      ["clusterrole", RELEASE],
+      ["clusterrolebinding", RELEASE],
+      ["-n", NS, "role", RELEASE],
+      ["-n", NS, "rolebinding", RELEASE],
+      ["-n", NS, "serviceaccount", RELEASE],
+      ["-n", NS, "deployment", RELEASE],
+      ["-n", NS, "service", `${RELEASE}-metrics`],
+      ["-n", NS, "lease", LEASE_NAME],
+    ]) {
+      assert.ok(await getJson(obj), `${obj.join(" ")} installed`);
+    }
+  });
+
+  test("the operator, with only the chart's ServiceAccount permissions, reconciles an example to Ready", async () => {
+    const token = await c.kubectl(["create", "token", RELEASE, "-n", NS, "--duration=1h"]);
+    assert.equal(token.code, 0, token.stderr);
+    const server = await c.kubectl([
+      "config",
+      "view",
+      "--minify",
+      "-o",
+      "jsonpath={.clusters[0].cluster.server}",
+    ]);
+    const kubeconfig = join(home, "operator-sa.kubeconfig");
+    writeFileSync(
+      kubeconfig,
+      kubeconfigYaml(server.stdout.trim(), token.stdout.trim(), `${NS}-${RELEASE}`),
+      { mode: 0o600 },
+    );
+    // Least privilege, as the API server sees it.
+    const can = async (...args: string[]) =>
+      (await c.kubectl(["auth", "can-i", `--kubeconfig=${kubeconfig}`, ...args])).stdout.trim();
+    // kubectl's own --kubeconfig comes first; the last one wins.
+    assert.equal(await can("create", "deployments.apps", "-n", "default"), "yes");
+    assert.equal(await can("update", `leases.coordination.k8s.io/${LEASE_NAME}`, "-n", NS), "yes");
+    assert.equal(await can("update", "leases.coordination.k8s.io", "-n", "default"), "no");
+    assert.equal(await can("list", "secrets", "-n", "default"), "no");
+    assert.equal(await can("delete", "pods", "-n", "default"), "no");
+
+    const port = await freePort();
+    const identity = "helm-test-operator";
+    const logFile = join(home, "operator.log");
+    const out = createWriteStream(logFile);
+    const child = spawn(
+      process.execPath,
+      [
+        join(REPO, "bin", "msd.js"),
+        "run",
+        `--kubeconfig=${kubeconfig}`,
+        `--port=${port}`,
+        `--lease-namespace=${NS}`,
+        "--lease-duration=4",
+      ],
+      {
+        env: { ...process.env, POD_NAME: identity, POD_NAMESPACE: NS },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    operator = child;
+    child.stdout.pipe(out);
+    child.stderr.pipe(out);
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const log = () => readFileSync(logFile, "utf8");
+
+    try {
+      // It takes the Lease the chart created (empty) and becomes ready.
+      await eventually("leader", async () => {
+        const lease = await getJson(["-n", NS, "lease", LEASE_NAME]);
+        const spec = lease?.spec as { holderIdentity?: string } | undefined;
+        return spec?.holderIdentity === identity;
+      });
+      await eventually("/readyz", async () => (await httpStatus(port, "/readyz")) === 200);
+
+      const example = readFileSync(join(REPO, "examples", "a100-80gb-fp8.yaml"), "utf8");
+      const applied = await c.kubectl(["apply", "-f", "-"], example);
+      assert.equal(applied.code, 0, applied.stderr);
+      const m = await eventually(
+        "example Ready",
+        async () => {
+          const x = await c.client.getOrUndefined<Msd>(RESOURCES.msd, "mistral-small", "default");
+          const ready = condition(x, "Ready");
+          return ready?.status === "True" &&
+            ready.reason === "Available" &&
+            x?.status?.observedGeneration === x?.metadata.generation
+            ? x
+            : undefined;
+        },
+        90_000,
+      ).catch((err: unknown) => {
+        throw new Error(`${String(err)}\noperator log:\n${log().slice(-4000)}`);
+      });
+      assert.equal(m.status?.endpoint, "http://mistral-small.default.svc:8000/v1");
+      assert.equal(m.status?.plan?.tensorParallelSize, 2);
+      assert.doesNotMatch(log(), /forbidden/i, "no request was refused");
+
+      // Deleting it while the operator runs lets the operator finish its cleanup.
+      const del = await c.kubectl(["delete", "-f", "-", "--wait=true", "--timeout=60s"], example);
+      assert.equal(del.code, 0, del.stderr);
+    } finally {
+      child.kill("SIGTERM");
+    }
+    assert.equal(await exited, 0, `operator exit code; log:\n${log().slice(-2000)}`);
+  });
+
+  test("helm uninstall removes everything the chart installed; the CRD is kept by design", async () => {
+    const r = await helm(["uninstall", RELEASE, "--namespace", NS, "--wait", "--timeout=60s"]);
+    assert.equal(r.code, 0, r.stderr);
+    for (const obj of [
+      ["clusterrole", RELEASE],
+      ["clusterrolebinding", RELEASE],
+      ["-n", NS, "role", RELEASE],
+      ["-n", NS, "rolebinding", RELEASE],
+      ["-n", NS, "serviceaccount", RELEASE],
+      ["-n", NS, "deployment", RELEASE],
+      ["-n", NS, "service", `${RELEASE}-metrics`],
+      ["-n", NS, "lease", LEASE_NAME],
+    ]) {
+      assert.equal(await getJson(obj), undefined, `${obj.join(" ")} left behind`);
+    }
+    await eventually("operator pods gone", async () => {
+      const pods = await c.kubectl([
+        "get",
+        "pods",
+        "-n",
+        NS,
+        "-l",
+        `app.kubernetes.io/instance=${RELEASE}`,
+        "-o",
+        "name",
+      ]);
+      return pods.code === 0 && pods.stdout.trim() === "";
+    });
+    // Nothing else labelled with the release, and no release record.
+    const left = await c.kubectl([
+      "get",
+      "all,serviceaccounts,roles,rolebindings,leases,secrets,configmaps",
+      "-n",
+      NS,
+      "-l",
+      `app.kubernetes.io/instance=${RELEASE}`,
+      "-o",
+      "name",
+    ]);
+    assert.equal(left.stdout.trim(), "", left.stdout);
+    const records = await c.kubectl(["get", "secrets", "-n", NS, "-l", "owner=helm", "-o", "name"]);
+    assert.equal(records.stdout.trim(), "", "release history deleted");
+    assert.equal((await helm(["list", "--all", "--namespace", NS, "-q"])).stdout.trim(), "");
+    // Helm never deletes what a chart's crds/ folder installed: the user's resources survive.
+    assert.ok(await getJson([`crd/${CRD}`]), "the CRD is kept");
+    // What the operator created for the example is garbage-collected with it (owner references).
+    await eventually("the example's objects collected", async () => {
+      const owned = await c.kubectl([
+        "get",
+        "deployments,services,poddisruptionbudgets",
+        "-A",
+        "-l",
+        "app.kubernetes.io/managed-by=mistral-small-operator",
+        "-o",
+        "name",
+      ]);
+      return owned.code === 0 && owned.stdout.trim() === "";
+    });
+  });
+});

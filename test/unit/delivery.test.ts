@@ -1,0 +1,315 @@
+/**
+ * Delivery: the Helm chart's generated files cannot drift from their sources, its
+ * values agree with the shared manifests and its schema, and the Dockerfile builds a
+ * minimal non-root image.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { parse } from "yaml";
+import { CHART_DIR, REPO_ROOT, generatedChartFiles } from "../../src/delivery/chart.ts";
+import {
+  DEFAULT_LEASE_DURATION_SECONDS,
+  DEFAULT_RESOURCES,
+  IMAGE_REPOSITORY,
+  LEASE_NAME,
+  METRICS_PORT,
+  OPERATOR_APP,
+  RUN_AS_USER,
+  appVersion,
+  defaultImage,
+  operatorDeployment,
+  operatorManifests,
+} from "../../src/delivery/manifests.ts";
+import { CLUSTER_RULES, NAMESPACE_RULES } from "../../src/operator/rbac.ts";
+import { OPERATOR_NAME } from "../../src/render/names.ts";
+
+type Json = Record<string, unknown>;
+const read = (rel: string) => readFileSync(join(REPO_ROOT, rel), "utf8");
+const chart = (rel: string) => read(join(CHART_DIR, rel));
+
+describe("helm chart", () => {
+  test("the generated files are up to date (run `npm run gen` on failure)", () => {
+    for (const [rel, generated] of generatedChartFiles()) {
+      const path = join(REPO_ROOT, rel);
+      assert.ok(existsSync(path), `${rel} is missing: run \`npm run gen\``);
+      const committed = readFileSync(path, "utf8");
+      if (committed === generated) continue;
+      const a = committed.split("\n");
+      const b = generated.split("\n");
+      let line = 0;
+      while (line < a.length && a[line] === b[line]) line += 1;
+      assert.fail(
+        `${rel} drifted from its source: run \`npm run gen\` and commit the result.\n` +
+          `first difference at line ${line + 1}:\n  committed: ${a[line] ?? "<end of file>"}\n` +
+          `  generated: ${b[line] ?? "<end of file>"}`,
+      );
+    }
+    const crds = readdirSync(join(REPO_ROOT, CHART_DIR, "crds")).sort();
+    assert.deepEqual(
+      crds,
+      readdirSync(join(REPO_ROOT, "crds"))
+        .filter((f) => f.endsWith(".yaml"))
+        .sort(),
+      "the chart's crds/ holds exactly the repository's CRDs",
+    );
+  });
+
+  test("the RBAC template holds every generated rule", () => {
+    const text = chart("templates/rbac.yaml");
+    for (const r of [...CLUSTER_RULES, ...NAMESPACE_RULES]) {
+      assert.ok(text.includes(`resources: ${JSON.stringify(r.resources).replace(/,/g, ", ")}`));
+    }
+  });
+
+  test("Chart.yaml: appVersion is the package version, the default image is the Dockerfile's", () => {
+    const meta = parse(chart("Chart.yaml")) as Json;
+    const pkg = JSON.parse(read("package.json")) as { version: string };
+    assert.equal(meta.name, OPERATOR_APP);
+    assert.equal(meta.appVersion, pkg.version);
+    assert.equal(appVersion(), pkg.version);
+    const values = parse(chart("values.yaml")) as { image: { repository: string; tag: string } };
+    assert.equal(values.image.repository, IMAGE_REPOSITORY);
+    assert.equal(values.image.tag, "", "the tag defaults to appVersion");
+    assert.equal(defaultImage(), `${IMAGE_REPOSITORY}:${pkg.version}`);
+    assert.ok(read("Dockerfile").includes(IMAGE_REPOSITORY), "the Dockerfile names the image");
+  });
+
+  test("values.yaml defaults agree with the shared manifests", () => {
+    const v = parse(chart("values.yaml")) as Json & {
+      replicaCount: number;
+      resources: unknown;
+      securityContext: { runAsUser: number; runAsGroup: number };
+      metrics: { port: number; service: { port: number } };
+      leaderElection: { leaseDurationSeconds: number };
+      serviceMonitor: { enabled: boolean };
+    };
+    const dep = operatorDeployment({ name: OPERATOR_APP, namespace: "x" }) as Json & {
+      spec: { replicas: number };
+    };
+    assert.equal(v.replicaCount, dep.spec.replicas);
+    assert.equal(v.replicaCount, 2, "two replicas with leader election");
+    assert.deepEqual(v.resources, DEFAULT_RESOURCES);
+    assert.equal(v.securityContext.runAsUser, RUN_AS_USER);
+    assert.equal(v.securityContext.runAsGroup, RUN_AS_USER);
+    assert.equal(v.metrics.port, METRICS_PORT);
+    assert.equal(v.metrics.service.port, METRICS_PORT);
+    assert.equal(v.leaderElection.leaseDurationSeconds, DEFAULT_LEASE_DURATION_SECONDS);
+    assert.equal(v.serviceMonitor.enabled, false);
+  });
+
+  test("values.schema.json describes exactly the keys of values.yaml", () => {
+    const schema = JSON.parse(chart("values.schema.json")) as Json;
+    const values = parse(chart("values.yaml")) as Json;
+    const defs = schema.definitions as Record<string, Json>;
+    const resolve = (s: Json): Json =>
+      typeof s.$ref === "string" ? resolve(defs[s.$ref.replace("#/definitions/", "")]!) : s;
+    const walk = (v: Json, s: Json, path: string) => {
+      const node = resolve(s);
+      const props = node.properties as Record<string, Json> | undefined;
+      if (props === undefined) return; // free-form (maps, affinity)
+      assert.equal(node.additionalProperties, false, `${path || "/"} refuses unknown keys`);
+      for (const [k, child] of Object.entries(v)) {
+        assert.ok(props[k] !== undefined, `${path}/${k} is in values.yaml but not in the schema`);
+        if (typeof child === "object" && child !== null && !Array.isArray(child))
+          walk(child as Json, props[k]!, `${path}/${k}`);
+      }
+      for (const k of Object.keys(props)) {
+        if (k === "global") continue;
+        assert.ok(k in v, `${path}/${k} is in the schema but has no default in values.yaml`);
+      }
+    };
+    walk(values, schema, "");
+  });
+
+  test("the chart's Lease is the one `msd run` elects its leader with", () => {
+    assert.equal(LEASE_NAME, OPERATOR_NAME);
+    assert.match(chart("templates/lease.yaml"), new RegExp(`name: ${LEASE_NAME}\\n`));
+  });
+
+  test("the deployment template runs `msd run` with leader election and restricted security", () => {
+    const t = chart("templates/deployment.yaml");
+    for (const s of [
+      "--lease-namespace={{ .Release.Namespace }}",
+      "fieldPath: metadata.name",
+      "fieldPath: metadata.namespace",
+      "path: /healthz",
+      "path: /readyz",
+      "runAsNonRoot: true",
+      "readOnlyRootFilesystem: true",
+      "allowPrivilegeEscalation: false",
+      "- ALL",
+      "type: RuntimeDefault",
+    ]) {
+      assert.ok(t.includes(s), `deployment.yaml has ${s}`);
+    }
+  });
+});
+
+describe("shared install manifests (Pulumi's)", () => {
+  const all = operatorManifests({ name: "op", namespace: "ops" });
+  const byKind = (k: string) => all.filter((m) => m.kind === k);
+
+  test("RBAC is the generated rules, bound to the operator's ServiceAccount", () => {
+    assert.deepEqual(byKind("ClusterRole")[0]?.rules, CLUSTER_RULES);
+    assert.deepEqual(byKind("Role")[0]?.rules, NAMESPACE_RULES);
+    assert.equal(byKind("Role")[0]?.metadata.namespace, "ops");
+    for (const b of [...byKind("ClusterRoleBinding"), ...byKind("RoleBinding")]) {
+      assert.deepEqual(b.subjects, [{ kind: "ServiceAccount", name: "op", namespace: "ops" }]);
+    }
+  });
+
+  test("the Deployment: two replicas, lease in its namespace, downward API, probes, non-root", () => {
+    const dep = byKind("Deployment")[0] as Json & {
+      spec: {
+        replicas: number;
+        template: {
+          spec: {
+            securityContext: Json;
+            containers: {
+              args: string[];
+              env: { name: string }[];
+              livenessProbe: { httpGet: { path: string } };
+              readinessProbe: { httpGet: { path: string } };
+              securityContext: Json;
+            }[];
+          };
+        };
+      };
+    };
+    assert.equal(dep.spec.replicas, 2);
+    const pod = dep.spec.template.spec;
+    const c = pod.containers[0]!;
+    assert.ok(c.args.includes("--lease-namespace=ops"));
+    assert.ok(c.args.includes(`--port=${METRICS_PORT}`));
+    assert.deepEqual(
+      c.env.map((e) => e.name),
+      ["POD_NAME", "POD_NAMESPACE"],
+    );
+    assert.equal(c.livenessProbe.httpGet.path, "/healthz");
+    assert.equal(c.readinessProbe.httpGet.path, "/readyz");
+    assert.equal(pod.securityContext.runAsNonRoot, true);
+    assert.deepEqual(c.securityContext, {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+  });
+
+  test("watchNamespace adds --namespace", () => {
+    const dep = operatorDeployment({ name: "op", namespace: "ops", watchNamespace: "team-a" });
+    const args = (dep.spec as { template: { spec: { containers: { args: string[] }[] } } }).spec;
+    assert.ok(args.template.spec.containers[0]!.args.includes("--namespace=team-a"));
+  });
+});
+
+/** Dockerfile instructions, joined across line continuations, grouped by stage. */
+function dockerStages(text: string): { name: string; from: string; lines: string[] }[] {
+  const logical = text
+    .replace(/\\\n/g, " ")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"));
+  const stages: { name: string; from: string; lines: string[] }[] = [];
+  for (const l of logical) {
+    const from = /^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/i.exec(l);
+    if (from !== null) {
+      stages.push({ from: from[1]!, name: from[2] ?? String(stages.length), lines: [] });
+    } else stages.at(-1)?.lines.push(l);
+  }
+  return stages;
+}
+
+describe("Dockerfile", () => {
+  const stages = dockerStages(read("Dockerfile"));
+  const runtime = stages.at(-1)!;
+  const build = stages.find((s) => s.name === "build");
+  const deps = stages.find((s) => s.name === "deps");
+
+  test("multi-stage: build compiles with tsc, deps installs production dependencies only", () => {
+    assert.ok(stages.length >= 3, "build, deps and runtime stages");
+    assert.ok(build, "a build stage");
+    assert.ok(build.lines.some((l) => /^RUN npm ci\b/.test(l)));
+    assert.ok(build.lines.some((l) => /^RUN npx tsc -p tsconfig\.build\.json$/.test(l)));
+    assert.ok(deps, "a deps stage");
+    assert.ok(deps.lines.some((l) => /^RUN npm ci .*--omit=dev/.test(l)));
+  });
+
+  test("runtime: minimal base, non-root numeric USER, ENTRYPOINT runs `msd run`", () => {
+    assert.equal(runtime.name, "runtime");
+    assert.match(runtime.from, /distroless\/nodejs\$\{NODE_MAJOR\}-debian12:nonroot$/);
+    const user = runtime.lines.filter((l) => l.startsWith("USER "));
+    assert.equal(user.length, 1);
+    const [uid, gid] = user[0]!.slice(5).trim().split(":");
+    assert.equal(Number(uid), RUN_AS_USER, "numeric, so kubelet can verify runAsNonRoot");
+    assert.equal(Number(gid), RUN_AS_USER);
+    const entry = runtime.lines.find((l) => l.startsWith("ENTRYPOINT "));
+    assert.deepEqual(JSON.parse(entry!.slice("ENTRYPOINT ".length)), [
+      "/nodejs/bin/node",
+      "/app/bin/msd.js",
+      "run",
+    ]);
+    assert.ok(!runtime.lines.some((l) => l.startsWith("RUN ")), "no RUN in the runtime stage");
+  });
+
+  test("runtime copies only the built output, production dependencies and the launcher", () => {
+    const copies = runtime.lines
+      .filter((l) => l.startsWith("COPY "))
+      .map((l) => {
+        const words = l.split(/\s+/).slice(1);
+        const from = words.find((w) => w.startsWith("--from="))?.slice("--from=".length);
+        const paths = words.filter((w) => !w.startsWith("--"));
+        return `${from ?? "context"}:${paths.slice(0, -1).join(" ")}`;
+      })
+      .sort();
+    assert.deepEqual(copies, [
+      "build:/app/dist",
+      "context:bin/msd.js",
+      "context:package.json",
+      "deps:/app/node_modules",
+    ]);
+    // bin/msd.js runs the compiled entry point when it exists.
+    assert.match(read("bin/msd.js"), /\.\.\/dist\/src\/cli\/entry\.js/);
+    const build = JSON.parse(read("tsconfig.build.json")) as {
+      compilerOptions: Json;
+      include: string[];
+    };
+    assert.equal(build.compilerOptions.outDir, "dist");
+    assert.equal(build.compilerOptions.rootDir, ".");
+    assert.equal(build.compilerOptions.rewriteRelativeImportExtensions, true);
+    assert.equal(build.compilerOptions.noEmit, false);
+  });
+
+  test(".dockerignore lets in only what the build copies", () => {
+    const rules = read(".dockerignore")
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l !== "" && !l.startsWith("#"));
+    assert.equal(rules[0], "*", "ignore everything first");
+    for (const p of ["package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json"]) {
+      assert.ok(rules.includes(`!${p}`), p);
+    }
+    assert.ok(rules.includes("!src/") && rules.includes("!bin/msd.js"));
+  });
+});
+
+describe("CI example", () => {
+  test("the Pulumi workflow previews pull requests and updates main", () => {
+    const wf = parse(read(".github/workflows/pulumi.yml")) as {
+      on: { pull_request?: unknown; push?: { branches?: string[] } };
+      jobs: Record<string, { if?: string; steps: { run?: string; with?: Json }[] }>;
+    };
+    assert.ok(wf.on.pull_request !== undefined);
+    assert.deepEqual(wf.on.push?.branches, ["main"]);
+    const steps = Object.values(wf.jobs).flatMap((j) =>
+      j.steps.map((s) => ({ ...s, jobIf: j.if ?? "" })),
+    );
+    const text = JSON.stringify(steps);
+    assert.match(text, /pulumi preview/);
+    assert.match(text, /pulumi up/);
+    assert.match(text, /npm test --prefix infra|npm --prefix infra test/);
+  });
+});
