@@ -311,6 +311,13 @@ export const AutoscalingSchema = withRules(
         .describe(
           "Generation tokens/s one replica should carry; derived from the plan when omitted.",
         ),
+      prometheusUrl: z
+        .string()
+        .regex(/^https?:\/\/[^\s]+$/, "must be an http(s) URL")
+        .optional()
+        .describe(
+          "Prometheus that scrapes vLLM, for mode keda (default http://prometheus-operated.monitoring.svc:9090).",
+        ),
       scaleToZero: z
         .boolean()
         .default(false)

@@ -95,6 +95,20 @@ export const RESOURCES = {
     kind: "Lease",
     namespaced: true,
   },
+  hpa: {
+    group: "autoscaling",
+    version: "v2",
+    plural: "horizontalpodautoscalers",
+    kind: "HorizontalPodAutoscaler",
+    namespaced: true,
+  },
+  scaledObject: {
+    group: "keda.sh",
+    version: "v1alpha1",
+    plural: "scaledobjects",
+    kind: "ScaledObject",
+    namespaced: true,
+  },
   node: { group: "", version: "v1", plural: "nodes", kind: "Node", namespaced: false },
   persistentVolume: {
     group: "",

@@ -169,15 +169,15 @@ export class Operator {
     return inf;
   }
 
-  /** NodePools are watched only when the Karpenter CRDs exist in this cluster. */
-  private async karpenterInstalled(): Promise<boolean> {
+  /** Kinds from optional CRDs (Karpenter, KEDA) are watched only when installed. */
+  private async installed(r: ResourceType, what: string): Promise<boolean> {
     try {
-      await this.client.list(RESOURCES.nodePool, { limit: 1 });
+      await this.client.list(r, { limit: 1 });
       return true;
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) {
         this.log.warn(
-          "karpenter.sh/v1 NodePool CRD not found: provider karpenter will be reported as unavailable",
+          `${r.group}/${r.version} ${r.kind} CRD not found: ${what} will be reported as unavailable`,
         );
         return false;
       }
@@ -208,8 +208,12 @@ export class Operator {
       Informer<KubeObject>,
       Informer<KubeObject>,
     ];
-    const nodePools = (await this.karpenterInstalled())
+    const nodePools = (await this.installed(RESOURCES.nodePool, "nodePool.provider karpenter"))
       ? this.informer(RESOURCES.nodePool, MANAGED_SELECTOR, true)
+      : undefined;
+    const hpas = this.informer(RESOURCES.hpa, MANAGED_SELECTOR);
+    const scaledObjects = (await this.installed(RESOURCES.scaledObject, "autoscaling.mode keda"))
+      ? this.informer(RESOURCES.scaledObject, MANAGED_SELECTOR)
       : undefined;
 
     const enqueue = (obj: KubeObject) => queue.add(objectKey(obj));
@@ -224,7 +228,10 @@ export class Operator {
       if (key !== undefined) queue.add(key);
     };
     const appliedMemo = new Map<string, { digest: string; resourceVersion: string }>();
-    for (const inf of [...owned, ...(nodePools === undefined ? [] : [nodePools])]) {
+    const optional = [nodePools, scaledObjects].filter(
+      (i): i is Informer<KubeObject> => i !== undefined,
+    );
+    for (const inf of [...owned, hpas, ...optional]) {
       inf.addHandlers({
         onAdd: enqueueOwner,
         onUpdate: (_o, n) => enqueueOwner(n),
@@ -243,7 +250,7 @@ export class Operator {
       now: () => new Date(),
       statusMemo: new Map(),
       appliedMemo,
-      caches: { msd, deployments, services, pdbs, pvcs, pods, nodePools },
+      caches: { msd, deployments, services, pdbs, pvcs, pods, nodePools, hpas, scaledObjects },
     };
     for (const inf of this.informers) inf.start();
     await Promise.all(this.informers.map((i) => i.waitForSync()));

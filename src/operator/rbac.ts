@@ -36,6 +36,9 @@ export const CLUSTER_RULES: readonly PolicyRule[] = [
   { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
   { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
   { apiGroups: ["karpenter.sh"], resources: ["nodepools"], verbs: OWNED },
+  // autoscaling.mode hpa / keda.
+  { apiGroups: ["autoscaling"], resources: ["horizontalpodautoscalers"], verbs: OWNED },
+  { apiGroups: ["keda.sh"], resources: ["scaledobjects"], verbs: OWNED },
 ];
 
 /** Leader election, in the operator's own namespace only. */

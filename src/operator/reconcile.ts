@@ -62,6 +62,9 @@ export interface ReconcilerDeps {
     readonly pods: Cache<KubeObject>;
     /** Absent when the Karpenter CRDs are not installed. */
     readonly nodePools: Cache<KubeObject> | undefined;
+    readonly hpas?: Cache<KubeObject>;
+    /** Absent when the KEDA CRDs are not installed. */
+    readonly scaledObjects?: Cache<KubeObject> | undefined;
   };
 }
 
@@ -93,6 +96,10 @@ function cacheFor(deps: ReconcilerDeps, kind: string): Cache<KubeObject> | undef
       return deps.caches.pvcs;
     case "NodePool":
       return deps.caches.nodePools;
+    case "HorizontalPodAutoscaler":
+      return deps.caches.hpas;
+    case "ScaledObject":
+      return deps.caches.scaledObjects;
     default:
       return undefined;
   }
@@ -216,6 +223,13 @@ async function applyDesired(
       "the Karpenter karpenter.sh/v1 NodePool CRD is not installed in this cluster",
     );
   }
+  if (changed.some((o) => o.kind === "ScaledObject") && deps.caches.scaledObjects === undefined) {
+    throw new ApiError(
+      404,
+      "NotFound",
+      "autoscaling.mode keda needs KEDA: the keda.sh/v1alpha1 ScaledObject CRD is not installed in this cluster",
+    );
+  }
   // Independent objects: apply them together.
   const results = await Promise.allSettled(
     changed.map(async (obj) => {
@@ -296,11 +310,16 @@ async function pruneUndesired(
       .filter((o) => o.metadata.namespace === msd.metadata.namespace && ownedBy(o, uid))
       .map((o) => ["PersistentVolumeClaim", o] as [string, KubeObject]),
     ...ownedNodePools(deps, uid).map((o) => ["NodePool", o] as [string, KubeObject]),
+    ...(["HorizontalPodAutoscaler", "ScaledObject"] as const).flatMap((kind) =>
+      (cacheFor(deps, kind)?.list() ?? [])
+        .filter((o) => o.metadata.namespace === msd.metadata.namespace && ownedBy(o, uid))
+        .map((o) => [kind, o] as [string, KubeObject]),
+    ),
   ];
   for (const [kind, obj] of candidates) {
     if (want.has(`${kind}/${obj.metadata.name}`) || obj.metadata.deletionTimestamp !== undefined)
       continue;
-    const r = kind === "NodePool" ? RESOURCES.nodePool : RESOURCES.pvc;
+    const r = resourceFor(String(obj.apiVersion ?? ""), kind);
     await deps.client.delete(r, obj.metadata.name, obj.metadata.namespace, {
       uid: obj.metadata.uid!,
     });

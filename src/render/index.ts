@@ -7,6 +7,7 @@ import { renderNodePool } from "./nodepool.ts";
 import { renderPdb } from "./pdb.ts";
 import { renderCacheClaim } from "./pvc.ts";
 import { renderService } from "./service.ts";
+import { renderHpa, renderScaledObject } from "./autoscaler.ts";
 
 export type Manifest = KubernetesObject & {
   apiVersion: string;
@@ -21,6 +22,8 @@ export function renderAll(msd: MistralSmallDeployment, plan: Plan): Manifest[] {
     renderService(msd),
     renderPdb(msd),
     renderDeployment(msd, plan, msd.spec.replicas),
+    renderHpa(msd, plan),
+    renderScaledObject(msd, plan),
   ];
   return objects.filter((o): o is NonNullable<typeof o> => o !== undefined) as Manifest[];
 }

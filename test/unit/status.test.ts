@@ -1,0 +1,251 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  computeStatus,
+  isSubset,
+  jsonEqual,
+  podProblem,
+  type Condition,
+  type Observation,
+  type PodView,
+} from "../../src/operator/status.ts";
+import { conditionEvents } from "../../src/operator/reconcile.ts";
+import { parseSpec } from "../../src/api/validate.ts";
+import { plan } from "../../src/planner/plan.ts";
+
+const NOW = "2026-11-29T03:00:00Z";
+const LATER = "2026-11-29T03:05:00Z";
+
+function pod(name: string, status: PodView["status"]): PodView {
+  return { metadata: { name }, status };
+}
+
+const unschedulable = pod("p-a", {
+  phase: "Pending",
+  conditions: [
+    {
+      type: "PodScheduled",
+      status: "False",
+      reason: "Unschedulable",
+      message: "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+    },
+  ],
+});
+const crashing = pod("p-b", {
+  containerStatuses: [
+    {
+      name: "vllm",
+      ready: false,
+      restartCount: 4,
+      state: { waiting: { reason: "CrashLoopBackOff" } },
+      lastState: { terminated: { reason: "Error", exitCode: 1 } },
+    },
+  ],
+});
+const oom = pod("p-c", {
+  containerStatuses: [
+    {
+      name: "vllm",
+      ready: false,
+      restartCount: 2,
+      state: { waiting: { reason: "CrashLoopBackOff" } },
+      lastState: { terminated: { reason: "OOMKilled", exitCode: 137 } },
+    },
+  ],
+});
+const pullError = pod("p-d", {
+  containerStatuses: [
+    {
+      name: "vllm",
+      ready: false,
+      restartCount: 0,
+      state: { waiting: { reason: "ImagePullBackOff", message: "manifest unknown" } },
+    },
+  ],
+});
+
+describe("podProblem", () => {
+  test("quotes the scheduler's message for an unschedulable pod", () => {
+    const p = podProblem([unschedulable]);
+    assert.equal(p?.reason, "Unschedulable");
+    assert.match(
+      p!.message,
+      /p-a cannot be scheduled: 0\/3 nodes are available: 3 Insufficient nvidia\.com\/gpu/,
+    );
+  });
+  test("names the exit code of a crash loop", () => {
+    const p = podProblem([crashing]);
+    assert.equal(p?.reason, "CrashLoopBackOff");
+    assert.match(p!.message, /last exit code 1/);
+    assert.match(p!.message, /restarts: 4/);
+  });
+  test("tells OOMKilled apart from a plain crash loop", () => {
+    assert.equal(podProblem([oom])?.reason, "OOMKilled");
+  });
+  test("the most actionable problem wins: image pull, then OOM, then crash, then scheduling", () => {
+    assert.equal(podProblem([unschedulable, crashing, oom, pullError])?.reason, "ImagePullError");
+    assert.equal(podProblem([unschedulable, crashing, oom])?.reason, "OOMKilled");
+    assert.equal(podProblem([unschedulable, crashing])?.reason, "CrashLoopBackOff");
+  });
+  test("terminating pods and healthy pods are not problems", () => {
+    assert.equal(
+      podProblem([{ ...crashing, metadata: { name: "x", deletionTimestamp: NOW } }]),
+      undefined,
+    );
+    assert.equal(podProblem([pod("ok", { phase: "Running" })]), undefined);
+  });
+});
+
+const feasible = plan(parseSpec({ gpu: { type: "a100-80gb" } }));
+const infeasible = plan(parseSpec({ gpu: { type: "a100-40gb", tensorParallelSize: 2 } }));
+
+function obs(o: Partial<Observation>): Observation {
+  return {
+    generation: 3,
+    desiredReplicas: 2,
+    pods: [],
+    selector: "a=b",
+    endpoint: "http://x.default.svc:8000/v1",
+    plan: feasible,
+    desiredTemplateHash: "h1",
+    ...o,
+  };
+}
+
+const rolledOut = {
+  metadata: { generation: 5, annotations: { "serving.mistralsmall.dev/template-hash": "h1" } },
+  spec: { replicas: 2 },
+  status: { observedGeneration: 5, replicas: 2, readyReplicas: 2, updatedReplicas: 2 },
+};
+
+function cond(status: ReturnType<typeof computeStatus>, type: string): Condition {
+  return status.conditions!.find((c) => c.type === type) as Condition;
+}
+
+describe("computeStatus", () => {
+  test("a finished rollout is Ready/Available at the observed generation", () => {
+    const s = computeStatus(obs({ deployment: rolledOut }), undefined, NOW);
+    assert.equal(s.observedGeneration, 3);
+    assert.deepEqual(
+      s.conditions!.map((c) => [c.type, c.status, c.reason, c.observedGeneration]),
+      [
+        ["Ready", "True", "Available", 3],
+        ["Progressing", "False", "Converged", 3],
+        ["Degraded", "False", "AsExpected", 3],
+      ],
+    );
+    assert.equal(s.readyReplicas, 2);
+    assert.equal(s.plan?.tensorParallelSize, 2);
+  });
+
+  test("an old template hash means still rolling out, not Available", () => {
+    const s = computeStatus(
+      obs({ deployment: rolledOut, desiredTemplateHash: "h2" }),
+      undefined,
+      NOW,
+    );
+    assert.equal(cond(s, "Ready").reason, "RollingOut");
+    assert.equal(cond(s, "Progressing").status, "True");
+  });
+
+  test("no ready pod yet: ModelLoading", () => {
+    const dep = { ...rolledOut, status: { ...rolledOut.status, readyReplicas: 0 } };
+    const s = computeStatus(obs({ deployment: dep }), undefined, NOW);
+    assert.equal(cond(s, "Ready").status, "False");
+    assert.equal(cond(s, "Ready").reason, "ModelLoading");
+  });
+
+  test("infeasible without a workload: Ready False with the planner's numbers", () => {
+    const s = computeStatus(obs({ plan: infeasible }), undefined, NOW);
+    assert.equal(cond(s, "Ready").reason, "Infeasible");
+    assert.match(cond(s, "Ready").message, /56\.3 GiB per GPU at TP=2/);
+    assert.equal(s.plan, undefined);
+  });
+
+  test("infeasible with a serving workload: keeps serving, Degraded, previous plan kept", () => {
+    const previous = computeStatus(obs({ deployment: rolledOut }), undefined, NOW);
+    const s = computeStatus(obs({ plan: infeasible, deployment: rolledOut }), previous, LATER);
+    assert.equal(cond(s, "Ready").status, "True");
+    assert.equal(cond(s, "Ready").reason, "InfeasibleKeepsServing");
+    assert.equal(cond(s, "Degraded").status, "True");
+    assert.deepEqual(s.plan, previous.plan);
+  });
+
+  test("invalid spec: InvalidSpec with the problems", () => {
+    const s = computeStatus(
+      obs({ plan: undefined, invalid: "spec.gpu.type: must be one of ..." }),
+      undefined,
+      NOW,
+    );
+    assert.equal(cond(s, "Ready").reason, "InvalidSpec");
+    assert.match(cond(s, "Degraded").message, /spec\.gpu\.type/);
+  });
+
+  test("lastTransitionTime changes only when a status flips", () => {
+    const first = computeStatus(obs({ deployment: rolledOut }), undefined, NOW);
+    const same = computeStatus(obs({ deployment: rolledOut }), first, LATER);
+    assert.ok(jsonEqual(first, same), "nothing changed: identical status, so no write");
+    const loading = computeStatus(
+      obs({ deployment: { ...rolledOut, status: { ...rolledOut.status, readyReplicas: 0 } } }),
+      first,
+      LATER,
+    );
+    assert.equal(cond(loading, "Ready").lastTransitionTime, LATER);
+    assert.equal(cond(loading, "Degraded").lastTransitionTime, NOW, "Degraded stayed False");
+  });
+
+  test("pod problems surface with their cause while nothing serves", () => {
+    const dep = { ...rolledOut, status: { ...rolledOut.status, readyReplicas: 0 } };
+    const s = computeStatus(obs({ deployment: dep, pods: [unschedulable] }), undefined, NOW);
+    assert.equal(cond(s, "Ready").reason, "Unschedulable");
+    assert.equal(cond(s, "Degraded").status, "True");
+  });
+});
+
+describe("isSubset and jsonEqual", () => {
+  test("server defaults in the live object do not count as drift", () => {
+    assert.ok(isSubset({ a: 1, b: { c: "x" } }, { a: 1, b: { c: "x", d: 2 }, e: 3 }));
+    assert.ok(!isSubset({ a: 1, b: { c: "x" } }, { a: 1, b: { c: "y" } }));
+  });
+  test("lists must match element for element", () => {
+    assert.ok(isSubset([{ a: 1 }], [{ a: 1, b: 2 }]));
+    assert.ok(!isSubset([{ a: 1 }], [{ a: 1 }, { a: 2 }]));
+  });
+  test("an empty map wanted equals an absent one (the API server drops it)", () => {
+    assert.ok(isSubset({ nodeSelector: {} }, {}));
+    assert.ok(!isSubset({ nodeSelector: { a: "b" } }, {}));
+  });
+  test("jsonEqual ignores undefined fields and key order", () => {
+    assert.ok(jsonEqual({ a: 1, b: undefined, c: [1, { d: 2 }] }, { c: [1, { d: 2 }], a: 1 }));
+    assert.ok(!jsonEqual({ a: [1, 2] }, { a: [2, 1] }));
+  });
+});
+
+describe("conditionEvents", () => {
+  const c = (type: string, status: string, reason: string): Condition =>
+    ({ type, status, reason, message: `${type} ${reason}`, lastTransitionTime: NOW }) as Condition;
+  test("nothing changed: no event", () => {
+    const conds = [c("Ready", "True", "Available"), c("Degraded", "False", "AsExpected")];
+    assert.deepEqual(conditionEvents(conds, conds), []);
+  });
+  test("a new Ready verdict is one event; Degraded with the same reason adds none", () => {
+    const e = conditionEvents(
+      [c("Ready", "False", "ModelLoading")],
+      [c("Ready", "False", "Unschedulable"), c("Degraded", "True", "Unschedulable")],
+    );
+    assert.deepEqual(
+      e.map((x) => [x.type, x.reason]),
+      [["Warning", "Unschedulable"]],
+    );
+  });
+  test("Degraded with its own reason while Ready stays True is reported", () => {
+    const e = conditionEvents(
+      [c("Ready", "True", "Available"), c("Degraded", "False", "AsExpected")],
+      [c("Ready", "True", "Available"), c("Degraded", "True", "CrashLoopBackOff")],
+    );
+    assert.deepEqual(
+      e.map((x) => [x.type, x.reason]),
+      [["Warning", "CrashLoopBackOff"]],
+    );
+  });
+});
