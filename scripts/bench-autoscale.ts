@@ -3,6 +3,7 @@
  *   [--only step,ramp,spike,diurnal,azure-code] [--policies ours,hpa,kubeai,oracle]
  *   [--provision S] [--load S] [--slo-queue S] [--slo-ttft S] [--min N] [--max N]
  *   [--ours-option key=value]... (our policy's PolicyOptions, e.g. backlogDrainSeconds=300)
+ *   [--iso-slo]  (extra: how low the baselines' targets must go, in hindsight, to match our SLO)
  *
  * Drives every policy with the same load through the deterministic fleet simulation
  * (src/autoscale/sim) and prints GPU-hours, SLO attainment and scaling actions per trace.
@@ -17,6 +18,7 @@ import {
   benchTraces,
   defaultBenchConfig,
   formatTable,
+  isoSlo,
   runBench,
   toJson,
   type PolicyName,
@@ -41,6 +43,7 @@ const { values } = parseArgs({
     min: { type: "string", default: "1" },
     max: { type: "string", default: "24" },
     "ours-option": { type: "string", multiple: true, default: [] },
+    "iso-slo": { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
   strict: true,
@@ -138,5 +141,25 @@ if (values.json) {
   console.log(JSON.stringify(toJson(results)));
 } else {
   console.log(formatTable(results));
-  console.log(`\n(${((Date.now() - started) / 1000).toFixed(1)} s)`);
 }
+if (values["iso-slo"]) {
+  const iso = isoSlo(selected, cfg, results);
+  if (values.json) {
+    console.error(JSON.stringify({ isoSlo: iso }));
+  } else {
+    console.log(
+      "\niso-SLO (baseline targets lowered in hindsight until they reach our SLO attainment):",
+    );
+    for (const r of iso) {
+      const ours = results.traces[r.trace]?.["ours"]?.gpuHours ?? Number.NaN;
+      console.log(
+        `${r.trace.padEnd(11)} ${r.policy.padEnd(7)} ` +
+          (r.factor === undefined
+            ? `never reaches ${(r.sloToReach * 100).toFixed(1)} % (factors down to ${Math.min(...[0.025])})`
+            : `x${r.factor} target: ${r.gpuHours!.toFixed(1)} GPU-h at ${(r.sloAttainment! * 100).toFixed(1)} % ` +
+              `(ours ${ours.toFixed(1)} GPU-h at ${(r.sloToReach * 100).toFixed(1)} %)`),
+      );
+    }
+  }
+}
+if (!values.json) console.log(`\n(${((Date.now() - started) / 1000).toFixed(1)} s)`);

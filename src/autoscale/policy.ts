@@ -264,21 +264,27 @@ const fmt = (n: number): string => (Math.abs(n) >= 100 ? n.toFixed(0) : n.toFixe
 /**
  * Decides the replica count.
  *
- * 1. Demand, in token-equivalents/s: what the answering ready pods serve (generation + prompt x
- *    weight), plus the growth of their queues over the last minute (arrivals above service), plus
- *    the queued backlog (waiting x tokens of an average request) drained over
- *    `backlogDrainSeconds`. Pods that did not answer are assumed to carry the mean load of those
- *    that did, never zero.
- * 2. Recommendation = ceil(demand / target). Replicas already starting are part of the current
+ * 1. Arrivals, in token-equivalents/s: what the answering ready pods serve (generation +
+ *    prompt x weight) plus the growth of their queues over the last minute (arrivals above
+ *    service), averaged over `demandWindowSeconds`. Pods that did not answer are assumed to
+ *    carry the mean load of those that did, never zero.
+ * 2. Recommendation = ceil(max(arrivals / target, (arrivals + backlog / backlogDrainSeconds) /
+ *    capacity)): the target's headroom up to the replica's capacity drains the queued backlog
+ *    (waiting x tokens of an average request). Replicas already starting are part of the current
  *    count, so the same load never asks twice; while any is starting the backlog term is left
  *    out, because the queue that builds up during a cold start is what the starting replicas
- *    will drain (llm-d's pending-capacity guard).
+ *    will drain (llm-d's pending-capacity guard). With no metrics at all (everything starting
+ *    or unknown) the count holds.
  * 3. Stabilization as the HPA does it: scale up to the lowest recommendation of the scale-up
  *    window (default 0 s: at once), scale down only to the highest of the scale-down window.
+ *    Without history the current count counts as recommended now (no scale-down at start).
  * 4. Step limits: at most maxReplicasPerStep added (removed) per periodSeconds, counting the
  *    decisions already made in the period.
  * 5. Never scale down while a pod's load is unknown. min/max always hold; zero only with
- *    scaleToZero, after a whole scale-down window with nothing running or waiting.
+ *    scaleToZero, after a whole scale-down window with nothing running or waiting; at zero the
+ *    count stays there (nothing is scraped) until minReplicas asks for more.
+ * 6. Optional (`cancelStartingWindowSeconds`, off by default): replicas still starting are
+ *    cancelled once no recommendation of that window asks for them.
  */
 export function decide(input: PolicyInput): PolicyOutput {
   const o = { ...DEFAULT_POLICY_OPTIONS, ...input.options };
@@ -458,6 +464,7 @@ export function decide(input: PolicyInput): PolicyOutput {
   const kvMean = kvCount > 0 ? kvSum / kvCount : undefined;
   const metrics: Record<string, string> = {
     demandTokensPerSecond: fmt(demand),
+    arrivalTokensPerSecond: fmt(arrival),
     generationTokensPerSecond: fmt(gen),
     promptTokensPerSecond: fmt(prompt),
     queueGrowthTokensPerSecond: fmt(growth),

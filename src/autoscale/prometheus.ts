@@ -274,10 +274,14 @@ export function readVllmSample(text: string, modelName?: string): VllmSample {
     const v = sums.get(name);
     return v === undefined ? undefined : v / counts.get(name)!;
   };
+  // The request gauges prove the engine serves this model. A labelled counter has no
+  // series until its first increment (vLLM simulators show this), so an absent token
+  // counter next to present gauges is zero tokens so far, not a missing pod.
+  const running = required("vllm:num_requests_running");
   return {
-    generationTokensTotal: required("vllm:generation_tokens_total"),
-    promptTokensTotal: required("vllm:prompt_tokens_total"),
-    running: required("vllm:num_requests_running"),
+    generationTokensTotal: sums.get("vllm:generation_tokens_total") ?? 0,
+    promptTokensTotal: sums.get("vllm:prompt_tokens_total") ?? 0,
+    running,
     waiting: required("vllm:num_requests_waiting"),
     kvCacheUsage: mean("vllm:kv_cache_usage_perc") ?? mean("vllm:gpu_cache_usage_perc"),
     requestsFinishedTotal: sums.get("vllm:request_success_total"),

@@ -16,6 +16,7 @@ export async function runOperator(argv: string[]): Promise<CommandResult> {
       "lease-duration": { type: "string" },
       concurrency: { type: "string" },
       "resync-seconds": { type: "string" },
+      "autoscale-interval-seconds": { type: "string" },
     },
     strict: true,
   });
@@ -35,6 +36,8 @@ export async function runOperator(argv: string[]): Promise<CommandResult> {
     leaseDurationSeconds: int("lease-duration", values["lease-duration"], 15),
     concurrency: int("concurrency", values.concurrency, 4),
     resyncMs: int("resync-seconds", values["resync-seconds"], 600) * 1000,
+    autoscaleIntervalMs:
+      int("autoscale-interval-seconds", values["autoscale-interval-seconds"], 15) * 1000,
     ...(process.env.POD_NAME === undefined ? {} : { identity: process.env.POD_NAME }),
     onLostLeadership: () => {
       // Restart clean rather than run half a controller.

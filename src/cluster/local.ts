@@ -139,6 +139,11 @@ export interface StartOptions {
   /** Detach the processes so they outlive this Node process (`msd cluster up`). */
   readonly detached?: boolean;
   readonly quietBuild?: boolean;
+  /**
+   * KWOK's pod CIDR. A range inside 127.0.0.0/8 gives pods addresses this machine can
+   * listen on, so something can answer at a pod's IP (the autoscaling test does).
+   */
+  readonly podCidr?: string;
 }
 
 export class LocalCluster {
@@ -271,7 +276,7 @@ export class LocalCluster {
         "--manage-all-nodes=false",
         "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
         "--node-lease-duration-seconds=40",
-        "--cidr=10.244.0.0/16",
+        `--cidr=${options.podCidr ?? "10.244.0.0/16"}`,
         "--node-ip=127.0.0.1",
         `--server-address=127.0.0.1:${ports.kwok}`,
       ];

@@ -20,6 +20,7 @@ import {
 import { KIND } from "../api/schema.ts";
 import { OPERATOR_NAME, OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL } from "../render/names.ts";
 import { ApiEventRecorder } from "./events.ts";
+import { BuiltinAutoscaler } from "./autoscaler.ts";
 import { OperatorMetrics, startHttpServer } from "./metrics.ts";
 import { memoKeyOf, reconcile, type ReconcilerDeps } from "./reconcile.ts";
 
@@ -36,6 +37,8 @@ export interface OperatorOptions {
   readonly leaseDurationSeconds?: number;
   readonly concurrency?: number;
   readonly resyncMs?: number;
+  /** How often the builtin autoscaler scrapes and decides (default 15 s). */
+  readonly autoscaleIntervalMs?: number;
   readonly logger?: Logger;
   /** Called when leadership is lost: the process should exit so it restarts clean. */
   readonly onLostLeadership?: () => void;
@@ -72,6 +75,7 @@ export class Operator {
   private informers: Informer<KubeObject>[] = [];
   private elector: LeaderElector | undefined;
   private events: ApiEventRecorder | undefined;
+  private autoscaler: BuiltinAutoscaler | undefined;
   private leading = false;
   private synced = false;
   private stopping = false;
@@ -256,6 +260,15 @@ export class Operator {
     await Promise.all(this.informers.map((i) => i.waitForSync()));
     this.synced = true;
     this.log.info({ objects: msd.list().length }, "caches synced; reconciling");
+    this.autoscaler = new BuiltinAutoscaler({
+      client: this.client,
+      log: this.log,
+      events: this.events,
+      caches: { msd, pods },
+      intervalMs: this.opts.autoscaleIntervalMs ?? 15_000,
+      scrapeTimeoutMs: 2_000,
+    });
+    this.autoscaler.start();
     queue.start(async (key) => {
       const end = this.metrics.reconcileDuration.startTimer();
       try {
@@ -288,7 +301,8 @@ export class Operator {
 
   private stopControllers(): Promise<void> {
     this.controllersStopped ??= (async () => {
-      // Finish the reconcile in flight, take no new work.
+      // Finish the reconcile (and the scaling decision) in flight, take no new work.
+      await this.autoscaler?.stop();
       await this.queue?.shutDown();
       await Promise.all(this.informers.map((i) => i.stop()));
       await this.events?.flush();

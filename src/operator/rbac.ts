@@ -25,6 +25,12 @@ export const CLUSTER_RULES: readonly PolicyRule[] = [
   },
   {
     apiGroups: ["serving.mistralsmall.dev"],
+    resources: ["mistralsmalldeployments/scale"],
+    // The builtin autoscaler writes its decisions through the scale subresource.
+    verbs: ["get", "update", "patch"],
+  },
+  {
+    apiGroups: ["serving.mistralsmall.dev"],
     resources: ["mistralsmalldeployments/finalizers"],
     // Needed to set blockOwnerDeletion on owned objects.
     verbs: ["update"],

@@ -393,7 +393,8 @@ async function writeStatus(
   plan: Plan | undefined,
 ): Promise<void> {
   const previous = lastKnownStatus(raw, deps);
-  if (jsonEqual(status, previous)) return;
+  // status.scaling belongs to the autoscaler: neither compared nor written here.
+  if (jsonEqual(status, { ...previous, scaling: undefined })) return;
   const written = await deps.client.mergePatch<RawMsd>(
     RESOURCES.msd,
     raw.metadata.name,

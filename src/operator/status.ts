@@ -278,7 +278,6 @@ export function computeStatus(o: Observation, previous: Status | undefined, now:
   } else if (previous?.plan !== undefined) {
     status.plan = previous.plan;
   }
-  if (previous?.scaling !== undefined) status.scaling = previous.scaling;
   return status;
 }
 

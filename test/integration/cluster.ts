@@ -66,7 +66,12 @@ function hookExit(): void {
 }
 
 export async function startTestCluster(
-  options: { fleet?: readonly GpuNodeGroup[]; karpenterCrds?: boolean; volumes?: number } = {},
+  options: {
+    fleet?: readonly GpuNodeGroup[];
+    karpenterCrds?: boolean;
+    volumes?: number;
+    podCidr?: string;
+  } = {},
 ): Promise<TestCluster> {
   const bins = ensureBinaries({ quiet: false });
   const kubectlBin = bins.path("kubectl");
@@ -79,7 +84,10 @@ export async function startTestCluster(
   } else {
     hookExit();
     dir = mkdtempSync(join(tmpdir(), "msd-it-"));
-    local = await LocalCluster.start({ dir });
+    local = await LocalCluster.start({
+      dir,
+      ...(options.podCidr === undefined ? {} : { podCidr: options.podCidr }),
+    });
     live.add(local);
     kubeconfig = local.kubeconfig;
   }

@@ -42,7 +42,12 @@ export interface InProcessOperator {
 
 export async function startInProcess(
   c: TestCluster,
-  opts: { resyncMs?: number; name?: string; leaderElection?: boolean } = {},
+  opts: {
+    resyncMs?: number;
+    name?: string;
+    leaderElection?: boolean;
+    autoscaleIntervalMs?: number;
+  } = {},
 ): Promise<InProcessOperator> {
   const logFile = join(
     tmpdir(),
@@ -56,6 +61,9 @@ export async function startInProcess(
     leaderElection: opts.leaderElection ?? false,
     leaseNamespace: "default",
     resyncMs: opts.resyncMs ?? 600_000,
+    ...(opts.autoscaleIntervalMs === undefined
+      ? {}
+      : { autoscaleIntervalMs: opts.autoscaleIntervalMs }),
     concurrency: 4,
     identity: opts.name ?? "in-process",
     logger: pino({ level: "debug" }, stream),

@@ -103,6 +103,8 @@ export interface RunResult {
   readonly p50TtftSeconds: number;
   readonly p95TtftSeconds: number;
   readonly p99QueueSeconds: number;
+  /** 95th percentile of time per output token after the first (ms): the decode-speed cost. */
+  readonly p95TpotMs: number;
   readonly maxReplicas: number;
   readonly meanReplicas: number;
   /** (time, replicas) at every change of the replica count. */
@@ -259,8 +261,13 @@ export function simulate(trace: Trace, policy: SimPolicy, cfg: FleetConfig): Run
   let failed = 0;
   const ttfts: number[] = [];
   const queues: number[] = [];
+  const tpots: number[] = [];
   for (let i = 0; i < reqs.length; i++) {
     const arrival = reqs[i]!.t;
+    const gen = reqs[i]!.gen;
+    if (gen > 1 && !Number.isNaN(out.finished[i]!) && out.failed[i] !== 1) {
+      tpots.push((out.finished[i]! - out.firstToken[i]!) / (gen - 1));
+    }
     if (out.failed[i] === 1 || Number.isNaN(out.firstToken[i]!)) {
       failed++;
       continue;
@@ -283,6 +290,7 @@ export function simulate(trace: Trace, policy: SimPolicy, cfg: FleetConfig): Run
     p50TtftSeconds: quantile(ttftArr, 0.5),
     p95TtftSeconds: quantile(ttftArr, 0.95),
     p99QueueSeconds: quantile(Float64Array.from(queues), 0.99),
+    p95TpotMs: quantile(Float64Array.from(tpots), 0.95) * 1000,
     maxReplicas: maxSeen,
     meanReplicas: end > 0 ? replicaSeconds / end : 0,
     timeline,

@@ -1,0 +1,5 @@
+//go:build tools
+
+package tools
+
+import _ "github.com/llm-d/llm-d-inference-sim/cmd/llm-d-inference-sim"

@@ -1,0 +1,370 @@
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import { parseSpec } from "../../src/api/validate.ts";
+import { plan } from "../../src/planner/plan.ts";
+import { decodePoint, replicaPerf } from "../../src/autoscale/perf.ts";
+import {
+  EMPTY_HISTORY,
+  appendHistory,
+  decide,
+  defaultTarget,
+  targetModel,
+  wakeUpSeconds,
+  type AutoscalingSpec,
+  type PolicyHistory,
+  type PolicyInput,
+  type ReadyReplicaMetrics,
+  type Recommendation,
+} from "../../src/autoscale/policy.ts";
+
+const T = 1000; // target tokens/s per replica in these tests
+const CAPACITY = 1400;
+
+function autoscaling(overrides: Record<string, unknown> = {}): AutoscalingSpec {
+  const a = { enabled: true, minReplicas: 1, maxReplicas: 10, ...overrides };
+  return parseSpec({
+    gpu: { type: "a100-80gb" },
+    replicas: Math.max(1, a.minReplicas),
+    autoscaling: a,
+  }).autoscaling;
+}
+
+function pod(name: string, gen: number, waiting = 0, running = 8): ReadyReplicaMetrics {
+  return {
+    name,
+    generationTokensPerSecond: gen,
+    promptTokensPerSecond: 0,
+    requestsPerSecond: gen / 250,
+    running,
+    waiting,
+  };
+}
+
+function rec(time: number, replicas: number, extra: Partial<Recommendation> = {}): Recommendation {
+  return {
+    time,
+    replicas,
+    arrivalTokensPerSecond: replicas * T,
+    backlogTokens: 0,
+    idle: false,
+    partial: false,
+    ...extra,
+  };
+}
+
+function input(p: Partial<PolicyInput>): PolicyInput {
+  return {
+    now: 10_000,
+    autoscaling: autoscaling(),
+    targetTokensPerSecond: T,
+    capacityTokensPerSecond: CAPACITY,
+    currentReplicas: 1,
+    ready: [],
+    starting: [],
+    unknownPods: 0,
+    history: { recommendations: [rec(0, 1)], decisions: [] },
+    ...p,
+  };
+}
+
+describe("defaultTarget and wakeUpSeconds", () => {
+  const p = plan(parseSpec({ gpu: { type: "a100-80gb" } }));
+
+  test("target = floor(0.7 x B* / ITL(B*)) with B* the largest batch under the ITL SLO", () => {
+    const m = targetModel(p);
+    const perf = replicaPerf(p);
+    assert.equal(m.batch, 64); // ITL at 64 is ~42 ms < 50 ms on 2x A100-80GB
+    const point = decodePoint(perf, 64, 2048);
+    assert.equal(m.tokensPerSecond, Math.floor(0.7 * point.tokensPerSecond));
+    assert.equal(defaultTarget(p), m.tokensPerSecond);
+    assert.ok(m.tokensPerSecond > 900 && m.tokensPerSecond < 1300, String(m.tokensPerSecond));
+    assert.ok(m.promptTokenWeight > 0.05 && m.promptTokenWeight < 0.15);
+    // A tighter ITL SLO picks a smaller batch and a lower target.
+    const tight = targetModel(p, { itlSloSeconds: 0.03 });
+    assert.ok(tight.batch < 64 && tight.itlSeconds <= 0.03);
+    assert.ok(tight.tokensPerSecond < m.tokensPerSecond);
+  });
+
+  test("a faster GPU gets a higher target", () => {
+    const h100 = plan(parseSpec({ gpu: { type: "h100-80gb" } }));
+    assert.ok(defaultTarget(h100) > defaultTarget(p));
+  });
+
+  test("wake-up = node + weights / load rate + engine start", () => {
+    // 240 + 120.9 GB / 0.4 GB/s + 60
+    assert.equal(wakeUpSeconds(p), Math.ceil(240 + p.weightBytesTotal / 0.4e9 + 60));
+    assert.equal(wakeUpSeconds(p), 603);
+    assert.equal(wakeUpSeconds(p, { nodeProvisioningSeconds: 0 }), 363);
+  });
+});
+
+describe("decide: scale up", () => {
+  test("throughput above the target asks for ceil(demand / target), limited per step", () => {
+    const out = decide(
+      input({
+        currentReplicas: 2,
+        ready: [pod("a", 2600), pod("b", 2600)],
+        history: { recommendations: [rec(0, 2)], decisions: [] },
+      }),
+    );
+    assert.equal(out.recommendation.replicas, 6); // 5200 / 1000
+    assert.equal(out.desiredReplicas, 4); // +2 per 60 s (spec default)
+    assert.match(out.reason, /demand 5200 tok\/s/);
+    assert.match(out.reason, /limited to \+2 per 60 s/);
+    assert.equal(out.metrics["generationTokensPerSecond"], "5200");
+  });
+
+  test("prompt tokens count at their weight", () => {
+    const busy = { ...pod("a", 500), promptTokensPerSecond: 20000 };
+    const out = decide(input({ ready: [busy], promptTokenWeight: 0.1 }));
+    assert.equal(out.recommendation.replicas, 3); // 500 + 0.1 x 20000 = 2500
+    assert.equal(decide(input({ ready: [busy], promptTokenWeight: 0 })).recommendation.replicas, 1);
+  });
+
+  test("a growing queue counts as arrivals above what is served", () => {
+    const history: PolicyHistory = {
+      recommendations: [rec(9_940, 2, { backlogTokens: 0 })],
+      decisions: [],
+    };
+    // 2 saturated pods serve 2800; 240 requests x 250 tokens arrived on top in 60 s = +1000/s.
+    const out = decide(
+      input({
+        currentReplicas: 2,
+        ready: [pod("a", 1400, 120), pod("b", 1400, 120)],
+        starting: [],
+        history,
+      }),
+    );
+    assert.equal(Math.round(out.recommendation.arrivalTokensPerSecond), 3800);
+    assert.ok(out.recommendation.replicas >= 4);
+  });
+
+  test("replicas already starting count as capacity: the same load does not scale up twice", () => {
+    // 2 ready pods saturated (1400 tok/s each) with a deep queue: 3400 requests x 250 tokens.
+    // 2 more replicas are starting for this load already.
+    const ready = [pod("a", 1400, 1700, 64), pod("b", 1400, 1700, 64)];
+    const recommendations = [rec(9_940, 4, { backlogTokens: 850_000 })];
+    const withStarting = decide(
+      input({
+        currentReplicas: 4,
+        ready,
+        starting: [
+          { name: "c", ageSeconds: 120 },
+          { name: "d", ageSeconds: 120 },
+        ],
+        history: { recommendations, decisions: [] },
+      }),
+    );
+    assert.equal(withStarting.recommendation.replicas, 3); // 2800 tok/s served, queue not growing
+    assert.equal(withStarting.desiredReplicas, 4);
+    // The same queue with nothing starting is a backlog to drain on top of the 2800 tok/s:
+    // (2800 + 850000 / 300) / 1400 -> 5, more than the 4 that were coming.
+    const nothingStarting = decide(
+      input({ currentReplicas: 2, ready, history: { recommendations, decisions: [] } }),
+    );
+    assert.equal(nothingStarting.recommendation.replicas, 5);
+    assert.equal(nothingStarting.desiredReplicas, 4); // +2 per step
+  });
+
+  test("new load while replicas start still scales up", () => {
+    const out = decide(
+      input({
+        currentReplicas: 4,
+        ready: [pod("a", 3000), pod("b", 3000)],
+        starting: [
+          { name: "c", ageSeconds: 60 },
+          { name: "d", ageSeconds: 60 },
+        ],
+        history: { recommendations: [rec(0, 4)], decisions: [] },
+      }),
+    );
+    assert.equal(out.recommendation.replicas, 6);
+    assert.equal(out.desiredReplicas, 6);
+  });
+
+  test("maxReplicasPerStep per periodSeconds counts decisions already made", () => {
+    const base = input({
+      currentReplicas: 4,
+      ready: [pod("a", 4000), pod("b", 4000), pod("c", 1), pod("d", 1)],
+      history: {
+        recommendations: [rec(0, 2)],
+        decisions: [{ time: 9_970, from: 2, to: 4, reason: "" }],
+      },
+    });
+    assert.equal(decide(base).desiredReplicas, 4); // +2 already 30 s ago
+    const later = {
+      ...base,
+      history: { ...base.history, decisions: [{ time: 9_939, from: 2, to: 4, reason: "" }] },
+    };
+    assert.equal(decide(later).desiredReplicas, 6); // that step was 61 s ago
+  });
+});
+
+describe("decide: scale down", () => {
+  const quiet = [pod("a", 300), pod("b", 300), pod("c", 300), pod("d", 300), pod("e", 300)];
+
+  test("waits for the stabilization window (max of its recommendations)", () => {
+    const out = decide(
+      input({
+        currentReplicas: 5,
+        ready: quiet,
+        history: { recommendations: [rec(9_500, 5), rec(9_700, 3)], decisions: [] },
+      }),
+    );
+    assert.equal(out.recommendation.replicas, 2);
+    assert.equal(out.desiredReplicas, 5); // a 5 within the last 600 s
+    assert.match(out.reason, /stabilizing/);
+  });
+
+  test("after the window, steps down one replica per period", () => {
+    const history: PolicyHistory = {
+      recommendations: [rec(9_300, 5), rec(9_500, 2)],
+      decisions: [],
+    };
+    const first = decide(input({ currentReplicas: 5, ready: quiet, history }));
+    assert.equal(first.desiredReplicas, 4);
+    const soon = decide(
+      input({
+        currentReplicas: 4,
+        ready: quiet.slice(0, 4),
+        history: { ...history, decisions: [{ time: 9_970, from: 5, to: 4, reason: "" }] },
+      }),
+    );
+    assert.equal(soon.desiredReplicas, 4); // next step only 60 s after the last one
+  });
+
+  test("a pod whose load is unknown holds the count, and is assumed as busy as the others", () => {
+    const history: PolicyHistory = { recommendations: [rec(9_000, 5)], decisions: [] };
+    const out = decide(
+      input({ currentReplicas: 5, ready: quiet.slice(0, 4), unknownPods: 1, history }),
+    );
+    assert.equal(out.desiredReplicas, 5);
+    assert.match(out.reason, /did not report/);
+    assert.equal(out.recommendation.partial, true);
+    // 4 known pods at 2500 each plus one unknown: 5 x 2500 expected, never 4 x 2500.
+    const busy = [pod("a", 2500), pod("b", 2500), pod("c", 2500), pod("d", 2500)];
+    const up = decide(input({ currentReplicas: 5, ready: busy, unknownPods: 1, history }));
+    assert.equal(up.recommendation.replicas, 13);
+  });
+
+  test("no metrics at all (everything starting) holds", () => {
+    const out = decide(
+      input({
+        currentReplicas: 3,
+        starting: [
+          { name: "a", ageSeconds: 10 },
+          { name: "b", ageSeconds: 10 },
+          { name: "c", ageSeconds: 10 },
+        ],
+      }),
+    );
+    assert.equal(out.desiredReplicas, 3);
+  });
+
+  test("a policy without history does not scale down at once", () => {
+    const out = decide(input({ currentReplicas: 5, ready: quiet, history: EMPTY_HISTORY }));
+    assert.equal(out.desiredReplicas, 5);
+    const h = appendHistory(EMPTY_HISTORY, out, 5, autoscaling());
+    // The seeded recommendation of 5 keeps holding for the window.
+    const next = decide(input({ now: 10_015, currentReplicas: 5, ready: quiet, history: h }));
+    assert.equal(next.desiredReplicas, 5);
+  });
+});
+
+describe("decide: bounds and scale to zero", () => {
+  const idle = [pod("a", 0, 0, 0)];
+
+  test("max and min always hold", () => {
+    const high = decide(input({ currentReplicas: 10, ready: [pod("a", 50_000)] }));
+    assert.equal(high.desiredReplicas, 10);
+    const low = decide(
+      input({
+        autoscaling: autoscaling({ minReplicas: 3 }),
+        currentReplicas: 1,
+        ready: [pod("a", 10)],
+      }),
+    );
+    assert.equal(low.desiredReplicas, 3);
+    const over = decide(input({ currentReplicas: 14, ready: [pod("a", 50_000)] }));
+    assert.equal(over.desiredReplicas, 10);
+  });
+
+  const idleHistory: PolicyHistory = {
+    recommendations: [rec(9_000, 0, { idle: true }), rec(9_500, 0, { idle: true })],
+    decisions: [],
+  };
+
+  test("idle without scaleToZero stays at one replica", () => {
+    const out = decide(input({ currentReplicas: 1, ready: idle, history: idleHistory }));
+    assert.equal(out.recommendation.idle, true);
+    assert.equal(out.desiredReplicas, 1);
+    // Even minReplicas 0 (which validation refuses without scaleToZero) does not reach zero.
+    const unvalidated = { ...autoscaling(), minReplicas: 0, scaleToZero: false };
+    const still = decide(
+      input({ autoscaling: unvalidated, currentReplicas: 1, ready: idle, history: idleHistory }),
+    );
+    assert.equal(still.desiredReplicas, 1);
+  });
+
+  test("idle for a whole window with scaleToZero goes to zero, and stays there", () => {
+    const a = autoscaling({ minReplicas: 0, scaleToZero: true });
+    const out = decide(
+      input({ autoscaling: a, currentReplicas: 1, ready: idle, history: idleHistory }),
+    );
+    assert.equal(out.desiredReplicas, 0);
+    assert.match(out.reason, /scaling to zero/);
+    const stay = decide(input({ autoscaling: a, currentReplicas: 0, history: idleHistory }));
+    assert.equal(stay.desiredReplicas, 0);
+  });
+
+  test("no zero while the window is not covered or something ran in it", () => {
+    const a = autoscaling({ minReplicas: 0, scaleToZero: true });
+    const short: PolicyHistory = {
+      recommendations: [rec(9_800, 0, { idle: true })],
+      decisions: [],
+    };
+    assert.equal(
+      decide(input({ autoscaling: a, currentReplicas: 1, ready: idle, history: short }))
+        .desiredReplicas,
+      1,
+    );
+    const busyOnce: PolicyHistory = {
+      recommendations: [rec(9_000, 0, { idle: true }), rec(9_700, 1)],
+      decisions: [],
+    };
+    assert.equal(
+      decide(input({ autoscaling: a, currentReplicas: 1, ready: idle, history: busyOnce }))
+        .desiredReplicas,
+      1,
+    );
+  });
+});
+
+describe("appendHistory", () => {
+  test("keeps the windows' worth plus one older entry, records decisions", () => {
+    const a = autoscaling();
+    const recs = [rec(1_000, 2), rec(9_000, 2), rec(9_500, 3), rec(9_900, 3)];
+    const out = decide(
+      input({
+        currentReplicas: 3,
+        ready: [pod("a", 3000), pod("b", 3000), pod("c", 3000)],
+        history: { recommendations: recs, decisions: [{ time: 100, from: 1, to: 2, reason: "" }] },
+      }),
+    );
+    const h = appendHistory(
+      { recommendations: recs, decisions: [{ time: 100, from: 1, to: 2, reason: "" }] },
+      out,
+      3,
+      a,
+    );
+    assert.deepEqual(
+      h.recommendations.map((r) => r.time),
+      [9_000, 9_500, 9_900, 10_000],
+    );
+    assert.equal(h.decisions.length, 1);
+    assert.deepEqual(
+      { time: h.decisions[0]!.time, from: h.decisions[0]!.from, to: h.decisions[0]!.to },
+      { time: 10_000, from: 3, to: out.desiredReplicas },
+    );
+  });
+});

@@ -1,0 +1,296 @@
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { parseSpec } from "../../src/api/validate.ts";
+import { plan } from "../../src/planner/plan.ts";
+import { prefillWork, replicaPerf, stepSeconds } from "../../src/autoscale/perf.ts";
+import { targetModel } from "../../src/autoscale/policy.ts";
+import {
+  benchContext,
+  chatUnitRate,
+  defaultBenchConfig,
+  makePolicy,
+  runBench,
+  toJson,
+} from "../../src/autoscale/sim/bench.ts";
+import {
+  simulate,
+  type FleetView,
+  type PodScrape,
+  type PodView,
+  type SimPolicy,
+} from "../../src/autoscale/sim/fleet.ts";
+import {
+  HpaPolicy,
+  KubeAiPolicy,
+  OraclePolicy,
+  PRODUCTION_STACK_HPA,
+} from "../../src/autoscale/sim/policies.ts";
+import { Outcomes, SimReplica } from "../../src/autoscale/sim/replica.ts";
+import {
+  multiplyTrace,
+  parseTimestamp,
+  parseTraceCsv,
+  poissonTrace,
+  syntheticTraces,
+  type Trace,
+  type TraceRequest,
+} from "../../src/autoscale/sim/traces.ts";
+
+const PLAN = plan(parseSpec({ gpu: { type: "a100-80gb" } }));
+const PERF = replicaPerf(PLAN);
+const TARGET = targetModel(PLAN);
+
+describe("one replica", () => {
+  test("a lone request: prefill in one step, then one decode step per token", () => {
+    const reqs: TraceRequest[] = [{ t: 0, prompt: 1000, gen: 11 }];
+    const out = new Outcomes(1);
+    const r = new SimReplica(0, 0, 0, PERF, reqs, out);
+    r.enqueue(0, 0);
+    r.advanceTo(100);
+    const ttft = stepSeconds(PERF, 0, prefillWork(PERF, 1000), 0);
+    const decodeStep = stepSeconds(PERF, 1, 0, 1000 + 11 / 2);
+    assert.equal(out.admitted[0], 0);
+    assert.ok(Math.abs(out.firstToken[0]! - ttft) < 1e-9);
+    assert.ok(Math.abs(out.finished[0]! - (ttft + 10 * decodeStep)) < 1e-9);
+    assert.ok(Math.abs(r.generationTokens - 11) < 1e-6);
+    assert.ok(Math.abs(r.promptTokens - 1000) < 1e-6);
+    assert.equal(r.requestsFinished, 1);
+    assert.equal(r.outstanding, 0);
+  });
+
+  test("beyond max-num-seqs, requests wait in the queue for a slot", () => {
+    const n = PERF.maxNumSeqs + 1;
+    const reqs: TraceRequest[] = Array.from({ length: n }, () => ({ t: 0, prompt: 100, gen: 50 }));
+    const out = new Outcomes(n);
+    const r = new SimReplica(0, 0, 0, PERF, reqs, out);
+    for (let i = 0; i < n; i++) r.enqueue(i, 0);
+    assert.equal(r.running, PERF.maxNumSeqs);
+    assert.equal(r.queued, 1);
+    r.advanceTo(1000);
+    const firstDone = Math.min(...Array.from(out.finished.subarray(0, n - 1)));
+    assert.equal(out.admitted[n - 1], firstDone);
+    assert.ok(out.admitted[n - 1]! > 0);
+  });
+});
+
+describe("traces", () => {
+  test("the Azure CSV: timestamps with 7 decimals, sorted, from t = 0", () => {
+    assert.equal(
+      parseTimestamp("2023-11-16 18:17:03.9799600"),
+      Date.UTC(2023, 10, 16, 18, 17, 3) / 1000 + 0.97996,
+    );
+    const base = parseTraceCsv(
+      readFileSync(
+        new URL("../fixtures/azure-llm-inference-2023-code.csv", import.meta.url),
+        "utf8",
+      ),
+    );
+    assert.equal(base.length, 8819);
+    assert.deepEqual(base[0], { t: 0, prompt: 4808, gen: 10 });
+    assert.ok(base.every((r, i) => i === 0 || r.t >= base[i - 1]!.t));
+    const x3 = multiplyTrace("x", "", base, 3, 1);
+    assert.equal(x3.requests.length, 3 * 8819);
+    const x25 = multiplyTrace("x", "", base, 2.5, 1);
+    assert.ok(Math.abs(x25.requests.length - 2.5 * 8819) < 300);
+    assert.deepEqual(multiplyTrace("x", "", base, 2.5, 1), x25);
+  });
+
+  test("synthetic traces are seeded", () => {
+    const a = syntheticTraces(0.1, 7);
+    const b = syntheticTraces(0.1, 7);
+    const c = syntheticTraces(0.1, 8);
+    assert.deepEqual(
+      a.map((t) => t.name),
+      ["step", "ramp", "spike", "diurnal"],
+    );
+    assert.deepEqual(a[0]!.requests.slice(0, 50), b[0]!.requests.slice(0, 50));
+    assert.notDeepEqual(a[0]!.requests.slice(0, 50), c[0]!.requests.slice(0, 50));
+    assert.equal(a[3]!.durationSeconds, 24 * 3600);
+  });
+});
+
+describe("simulation", () => {
+  const cfg = defaultBenchConfig();
+  const unit = chatUnitRate(TARGET);
+  const short = (name: string, load: number, seed: number): Trace =>
+    poissonTrace(name, "", 1800, () => load * unit, load * unit, seed);
+
+  test("same seed, same results", () => {
+    const traces = [short("a", 3, 1)];
+    const one = toJson(runBench(traces, cfg));
+    const two = toJson(runBench(traces, cfg));
+    assert.deepEqual(one, two);
+    assert.deepEqual(Object.keys(one.traces["a"]!), ["ours", "hpa", "kubeai", "oracle"]);
+    for (const r of Object.values(one.traces["a"]!)) {
+      assert.ok(r.gpuHours > 0 && r.sloAttainment >= 0 && r.sloAttainment <= 1);
+    }
+  });
+
+  test("more load costs more GPU-hours", () => {
+    const ctx = benchContext(cfg);
+    const light = short("light", 1.5, 3);
+    const heavy = short("heavy", 5, 3);
+    for (const p of ["ours", "oracle"] as const) {
+      const l = simulate(light, makePolicy(p, light, cfg, ctx), ctx.fleet(light));
+      const h = simulate(heavy, makePolicy(p, heavy, cfg, ctx), ctx.fleet(heavy));
+      assert.ok(h.gpuHours > 1.5 * l.gpuHours, `${p}: ${h.gpuHours} vs ${l.gpuHours}`);
+    }
+  });
+
+  test("a replica costs GPU-hours from its request, and serves only after the cold start", () => {
+    const ctx = benchContext(cfg);
+    const trace = short("t", 0.5, 4);
+    const fleet = { ...ctx.fleet(trace), initialReplicas: 1 };
+    // Asks for a second replica at the first decision and keeps it.
+    const two: SimPolicy = { name: "two", intervalSeconds: 15, decide: () => 2 };
+    const r = simulate(trace, two, fleet);
+    const gpus = PLAN.gpusPerReplica;
+    assert.ok(Math.abs(r.gpuHours - (gpus * 1800 + gpus * (1800 - 15)) / 3600) < 1e-9);
+    assert.equal(r.scaleActions, 1);
+    assert.deepEqual(r.timeline, [
+      [0, 1],
+      [15, 2],
+    ]);
+  });
+
+  test("no ready replica: requests are rejected, not held", () => {
+    const ctx = benchContext(cfg);
+    const trace = short("t", 0.5, 5);
+    const zero: SimPolicy = { name: "zero", intervalSeconds: 15, decide: () => 0 };
+    const r = simulate(trace, zero, { ...ctx.fleet(trace), initialReplicas: 1 });
+    assert.ok(r.failed > trace.requests.length * 0.9);
+    assert.ok(r.sloAttainment < 0.1);
+  });
+});
+
+/** A hand-driven FleetView for the baseline policies. */
+function fakeView(
+  now: number,
+  spec: number,
+  pods: { name: string; phase: PodView["phase"]; gen?: number; inFlight?: number }[],
+): FleetView {
+  return {
+    now,
+    specReplicas: spec,
+    minReplicas: 1,
+    maxReplicas: 20,
+    pods: () => pods.map((p) => ({ name: p.name, phase: p.phase, requestedAt: 0, readyAt: 0 })),
+    scrape: (name): PodScrape | undefined => {
+      const p = pods.find((x) => x.name === name);
+      if (p === undefined || p.phase !== "ready") return undefined;
+      return {
+        time: now,
+        generationTokensTotal: p.gen ?? 0,
+        promptTokensTotal: 0,
+        requestsFinishedTotal: 0,
+        running: 0,
+        waiting: 0,
+        kvCacheUsage: 0,
+      };
+    },
+    inFlight: () => pods.reduce((s, p) => s + (p.inFlight ?? 0), 0),
+  };
+}
+
+describe("HPA", () => {
+  test("ceil(ready x ratio) with 10 % tolerance, +1 pod per 60 s, 300 s down window", () => {
+    const hpa = new HpaPolicy(1000, PRODUCTION_STACK_HPA);
+    // Two pods at 2000 tok/s each: ratio 2 -> 4 wanted, +1 per 60 s allowed.
+    let gen = 0;
+    let last = 0;
+    const at = (now: number, spec: number, rate: number, extra: PodView["phase"][] = []) => {
+      gen += rate * (now - last);
+      last = now;
+      return fakeView(now, spec, [
+        { name: "a", phase: "ready", gen },
+        { name: "b", phase: "ready", gen },
+        ...extra.map((phase, i) => ({ name: `n${i}`, phase })),
+      ]);
+    };
+    assert.equal(hpa.decide(at(0, 2, 2000)), 2); // one sample: no rate yet, no change
+    assert.equal(hpa.decide(at(15, 2, 2000)), 3);
+    // A pending pod counts as 0 on scale-up: 4000 / 3 pods = 1.33 -> ceil(4000/1000) = 4, but
+    // the 60 s period allows no second pod yet.
+    assert.equal(hpa.decide(at(30, 3, 2000, ["pending"])), 3);
+    assert.equal(hpa.decide(at(76, 3, 2000, ["pending"])), 4);
+    // Within tolerance (ratio 1.05): hold.
+    const calm = new HpaPolicy(1000, PRODUCTION_STACK_HPA);
+    let g = 0;
+    for (const t of [0, 15, 30]) {
+      g += 1050 * 15;
+      const v = fakeView(t, 2, [
+        { name: "a", phase: "ready", gen: g },
+        { name: "b", phase: "ready", gen: g },
+      ]);
+      assert.equal(calm.decide(v), 2);
+    }
+    // Load falls to a quarter: no scale-down before 300 s, then 1 pod per 60 s.
+    let down = g;
+    const decisions: number[] = [];
+    let spec = 2;
+    for (let t = 45; t <= 420; t += 15) {
+      down += 250 * 15;
+      spec = calm.decide(
+        fakeView(t, spec, [
+          { name: "a", phase: "ready", gen: down },
+          { name: "b", phase: "ready", gen: down },
+        ]),
+      );
+      decisions.push(spec);
+    }
+    const firstDown = decisions.findIndex((d) => d < 2);
+    assert.ok(45 + 15 * firstDown > 300, `scaled down at ${45 + 15 * firstDown}`);
+    assert.equal(Math.min(...decisions), 1);
+  });
+});
+
+describe("KubeAI", () => {
+  test("ceil(10-min average / targetRequests); down only after 3 consecutive lower decisions", () => {
+    const k = new KubeAiPolicy({
+      intervalSeconds: 10,
+      timeWindowSeconds: 600,
+      scaleDownDelaySeconds: 30,
+      targetRequests: 10,
+    });
+    const v = (now: number, spec: number, inFlight: number) =>
+      fakeView(now, spec, [{ name: "a", phase: "ready", inFlight }]);
+    assert.equal(k.decide(v(10, 4, 35)), 4); // warm window at 35: ceil(3.5) = 4
+    // One sample of 935 moves the 60-sample average to (59 x 35 + 935) / 60 = 50 -> 5.
+    assert.equal(k.decide(v(20, 4, 935)), 5);
+    // A lower value is held for three consecutive decisions, applied at the fourth.
+    const k2 = new KubeAiPolicy({
+      intervalSeconds: 10,
+      timeWindowSeconds: 600,
+      scaleDownDelaySeconds: 30,
+      targetRequests: 10,
+    });
+    assert.equal(k2.decide(v(10, 6, 35)), 6);
+    assert.equal(k2.decide(v(20, 6, 35)), 6);
+    assert.equal(k2.decide(v(30, 6, 35)), 6);
+    assert.equal(k2.decide(v(40, 6, 35)), 4);
+  });
+});
+
+describe("oracle", () => {
+  test("holds the most any minute needs until a replica asked for now could serve", () => {
+    const reqs: TraceRequest[] = [];
+    // Minute 20: 8 replicas' worth of generation; otherwise 1.
+    for (let m = 0; m < 40; m++) {
+      const need = m === 20 ? 8 : 1;
+      reqs.push({
+        t: m * 60 + 1,
+        prompt: 1,
+        gen: Math.floor(need * TARGET.tokensPerSecond * 60 * 0.99),
+      });
+    }
+    const trace: Trace = { name: "o", description: "", durationSeconds: 2400, requests: reqs };
+    const o = new OraclePolicy(trace, TARGET, 600);
+    assert.equal(o.needBetween(0, 60), 1);
+    assert.equal(o.needBetween(1200, 1260), 8);
+    const view = (now: number) => fakeView(now, 1, []);
+    assert.equal(o.decide(view(540)), 1); // minute 20 starts 660 s later
+    assert.equal(o.decide(view(600)), 8); // exactly one cold start (+ one interval) ahead
+    assert.equal(o.decide(view(1260)), 1); // minute 20 is over
+  });
+});
