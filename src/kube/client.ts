@@ -9,6 +9,9 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from
 import { URL } from "node:url";
 import { readFileSync } from "node:fs";
 
+/** Upper bound for one non-watch request. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
 export class ApiError extends Error {
   override name = "ApiError";
   constructor(
@@ -281,6 +284,12 @@ export class KubeClient {
         resolve,
       );
       req.on("error", reject);
+      if (signal === undefined) {
+        // A request that never answers must not hold a worker forever (watches pass a signal).
+        req.setTimeout(REQUEST_TIMEOUT_MS, () =>
+          req.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)),
+        );
+      }
       if (body !== undefined) req.write(body);
       req.end();
     });

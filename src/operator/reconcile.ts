@@ -160,6 +160,7 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
 
   const plan = msd === undefined ? undefined : planFor(msd.spec);
   let applyError: string | undefined;
+  let retry: ApiError | undefined;
   let desiredTemplateHash: string | undefined;
   if (msd !== undefined && plan !== undefined && plan.feasible) {
     const desired = renderAll({ ...msd, metadata: { ...msd.metadata, uid } }, plan);
@@ -173,8 +174,10 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
       if (!(err instanceof ApiError)) throw err;
       applyError = err.message;
       log.error({ err }, "apply failed");
-      if (err.status === 0 || err.status >= 500 || err.status === 409 || err.status === 429)
-        throw err;
+      // Say so in status first; transient failures then go back to the queue with backoff.
+      if (err.status === 0 || err.status >= 500 || err.status === 409 || err.status === 429) {
+        retry = err;
+      }
     }
   } else if (plan !== undefined && !plan.feasible) {
     log.info({ reasons: plan.reasons }, "plan is infeasible; no new workload");
@@ -202,6 +205,8 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
       .replace(/\.\d+Z$/, "Z"),
   );
   await writeStatus(raw, status, deps, log, plan);
+  if (retry !== undefined)
+    throw new ReconcileError(`applying ${key} failed; retrying`, { cause: retry });
   const ready = status.conditions?.find((c) => c.type === "Ready");
   const progressing = status.conditions?.find((c) => c.type === "Progressing");
   return progressing?.status === "True" || ready?.status !== "True"
