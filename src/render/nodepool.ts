@@ -12,7 +12,7 @@ import {
   OWNER_UID_LABEL,
   nodePoolName,
 } from "./names.ts";
-import { GPU_RESOURCE, GPU_TAINT_KEY } from "./scheduling.ts";
+import { GPU_RESOURCE, GPU_TAINT_KEY, karpenterAwsGpuRequirements } from "./scheduling.ts";
 
 export interface NodePool {
   apiVersion: "karpenter.sh/v1";
@@ -42,16 +42,7 @@ export function renderNodePool(msd: MistralSmallDeployment, plan: Plan): NodePoo
   const gpu = GPU_CATALOG[msd.spec.gpu.type];
   const requirements: Record<string, unknown>[] = [
     { key: "karpenter.sh/capacity-type", operator: "In", values: [...k.capacityTypes] },
-    {
-      key: "karpenter.k8s.aws/instance-gpu-name",
-      operator: "In",
-      values: [gpu.karpenterAws.gpuName],
-    },
-    {
-      key: "karpenter.k8s.aws/instance-gpu-memory",
-      operator: "In",
-      values: [String(gpu.karpenterAws.gpuMemoryMiB)],
-    },
+    ...karpenterAwsGpuRequirements(gpu),
     // A node must hold a whole replica: at least TP GPUs.
     {
       key: "karpenter.k8s.aws/instance-gpu-count",

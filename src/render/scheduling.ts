@@ -1,7 +1,7 @@
 /** Where vLLM pods may run: GPU taint tolerations and affinity on GPU product labels. */
 import type { V1Affinity, V1Toleration } from "@kubernetes/client-node";
 import type { MistralSmallDeployment } from "../api/schema.ts";
-import { GPU_CATALOG } from "../catalog/gpus.ts";
+import { GPU_CATALOG, type GpuSpec } from "../catalog/gpus.ts";
 import { nodePoolName } from "./names.ts";
 
 export const GPU_RESOURCE = "nvidia.com/gpu";
@@ -38,23 +38,28 @@ export function gpuAffinity(msd: MistralSmallDeployment): V1Affinity {
             ],
           },
           {
-            matchExpressions: [
-              {
-                key: "karpenter.k8s.aws/instance-gpu-name",
-                operator: "In",
-                values: [gpu.karpenterAws.gpuName],
-              },
-              {
-                key: "karpenter.k8s.aws/instance-gpu-memory",
-                operator: "In",
-                values: [String(gpu.karpenterAws.gpuMemoryMiB)],
-              },
-            ],
+            matchExpressions: karpenterAwsGpuRequirements(gpu),
           },
         ],
       },
     },
   };
+}
+
+/** Karpenter's AWS instance labels for a GPU type: the same in pod affinity and NodePool. */
+export function karpenterAwsGpuRequirements(gpu: GpuSpec) {
+  return [
+    {
+      key: "karpenter.k8s.aws/instance-gpu-name",
+      operator: "In",
+      values: [gpu.karpenterAws.gpuName],
+    },
+    {
+      key: "karpenter.k8s.aws/instance-gpu-memory",
+      operator: "In",
+      values: [String(gpu.karpenterAws.gpuMemoryMiB)],
+    },
+  ];
 }
 
 export function nodeSelector(msd: MistralSmallDeployment): Record<string, string> {
