@@ -5,7 +5,7 @@
  * objects on the same control plane, timed until the same Deployments are ready.
  * Prints figures; asserts nothing (machines here are noisy).
  */
-import { execFile, spawn } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -28,9 +28,41 @@ const { values } = parseArgs({
     "converged-seconds": { type: "string", default: "35" },
     "resync-seconds": { type: "string", default: "15" },
     json: { type: "boolean" },
+    // Run the operator from the TypeScript sources (tsx) instead of the compiled build.
+    tsx: { type: "boolean" },
   },
 });
 const sizes = values.sizes!.split(",").map(Number);
+
+/**
+ * The operator as the container image runs it: compiled JavaScript (tsconfig.build.json),
+ * built under .tmp/ so that node_modules still resolve. `--tsx` runs the sources instead.
+ */
+function operatorCommand(): string[] {
+  if (values.tsx === true) return [join(ROOT, "bin", "msd.js")];
+  const out = join(ROOT, ".tmp", "bench-dist");
+  rmSync(out, { recursive: true, force: true });
+  execFileSync(
+    process.execPath,
+    [
+      join(ROOT, "node_modules", "typescript", "bin", "tsc"),
+      "-p",
+      join(ROOT, "tsconfig.build.json"),
+      "--outDir",
+      out,
+    ],
+    {
+      stdio: "inherit",
+    },
+  );
+  const entry = join(out, "src", "cli", "entry.js");
+  return [
+    "--input-type=module",
+    "-e",
+    `const { run } = await import(${JSON.stringify(entry)}); process.exitCode = await run(process.argv.slice(1));`,
+  ];
+}
+const OPERATOR_COMMAND = operatorCommand();
 const RESYNC = Number(values["resync-seconds"]);
 const CONVERGED_WINDOW = Number(values["converged-seconds"]);
 
@@ -50,7 +82,11 @@ function sleep(ms: number) {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function waitUntil(what: string, fn: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+async function waitUntil(
+  what: string,
+  fn: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await fn()) return;
@@ -75,7 +111,9 @@ async function metricsOf(port: number): Promise<Map<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const out = new Map<string, number>();
   for (const line of text.split("\n")) {
-    const m = /^msd_api_requests_total\{verb="(\w+)",resource="(\w+)",code="\d+"\} (\d+)/.exec(line);
+    const m = /^msd_api_requests_total\{verb="(\w+)",resource="(\w+)",code="\d+"\} (\d+)/.exec(
+      line,
+    );
     if (m === null) continue;
     const key = `${m[1]}:${m[2]}`;
     out.set(key, (out.get(key) ?? 0) + Number(m[3]));
@@ -98,9 +136,13 @@ async function benchOne(n: number): Promise<Result> {
   const dir = mkdtempSync(join(tmpdir(), `msd-bench-${n}-`));
   const cluster = await LocalCluster.start({ dir, quietBuild: false });
   const kubectl = (args: string[], input?: string) => {
-    const p = run(cluster.binaries.path("kubectl"), [`--kubeconfig=${cluster.kubeconfig}`, ...args], {
-      maxBuffer: 256 << 20,
-    });
+    const p = run(
+      cluster.binaries.path("kubectl"),
+      [`--kubeconfig=${cluster.kubeconfig}`, ...args],
+      {
+        maxBuffer: 256 << 20,
+      },
+    );
     if (input !== undefined) p.child.stdin?.end(input);
     return p;
   };
@@ -108,13 +150,21 @@ async function benchOne(n: number): Promise<Result> {
   let operator: ReturnType<typeof spawn> | undefined;
   try {
     // Room for both runs side by side: 2N one-GPU replicas.
-    for (const node of gpuNodes([{ gpuType: "a100-80gb", count: Math.ceil((2 * n) / 8) + 1, gpusPerNode: 8 }])) {
+    for (const node of gpuNodes([
+      { gpuType: "a100-80gb", count: Math.ceil((2 * n) / 8) + 1, gpusPerNode: 8 },
+    ])) {
       await admin.create(RESOURCES.node, node);
     }
     for (const pv of cacheVolumes(2 * n)) await admin.create(RESOURCES.persistentVolume, pv);
-    for (const ns of ["floor", "bench"]) await admin.create(RESOURCES.namespace, { metadata: { name: ns } });
+    for (const ns of ["floor", "bench"])
+      await admin.create(RESOURCES.namespace, { metadata: { name: ns } });
     await kubectl(["apply", "--server-side", "-f", join(ROOT, "crds")]);
-    await kubectl(["wait", "--for=condition=Established", "--timeout=30s", "crd/mistralsmalldeployments.serving.mistralsmall.dev"]);
+    await kubectl([
+      "wait",
+      "--for=condition=Established",
+      "--timeout=30s",
+      "crd/mistralsmalldeployments.serving.mistralsmall.dev",
+    ]);
     await kubectl(
       ["apply", "-f", "-"],
       rbacManifests("mistral-small-operator", "default", { kind: "User", name: OPERATOR_USER })
@@ -123,7 +173,10 @@ async function benchOne(n: number): Promise<Result> {
     );
 
     const readyDeployments = async (ns: string) => {
-      const list = await admin.list<KubeObject & { status?: { readyReplicas?: number } }>(RESOURCES.deployment, { namespace: ns });
+      const list = await admin.list<KubeObject & { status?: { readyReplicas?: number } }>(
+        RESOURCES.deployment,
+        { namespace: ns },
+      );
       return list.items.filter((d) => d.status?.readyReplicas === 1).length;
     };
 
@@ -134,31 +187,60 @@ async function benchOne(n: number): Promise<Result> {
     }).flat();
     const floorStart = Date.now();
     await kubectl(["apply", "--server-side", "-f", "-"], toYamlStream(rendered));
-    await waitUntil("floor deployments ready", async () => (await readyDeployments("floor")) === n, 600_000);
+    await waitUntil(
+      "floor deployments ready",
+      async () => (await readyDeployments("floor")) === n,
+      600_000,
+    );
     const floorSeconds = (Date.now() - floorStart) / 1000;
 
     const port = await freePort();
     operator = spawn(
       process.execPath,
-      [join(ROOT, "bin", "msd.js"), "run", `--kubeconfig=${cluster.state.operatorKubeconfig}`, `--port=${port}`, `--resync-seconds=${RESYNC}`, "--lease-namespace=default"],
+      [
+        ...OPERATOR_COMMAND,
+        "run",
+        `--kubeconfig=${cluster.state.operatorKubeconfig}`,
+        `--port=${port}`,
+        `--resync-seconds=${RESYNC}`,
+        "--lease-namespace=default",
+      ],
       { stdio: ["ignore", "ignore", "inherit"] },
     );
     const pid = operator.pid!;
-    await waitUntil("operator ready", async () => {
-      try {
-        return (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 && (await metricsOf(port)).size > 0;
-      } catch {
-        return false;
-      }
-    }, 60_000);
+    await waitUntil(
+      "operator ready",
+      async () => {
+        try {
+          return (
+            (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 &&
+            (await metricsOf(port)).size > 0
+          );
+        } catch {
+          return false;
+        }
+      },
+      60_000,
+    );
     const before = await metricsOf(port);
     const opStart = Date.now();
-    await kubectl(["apply", "--server-side", "-f", "-"], Array.from({ length: n }, (_, i) => `---\n${stringify(msdObject(`m${i}`, "bench"))}`).join(""));
+    await kubectl(
+      ["apply", "--server-side", "-f", "-"],
+      Array.from({ length: n }, (_, i) => `---\n${stringify(msdObject(`m${i}`, "bench"))}`).join(
+        "",
+      ),
+    );
     await waitUntil(
       "all MistralSmallDeployments Ready",
       async () => {
-        const list = await admin.list<KubeObject & { status?: { conditions?: { type: string; reason: string }[] } }>(RESOURCES.msd, { namespace: "bench" });
-        return list.items.filter((m) => m.status?.conditions?.some((c) => c.type === "Ready" && c.reason === "Available")).length === n;
+        const list = await admin.list<
+          KubeObject & { status?: { conditions?: { type: string; reason: string }[] } }
+        >(RESOURCES.msd, { namespace: "bench" });
+        return (
+          list.items.filter((m) =>
+            m.status?.conditions?.some((c) => c.type === "Ready" && c.reason === "Available"),
+          ).length === n
+        );
       },
       900_000,
     );
@@ -207,5 +289,7 @@ if (values.json === true) {
       `${String(r.n).padEnd(5)} ${r.floorSeconds.toFixed(1).padStart(16)}  ${r.operatorSeconds.toFixed(1).padStart(10)}  ${r.ratio.toFixed(2).padStart(5)}  ${String(r.apiRequests).padStart(12)} (${r.apiRequestsPerResource.toFixed(1)})  ${String(r.writesWhenConverged).padStart(22)} (${r.leaseRenewalsWhenConverged})  ${r.peakRssMB.toFixed(0).padStart(11)}`,
     );
   }
-  console.log("\ntargets: ratio <= 1.5, zero writes when converged (lease renewals are leader election, not reconcile writes), peak RSS < 150 MB at N=500");
+  console.log(
+    "\ntargets: ratio <= 1.5, zero writes when converged (lease renewals are leader election, not reconcile writes), peak RSS < 150 MB at N=500",
+  );
 }

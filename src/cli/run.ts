@@ -34,7 +34,7 @@ export async function runOperator(argv: string[]): Promise<CommandResult> {
     leaderElection: values["no-leader-election"] !== true,
     leaseNamespace: values["lease-namespace"] ?? process.env.POD_NAMESPACE ?? "default",
     leaseDurationSeconds: int("lease-duration", values["lease-duration"], 15),
-    concurrency: int("concurrency", values.concurrency, 4),
+    concurrency: int("concurrency", values.concurrency, 8),
     resyncMs: int("resync-seconds", values["resync-seconds"], 600) * 1000,
     autoscaleIntervalMs:
       int("autoscale-interval-seconds", values["autoscale-interval-seconds"], 15) * 1000,

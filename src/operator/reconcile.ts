@@ -444,8 +444,9 @@ export function conditionEvents(
   };
   const ready = after.find((c) => c.type === "Ready");
   const degraded = after.find((c) => c.type === "Degraded");
-  if (ready !== undefined && changed(ready)) {
-    const bad = ready.status !== "True" && ready.reason !== "ModelLoading";
+  // Loading is the normal path, not a decision or a failure: no event for it.
+  if (ready !== undefined && changed(ready) && ready.reason !== "ModelLoading") {
+    const bad = ready.status !== "True";
     out.push({
       type: bad || degraded?.status === "True" ? "Warning" : "Normal",
       reason: ready.reason,

@@ -212,7 +212,10 @@ describe("helm chart", () => {
     const r = await helm(["install", RELEASE, CHART, "--namespace", NS, "--create-namespace"]);
     assert.equal(r.code, 0, r.stderr);
     const status = await helm(["status", RELEASE, "--namespace", NS, "-o", "json"]);
-    assert.equal((JSON.parse(status.stdout) as { info: { status: string } }).info.status, "deployed");
+    assert.equal(
+      (JSON.parse(status.stdout) as { info: { status: string } }).info.status,
+      "deployed",
+    );
     const wait = await c.kubectl([
       "wait",
       "--for=condition=Established",

@@ -59,7 +59,8 @@ describe("helm chart", () => {
   test("the RBAC template holds every generated rule", () => {
     const text = chart("templates/rbac.yaml");
     for (const r of [...CLUSTER_RULES, ...NAMESPACE_RULES]) {
-      assert.ok(text.includes(`resources: ${JSON.stringify(r.resources).replace(/,/g, ", ")}`));
+      const line = `resources: ${JSON.stringify(r.resources).replace(/,/g, ", ")}`;
+      assert.ok(text.includes(line), `templates/rbac.yaml lacks ${line}: run \`npm run gen\``);
     }
   });
 
@@ -85,7 +86,7 @@ describe("helm chart", () => {
       leaderElection: { leaseDurationSeconds: number };
       serviceMonitor: { enabled: boolean };
     };
-    const dep = operatorDeployment({ name: OPERATOR_APP, namespace: "x" }) as Json & {
+    const dep = operatorDeployment({ name: OPERATOR_APP, namespace: "x" }) as unknown as Json & {
       spec: { replicas: number };
     };
     assert.equal(v.replicaCount, dep.spec.replicas);
@@ -161,7 +162,7 @@ describe("shared install manifests (Pulumi's)", () => {
   });
 
   test("the Deployment: two replicas, lease in its namespace, downward API, probes, non-root", () => {
-    const dep = byKind("Deployment")[0] as Json & {
+    const dep = byKind("Deployment")[0] as unknown as Json & {
       spec: {
         replicas: number;
         template: {
@@ -201,8 +202,8 @@ describe("shared install manifests (Pulumi's)", () => {
 
   test("watchNamespace adds --namespace", () => {
     const dep = operatorDeployment({ name: "op", namespace: "ops", watchNamespace: "team-a" });
-    const args = (dep.spec as { template: { spec: { containers: { args: string[] }[] } } }).spec;
-    assert.ok(args.template.spec.containers[0]!.args.includes("--namespace=team-a"));
+    const spec = dep.spec as { template: { spec: { containers: { args: string[] }[] } } };
+    assert.ok(spec.template.spec.containers[0]!.args.includes("--namespace=team-a"));
   });
 });
 
@@ -297,19 +298,23 @@ describe("Dockerfile", () => {
 });
 
 describe("CI example", () => {
-  test("the Pulumi workflow previews pull requests and updates main", () => {
+  test("the Pulumi workflow tests infra/, previews pull requests and updates main", () => {
+    type Step = { run?: string; uses?: string; with?: Record<string, unknown> };
     const wf = parse(read(".github/workflows/pulumi.yml")) as {
       on: { pull_request?: unknown; push?: { branches?: string[] } };
-      jobs: Record<string, { if?: string; steps: { run?: string; with?: Json }[] }>;
+      jobs: Record<string, { if?: string; needs?: string; steps: Step[] }>;
     };
     assert.ok(wf.on.pull_request !== undefined);
     assert.deepEqual(wf.on.push?.branches, ["main"]);
-    const steps = Object.values(wf.jobs).flatMap((j) =>
-      j.steps.map((s) => ({ ...s, jobIf: j.if ?? "" })),
-    );
-    const text = JSON.stringify(steps);
-    assert.match(text, /pulumi preview/);
-    assert.match(text, /pulumi up/);
-    assert.match(text, /npm test --prefix infra|npm --prefix infra test/);
+    const pulumiCommand = (job: string) =>
+      wf.jobs[job]?.steps.find((s) => s.uses?.startsWith("pulumi/actions@"))?.with?.command;
+    assert.equal(pulumiCommand("preview"), "preview");
+    assert.match(wf.jobs.preview?.if ?? "", /pull_request/);
+    assert.equal(pulumiCommand("up"), "up");
+    assert.match(wf.jobs.up?.if ?? "", /push.*refs\/heads\/main/);
+    const runs = (wf.jobs.test?.steps ?? []).map((s) => s.run ?? "");
+    assert.ok(runs.includes("npm test --prefix infra"), "the mock tests run first");
+    assert.equal(wf.jobs.preview?.needs, "test");
+    assert.equal(wf.jobs.up?.needs, "test");
   });
 });

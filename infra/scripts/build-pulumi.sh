@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Build (once) what a real `pulumi up` against the local control plane needs, from Go
+# modules only (no downloads but the Go module proxy), into a cache folder keyed by version:
+#   ${MSD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mistral-small-operator}/pulumi/<cli>-k8s<provider>/
+#     pulumi                        the CLI (github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
+#     pulumi-resource-kubernetes    the Kubernetes provider, at the version of the npm
+#                                   @pulumi/kubernetes in infra/package.json
+#
+# The Node.js language host (pulumi-language-nodejs) is NOT among them: the module proxy
+# does not serve it (see infra/README.md). The local test therefore runs the program
+# through the Automation API's inline programs, whose language host is @pulumi/pulumi itself.
+#
+# Progress goes to stderr; the LAST line on stdout is the cache folder.
+set -euo pipefail
+
+INFRA=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CLI_MOD="$INFRA/e2e/cli"
+PROVIDER_MOD="$INFRA/e2e/provider"
+
+log() { printf '[build-pulumi] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+modver() {
+  awk -v m="$2" '$1 == "require" { $1 = ""; $0 = $0 }
+    $1 == m && $2 ~ /^v/ { print $2; exit }' "$1"
+}
+
+CLI_VERSION=$(modver "$CLI_MOD/go.mod" github.com/pulumi/pulumi/pkg/v3)
+PROVIDER_PSEUDO=$(modver "$PROVIDER_MOD/go.mod" github.com/pulumi/pulumi-kubernetes/provider/v4)
+# The provider is only served as a pseudo-version: its release number is the npm SDK's.
+PROVIDER_VERSION=$(sed -n 's/^ *"@pulumi\/kubernetes": *"\([0-9.]*\)".*/\1/p' "$INFRA/package.json")
+[[ -n "$CLI_VERSION" && -n "$PROVIDER_PSEUDO" && -n "$PROVIDER_VERSION" ]] ||
+  die "could not read the versions from infra/e2e/*/go.mod and infra/package.json"
+
+CACHE_ROOT="${MSD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mistral-small-operator}"
+OUT="$CACHE_ROOT/pulumi/$CLI_VERSION-k8s$PROVIDER_VERSION"
+CLI_STAMP="github.com/pulumi/pulumi/pkg/v3@$CLI_VERSION"
+PROVIDER_STAMP="github.com/pulumi/pulumi-kubernetes/provider/v4@$PROVIDER_PSEUDO=$PROVIDER_VERSION"
+
+have() { [[ -x "$OUT/$1" && -f "$OUT/.stamp.$1" && "$(<"$OUT/.stamp.$1")" == "$2" ]]; }
+warm() { have pulumi "$CLI_STAMP" && have pulumi-resource-kubernetes "$PROVIDER_STAMP"; }
+
+if warm; then
+  log "cache warm: $OUT"
+  echo "$OUT"
+  exit 0
+fi
+mkdir -p "$OUT"
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$OUT/.lock"
+  flock -n 9 || { log "another build is running on $OUT; waiting for it..."; flock 9; }
+fi
+
+TMPS=()
+BUILD_PID=
+cleanup() { local f; for f in "${TMPS[@]+"${TMPS[@]}"}"; do rm -rf -- "$f"; done; }
+trap cleanup EXIT
+on_signal() { [[ -n "$BUILD_PID" ]] && kill "$BUILD_PID" 2>/dev/null; exit "$1"; }
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+
+command -v go >/dev/null 2>&1 || die "go not found on PATH (need Go >= 1.26)"
+export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
+
+build() { # name stamp dir ldflags package
+  local name=$1 stamp=$2 dir=$3 ldflags=$4 pkg=$5 start=$SECONDS tmp="$OUT/.$1.tmp.$$"
+  if have "$name" "$stamp"; then log "$name: cached"; return; fi
+  log "building $name from $stamp (cold: 10-25 minutes on 2 cores)..."
+  TMPS+=("$tmp")
+  (cd "$dir" && exec go build -trimpath -ldflags="$ldflags" -o "$tmp" "$pkg") &
+  BUILD_PID=$!
+  wait "$BUILD_PID" || die "go build of $name failed"
+  BUILD_PID=
+  mv -f "$tmp" "$OUT/$name"
+  printf '%s\n' "$stamp" >"$OUT/.stamp.$name"
+  log "built $name in $((SECONDS - start))s ($(du -h "$OUT/$name" | cut -f1))"
+}
+
+build pulumi "$CLI_STAMP" "$CLI_MOD" \
+  "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$CLI_VERSION" \
+  github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+
+# The provider's main embeds files its own build generates: make them in a scratch copy
+# of the wrapper module (schema.json with the version set, both minified).
+if ! have pulumi-resource-kubernetes "$PROVIDER_STAMP"; then
+  src=$(cd "$PROVIDER_MOD" && go mod download -json \
+    "github.com/pulumi/pulumi-kubernetes/provider/v4@$PROVIDER_PSEUDO" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+  cmd="$src/cmd/pulumi-resource-kubernetes"
+  [[ -f "$cmd/schema.json" && -f "$cmd/terraform-mapping.json" ]] || die "no schema.json in $cmd"
+  scratch=$(mktemp -d)
+  TMPS+=("$scratch")
+  cp "$PROVIDER_MOD/go.mod" "$PROVIDER_MOD/go.sum" "$PROVIDER_MOD/main.go" "$scratch/"
+  node -e '
+    const fs = require("fs");
+    const [cmd, out, version] = process.argv.slice(1);
+    const schema = JSON.parse(fs.readFileSync(cmd + "/schema.json", "utf8"));
+    schema.version = version;
+    fs.writeFileSync(out + "/schema-embed.json", JSON.stringify(schema));
+    const mapping = JSON.parse(fs.readFileSync(cmd + "/terraform-mapping.json", "utf8"));
+    fs.writeFileSync(out + "/terraform-mapping-embed.json", JSON.stringify(mapping));
+  ' "$cmd" "$scratch" "$PROVIDER_VERSION"
+  build pulumi-resource-kubernetes "$PROVIDER_STAMP" "$scratch" \
+    "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$PROVIDER_VERSION" \
+    .
+fi
+
+log "done: $OUT"
+echo "$OUT"
