@@ -28,6 +28,8 @@ const { values } = parseArgs({
     "converged-seconds": { type: "string", default: "35" },
     "resync-seconds": { type: "string", default: "15" },
     json: { type: "boolean" },
+    // Node flags for the operator process, e.g. the image's --max-old-space-size.
+    "node-options": { type: "string" },
     // Run the operator from the TypeScript sources (tsx) instead of the compiled build.
     tsx: { type: "boolean" },
   },
@@ -205,7 +207,10 @@ async function benchOne(n: number): Promise<Result> {
         `--resync-seconds=${RESYNC}`,
         "--lease-namespace=default",
       ],
-      { stdio: ["ignore", "ignore", "inherit"] },
+      {
+        stdio: ["ignore", "ignore", "inherit"],
+        env: { ...process.env, NODE_OPTIONS: values["node-options"] ?? "" },
+      },
     );
     const pid = operator.pid!;
     await waitUntil(
@@ -254,6 +259,12 @@ async function benchOne(n: number): Promise<Result> {
     const writes = (m: Map<string, number>) => sum(m, (v, r) => WRITE.has(v) && r !== "leases");
     const leases = (m: Map<string, number>) => sum(m, (v, r) => WRITE.has(v) && r === "leases");
     const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    const heap = /^msd_process_nodejs_heap_size_used_bytes (\d+)/m.exec(
+      await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(),
+    );
+    process.stderr.write(
+      `N=${n}: V8 heap used after convergence ${heap === null ? "?" : (Number(heap[1]) / 2 ** 20).toFixed(0)} MB\n`,
+    );
     return {
       n,
       floorSeconds,

@@ -54,6 +54,11 @@ export interface InformerOptions {
   /** Server-side watch timeout; default a random 5–10 minutes per watch, so informers
    * started together do not all re-watch at once. */
   watchTimeoutSeconds?: number;
+  /**
+   * Projects an object before it is cached (client-go's SetTransform): keep only what the
+   * handlers read. Applied to list items and watch events alike.
+   */
+  transform?: (obj: KubeObject) => KubeObject;
   /** Reconnect backoff. Default 500 ms doubling to 30 s, each delay jittered ±50%. */
   reconnectBackoff?: Partial<BackoffOptions>;
 }
@@ -249,7 +254,7 @@ export class Informer<T extends KubeObject> {
       cont = page.metadata.continue === "" ? undefined : page.metadata.continue;
     } while (cont !== undefined && !this.stopped);
     for (const item of items) this.fillTypeMeta(item);
-    return { items, resourceVersion };
+    return { items: items.map((i) => this.project(i)), resourceVersion };
   }
 
   /**
@@ -262,6 +267,10 @@ export class Informer<T extends KubeObject> {
     const { group, version, kind } = this.opts.resource;
     obj.apiVersion ??= group === "" ? version : `${group}/${version}`;
     obj.kind ??= kind;
+  }
+
+  private project(obj: T): T {
+    return this.opts.transform === undefined ? obj : (this.opts.transform(obj) as T);
   }
 
   /** Replaces the cache with a fresh list, emitting what changed relative to it. */
@@ -348,11 +357,11 @@ export class Informer<T extends KubeObject> {
   }
 
   private apply(event: WatchEvent<T>): void {
-    const obj = event.object;
-    const rv = obj.metadata?.resourceVersion;
+    const rv = event.object.metadata?.resourceVersion;
     if (rv !== undefined && rv !== "") this.resourceVersion = rv;
     if (event.type === "BOOKMARK") return;
-    this.fillTypeMeta(obj);
+    this.fillTypeMeta(event.object);
+    const obj = this.project(event.object);
     const key = objectKey(obj);
     const old = this.cache.get(key);
     if (event.type === "DELETED") {

@@ -66,6 +66,27 @@ export function ownerKey(obj: KubeObject): string | undefined {
   return undefined;
 }
 
+/**
+ * Pods are only read for their phase, conditions, container states, IP and node: the rest
+ * (the whole pod spec) is dropped before caching, which keeps memory flat at 500 resources.
+ */
+export function slimPod(pod: KubeObject): KubeObject {
+  const spec = pod.spec as { nodeName?: string } | undefined;
+  const status = pod.status as Record<string, unknown> | undefined;
+  return {
+    apiVersion: pod.apiVersion,
+    kind: pod.kind,
+    metadata: pod.metadata,
+    spec: spec?.nodeName === undefined ? {} : { nodeName: spec.nodeName },
+    status: {
+      phase: status?.phase,
+      podIP: status?.podIP,
+      conditions: status?.conditions,
+      containerStatuses: status?.containerStatuses,
+    },
+  };
+}
+
 export class Operator {
   readonly metrics = new OperatorMetrics();
   readonly log: Logger;
@@ -168,6 +189,7 @@ export class Operator {
       ...(labelSelector === undefined ? {} : { labelSelector }),
       logger: this.log.child({ informer: resource.plural }),
       resyncMs: this.opts.resyncMs ?? 10 * 60_000,
+      ...(resource === RESOURCES.pod ? { transform: slimPod } : {}),
     });
     this.informers.push(inf);
     return inf;

@@ -161,6 +161,17 @@ describe("local control plane", () => {
     await c.client.delete(RESOURCES.msd, "defaults", "default");
   });
 
+  test("every example MistralSmallDeployment is accepted by the API server", async () => {
+    const r = await c.kubectl(["apply", "--dry-run=server", "-f", EXAMPLES]);
+    assert.equal(r.code, 0, r.stderr);
+    const files = readdirSync(EXAMPLES).filter((f) => f.endsWith(".yaml"));
+    assert.equal(
+      (r.stdout.match(/created \(server dry run\)/g) ?? []).length,
+      files.length,
+      r.stdout,
+    );
+  });
+
   test("everything msd render produces for the examples passes kubectl apply --dry-run=server", async () => {
     const files = readdirSync(EXAMPLES).filter((f) => f.endsWith(".yaml"));
     assert.ok(files.length >= 1);
