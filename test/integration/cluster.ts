@@ -65,6 +65,34 @@ function hookExit(): void {
   });
 }
 
+export interface ToolResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command-line tool; resolves with its output and exit code (never throws on exit code). */
+export async function runTool(
+  bin: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv } = {},
+  input?: string,
+): Promise<ToolResult> {
+  const child = run(bin, args, { maxBuffer: 64 << 20, ...options });
+  if (input !== undefined) child.child.stdin?.end(input);
+  try {
+    const { stdout, stderr } = await child;
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return {
+      code: typeof e.code === "number" ? e.code : 1,
+      stdout: e.stdout ?? "",
+      stderr: e.stderr ?? "",
+    };
+  }
+}
+
 export async function startTestCluster(
   options: {
     fleet?: readonly GpuNodeGroup[];
@@ -92,23 +120,9 @@ export async function startTestCluster(
     kubeconfig = local.kubeconfig;
   }
   const client = await KubeClient.load(kubeconfig);
-  const kubectl = async (args: string[], input?: string) => {
-    const child = run(kubectlBin, [`--kubeconfig=${kubeconfig}`, ...args], { maxBuffer: 64 << 20 });
-    if (input !== undefined) {
-      child.child.stdin?.end(input);
-    }
-    try {
-      const { stdout, stderr } = await child;
-      return { code: 0, stdout, stderr };
-    } catch (err) {
-      const e = err as { code?: number; stdout?: string; stderr?: string };
-      return {
-        code: typeof e.code === "number" ? e.code : 1,
-        stdout: e.stdout ?? "",
-        stderr: e.stderr ?? "",
-      };
-    }
-  };
+  const kubectl = (args: string[], input?: string) =>
+    runTool(kubectlBin, [`--kubeconfig=${kubeconfig}`, ...args], {}, input);
+
   if (local !== undefined) {
     for (const node of gpuNodes(options.fleet ?? DEFAULT_FLEET)) {
       await client.create(RESOURCES.node, node);

@@ -12,11 +12,10 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { parseAllDocuments } from "yaml";
 import { CLUSTER_RULES, NAMESPACE_RULES } from "../../src/operator/rbac.ts";
 import {
@@ -27,7 +26,13 @@ import {
 } from "../../src/delivery/manifests.ts";
 import { kubeconfigYaml, freePort } from "../../src/cluster/local.ts";
 import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";
-import { eventually, startTestCluster, type TestCluster } from "./cluster.ts";
+import {
+  eventually,
+  runTool,
+  startTestCluster,
+  type TestCluster,
+  type ToolResult,
+} from "./cluster.ts";
 import { condition, httpStatus, type Msd } from "./operator-harness.ts";
 
 const REPO = join(import.meta.dirname, "..", "..");
@@ -35,9 +40,8 @@ const CHART = join(REPO, "charts", "mistral-small-operator");
 const RELEASE = "mistral-small-operator";
 const NS = "msd-system";
 const CRD = "mistralsmalldeployments.serving.mistralsmall.dev";
-const run = promisify(execFile);
 
-type Result = { code: number; stdout: string; stderr: string };
+type Result = ToolResult;
 type Doc = KubeObject & Record<string, unknown>;
 
 /** Builds Helm once (a no-op on a warm cache) and returns its path: the script's last line. */
@@ -69,28 +73,17 @@ describe("helm chart", () => {
   let home: string;
   let operator: ChildProcess | undefined;
 
-  const helm = async (args: string[]): Promise<Result> => {
-    try {
-      const { stdout, stderr } = await run(helmBin, args, {
-        maxBuffer: 64 << 20,
-        env: {
-          ...process.env,
-          KUBECONFIG: c.kubeconfig,
-          HELM_CACHE_HOME: join(home, "cache"),
-          HELM_CONFIG_HOME: join(home, "config"),
-          HELM_DATA_HOME: join(home, "data"),
-        },
-      });
-      return { code: 0, stdout, stderr };
-    } catch (err) {
-      const e = err as { code?: number; stdout?: string; stderr?: string };
-      return {
-        code: typeof e.code === "number" ? e.code : 1,
-        stdout: e.stdout ?? "",
-        stderr: e.stderr ?? "",
-      };
-    }
-  };
+  const helm = (args: string[]): Promise<Result> =>
+    runTool(helmBin, args, {
+      env: {
+        ...process.env,
+        KUBECONFIG: c.kubeconfig,
+        HELM_CACHE_HOME: join(home, "cache"),
+        HELM_CONFIG_HOME: join(home, "config"),
+        HELM_DATA_HOME: join(home, "data"),
+      },
+    });
+
   /** The object as JSON, or undefined when it does not exist. */
   const getJson = async (args: string[]): Promise<Doc | undefined> => {
     const r = await c.kubectl(["get", ...args, "-o", "json", "--ignore-not-found"]);
