@@ -19,14 +19,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MOD="$ROOT/test/controlplane"
 
-log() { printf '[build-controlplane] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-# Version of module $2 required by go.mod $1 (read with awk: fast, no go call).
-modver() {
-  awk -v m="$2" '$1 == "require" { $1 = ""; $0 = $0 }
-    $1 == m && $2 ~ /^v/ { print $2; exit }' "$1"
-}
+LOG_PREFIX=build-controlplane
+# shellcheck source=scripts/lib/go-tools.sh
+source "$ROOT/scripts/lib/go-tools.sh"
 
 [[ -f "$MOD/go.mod" ]] || die "missing $MOD/go.mod"
 K8S_VERSION=$(modver "$MOD/go.mod" k8s.io/kubernetes)
@@ -36,7 +31,6 @@ KARPENTER_VERSION=$(modver "$MOD/karpenter/go.mod" sigs.k8s.io/karpenter)
 [[ -n "$K8S_VERSION" && -n "$ETCD_VERSION" && -n "$KWOK_VERSION" && -n "$KARPENTER_VERSION" ]] ||
   die "could not read pinned versions from test/controlplane/*/go.mod"
 
-CACHE_ROOT="${MSD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mistral-small-operator}"
 OUT="$CACHE_ROOT/controlplane/$K8S_VERSION"
 
 # name|stamp|module dir|package (stamp = what the cached output was built from)

@@ -18,14 +18,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MOD="$ROOT/test/controlplane/helm"
 
-log() { printf '[build-helm] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-# Version of module $2 required by go.mod $1 (read with awk: fast, no go call).
-modver() {
-  awk -v m="$2" '$1 == "require" { $1 = ""; $0 = $0 }
-    $1 == m && $2 ~ /^v/ { print $2; exit }' "$1"
-}
+LOG_PREFIX=build-helm
+# shellcheck source=scripts/lib/go-tools.sh
+source "$ROOT/scripts/lib/go-tools.sh"
 
 [[ -f "$MOD/go.mod" ]] || die "missing $MOD/go.mod"
 HELM_VERSION=$(modver "$MOD/go.mod" helm.sh/helm/v3)
@@ -38,7 +33,6 @@ K8S_MINOR=${CLIENT_GO_VERSION#v0.}
 K8S_MINOR=${K8S_MINOR%%.*}
 [[ "$K8S_MINOR" =~ ^[0-9]+$ ]] || die "unexpected client-go version $CLIENT_GO_VERSION"
 
-CACHE_ROOT="${MSD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mistral-small-operator}"
 OUT="$CACHE_ROOT/helm/$HELM_VERSION"
 BIN="$OUT/helm"
 STAMP="helm.sh/helm/v3@$HELM_VERSION k8s=1.$K8S_MINOR"

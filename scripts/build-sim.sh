@@ -6,24 +6,25 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MOD="$ROOT/test/controlplane/sim"
-VERSION=$(awk '$1 == "require" && $2 ~ /llm-d-inference-sim/ { print $3; exit }
-  $1 ~ /llm-d-inference-sim$/ && $2 ~ /^v/ { print $2; exit }' "$MOD/go.mod")
-[[ -n "$VERSION" ]] || { echo "[build-sim] cannot read the simulator version from $MOD/go.mod" >&2; exit 1; }
-CACHE_ROOT="${MSD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mistral-small-operator}"
+LOG_PREFIX=build-sim
+# shellcheck source=scripts/lib/go-tools.sh
+source "$ROOT/scripts/lib/go-tools.sh"
+VERSION=$(modver "$MOD/go.mod" github.com/llm-d/llm-d-inference-sim)
+[[ -n "$VERSION" ]] || die "cannot read the simulator version from $MOD/go.mod"
 OUT="$CACHE_ROOT/sim/$VERSION"
 BIN="$OUT/llm-d-inference-sim"
 if [[ -x "$BIN" ]]; then
-  echo "[build-sim] cache warm: $BIN" >&2
+  log "cache warm: $BIN"
   echo "$BIN"
   exit 0
 fi
 mkdir -p "$OUT"
-echo "[build-sim] building llm-d-inference-sim $VERSION (cold build: a few minutes)..." >&2
+log "building llm-d-inference-sim $VERSION (cold build: a few minutes)..."
 start=$(date +%s)
 tmp="$OUT/.llm-d-inference-sim.tmp.$$"
 trap 'rm -f "$tmp"' EXIT
 (cd "$MOD" && CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod \
   go build -trimpath -ldflags="-s -w" -o "$tmp" github.com/llm-d/llm-d-inference-sim/cmd/llm-d-inference-sim)
 mv "$tmp" "$BIN"
-echo "[build-sim] built in $(( $(date +%s) - start ))s: $BIN" >&2
+log "built in $(( $(date +%s) - start ))s: $BIN"
 echo "$BIN"

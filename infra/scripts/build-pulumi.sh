@@ -17,12 +17,9 @@ INFRA=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CLI_MOD="$INFRA/e2e/cli"
 PROVIDER_MOD="$INFRA/e2e/provider"
 
-log() { printf '[build-pulumi] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-modver() {
-  awk -v m="$2" '$1 == "require" { $1 = ""; $0 = $0 }
-    $1 == m && $2 ~ /^v/ { print $2; exit }' "$1"
-}
+LOG_PREFIX=build-pulumi
+# shellcheck source=scripts/lib/go-tools.sh
+source "$INFRA/../scripts/lib/go-tools.sh"
 
 CLI_VERSION=$(modver "$CLI_MOD/go.mod" github.com/pulumi/pulumi/pkg/v3)
 PROVIDER_PSEUDO=$(modver "$PROVIDER_MOD/go.mod" github.com/pulumi/pulumi-kubernetes/provider/v4)
@@ -31,7 +28,6 @@ PROVIDER_VERSION=$(sed -n 's/^ *"@pulumi\/kubernetes": *"\([0-9.]*\)".*/\1/p' "$
 [[ -n "$CLI_VERSION" && -n "$PROVIDER_PSEUDO" && -n "$PROVIDER_VERSION" ]] ||
   die "could not read the versions from infra/e2e/*/go.mod and infra/package.json"
 
-CACHE_ROOT="${MSD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mistral-small-operator}"
 OUT="$CACHE_ROOT/pulumi/$CLI_VERSION-k8s$PROVIDER_VERSION"
 CLI_STAMP="github.com/pulumi/pulumi/pkg/v3@$CLI_VERSION"
 PROVIDER_STAMP="github.com/pulumi/pulumi-kubernetes/provider/v4@$PROVIDER_PSEUDO=$PROVIDER_VERSION"
