@@ -15,27 +15,22 @@ import {
   OPERATOR_APP,
   operatorManifests,
   type OperatorInstallOptions,
-  type ResourceRequirements,
 } from "../../src/delivery/manifests.ts";
 
 const CRDS_DIR = fileURLToPath(new URL("../../crds/", import.meta.url));
 
-export interface MistralSmallOperatorArgs {
+/**
+ * The install options shared with the Helm chart (image, replicas, resources, lease, watched
+ * namespace; see OperatorInstallOptions), all optional here, plus what only Pulumi decides.
+ */
+export interface MistralSmallOperatorArgs
+  extends Partial<Omit<OperatorInstallOptions, "labels" | "name" | "namespace">> {
   /** Namespace of the operator (its Lease, ServiceAccount, Deployment). Default mistral-small-system. */
   readonly namespace?: string;
   /** Create the namespace (default true); false when it exists already. */
   readonly createNamespace?: boolean;
   /** Name of the operator's objects. Default mistral-small-operator. */
   readonly name?: string;
-  /** Operator image; default ghcr.io/mistral-small-operator/operator:<package version>. */
-  readonly image?: string;
-  readonly imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
-  /** Operator pods (one leads, the others stand by). Default 2. */
-  readonly replicas?: number;
-  readonly resources?: ResourceRequirements;
-  readonly leaseDurationSeconds?: number;
-  /** Watch one namespace only; all namespaces when omitted. */
-  readonly watchNamespace?: string;
   /** Install the CRDs (default true). */
   readonly installCrds?: boolean;
   /**
