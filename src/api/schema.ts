@@ -325,7 +325,7 @@ export const AutoscalingSchema = withRules(
           "Allow zero replicas when idle. Nothing holds requests meanwhile: the wake-up time is stated in status.",
         ),
       scaleUp: ScalingBehaviourSchema({ window: 0, step: 2 }, "scale up"),
-      scaleDown: ScalingBehaviourSchema({ window: 600, step: 1 }, "scale down"),
+      scaleDown: ScalingBehaviourSchema({ window: 300, step: 1 }, "scale down"),
     })
     .strict()
     .describe("Throughput autoscaling."),

@@ -3,9 +3,13 @@
  * scrapes the pods, turns counters into rates (rates.ts), keeps the history this returns, and
  * writes `desiredReplicas` through the scale subresource.
  *
- * Units: times in seconds; throughput in generation-token equivalents per second, i.e.
- * generation tokens plus prompt tokens weighted by what a prompt token costs the replica
- * relative to a generation token (`promptTokenWeight`, from the performance model).
+ * Units: times in seconds; throughput in generation-token equivalents per second. A replica
+ * has two roofs (perf.ts): decode is memory-bandwidth bound (generation tokens/s), prefill is
+ * compute bound (prompt plus generated tokens/s, every token costs the same FLOPs). With
+ * chunked prefill both share each engine step, so prompt tokens ride in the compute a
+ * bandwidth-bound decode step leaves idle: the load is the larger of the two, not their sum.
+ * In generation-token equivalents: max(generation, (generation + prompt) x promptTokenWeight),
+ * where promptTokenWeight = decode tokens/s / prefill tokens/s of the replica.
  */
 import type { Spec } from "../api/schema.ts";
 import type { Plan } from "../planner/plan.ts";
@@ -44,7 +48,10 @@ export const DEFAULT_TARGET_OPTIONS: TargetOptions = {
 export interface TargetModel {
   /** Generation tokens/s one replica should carry (the spec's default target). */
   readonly tokensPerSecond: number;
-  /** Generation tokens a prompt token is worth in replica time (decode rate / prefill rate). */
+  /**
+   * Decode tokens/s / prefill tokens/s: converts compute-bound load (prompt + generated
+   * tokens/s) into generation-token equivalents (see loadTokensPerSecond).
+   */
   readonly promptTokenWeight: number;
   /** The batch the target is taken at: the largest that keeps ITL under the SLO. */
   readonly batch: number;
@@ -71,8 +78,8 @@ export interface TargetModel {
  * B* = 64, ITL ~ 42 ms, ~1520 tokens/s, target ~1060 tokens/s.
  *
  * promptTokenWeight = decode tokens/s at B* / prefill tokens/s (compute bound: TP x peak
- * FLOP/s x MFU / (2 x active params)); ~0.08 on that plan: prefilling 1000 prompt tokens
- * costs the replica about what generating 80 tokens does.
+ * FLOP/s x MFU / (2 x active params)); ~0.088 on that plan: a replica whose steps are full of
+ * prompt chunks is as busy at 1000 prompt tokens/s as a decode-only one at 88 tokens/s.
  */
 export function targetModel(plan: Plan, options: Partial<TargetOptions> = {}): TargetModel {
   const o = { ...DEFAULT_TARGET_OPTIONS, ...options };
@@ -133,6 +140,22 @@ export function wakeUpSeconds(plan: Plan, options: Partial<WakeUpOptions> = {}):
   );
 }
 
+/**
+ * The load of generation and prompt tokens/s in generation-token equivalents: the busier of
+ * the replica's two roofs. Decode-heavy chat load is bandwidth bound (prompts ride free in the
+ * decode steps' idle compute); prompt-heavy load (code completion, RAG) is compute bound.
+ */
+export function loadTokensPerSecond(
+  generationTokensPerSecond: number,
+  promptTokensPerSecond: number,
+  promptTokenWeight: number,
+): number {
+  return Math.max(
+    generationTokensPerSecond,
+    (generationTokensPerSecond + promptTokensPerSecond) * promptTokenWeight,
+  );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The decision
 
@@ -155,7 +178,10 @@ export interface StartingReplica {
 /** What the load asked for at one evaluation, before stabilization and limits. */
 export interface Recommendation {
   readonly time: number;
+  /** What the load asks for now (scale-up and cancelling use it). */
   readonly replicas: number;
+  /** What the load of the longer scale-down demand window asks for (>= replicas never needed). */
+  readonly replicasDown?: number;
   /** Token-equivalents/s: served throughput plus the queue's growth. */
   readonly arrivalTokensPerSecond: number;
   /** Token-equivalents waiting in the queues. */
@@ -193,6 +219,29 @@ export interface PolicyOptions {
    */
   readonly demandWindowSeconds: number;
   /**
+   * Scale-down recommendations use arrivals averaged over this longer window (default 300 s):
+   * the highest of many noisy one-minute recommendations would keep a replica too many.
+   */
+  readonly scaleDownDemandWindowSeconds: number;
+  /**
+   * No change while demand / target is within this share of the current count (default 0.1,
+   * as the HPA's --horizontal-pod-autoscaler-tolerance): the target has headroom up to the
+   * replica's capacity, and a replica costs minutes to start.
+   */
+  readonly tolerance: number;
+  /**
+   * Seconds of arrivals a linear trend is fitted over (default 600; 0 turns forecasting off).
+   * A rising trend is projected `forecastSeconds` ahead, so a replica asked for now is ready
+   * when the load it is for arrives.
+   */
+  readonly trendWindowSeconds: number;
+  /** How far ahead a rising trend is projected (default 600 s: about a cold start). */
+  readonly forecastSeconds: number;
+  /** The projection adds at most this share of the current arrivals (default 0.5). */
+  readonly maxForecastGrowth: number;
+  /** Share of a replica's capacity the projected load may fill (default 0.85). */
+  readonly forecastUtilisation: number;
+  /**
    * Cancel replicas that are still starting once no recommendation of this window asks for
    * them (undefined, the default: never; they wait for the scale-down window like ready ones).
    */
@@ -204,6 +253,12 @@ export const DEFAULT_POLICY_OPTIONS: PolicyOptions = {
   defaultTokensPerRequest: 512,
   queueGrowthWindowSeconds: 60,
   demandWindowSeconds: 60,
+  scaleDownDemandWindowSeconds: 300,
+  tolerance: 0.1,
+  trendWindowSeconds: 600,
+  forecastSeconds: 600,
+  maxForecastGrowth: 0.5,
+  forecastUtilisation: 0.85,
 };
 
 /** Target / capacity when the caller gives no capacity: the default target's 70 % share. */
@@ -215,7 +270,7 @@ export interface PolicyInput {
   readonly autoscaling: AutoscalingSpec;
   /** Generation tokens/s per replica: the spec's target or defaultTarget(plan). */
   readonly targetTokensPerSecond: number;
-  /** Weight of a prompt token in generation tokens (targetModel(plan).promptTokenWeight). */
+  /** Converts compute-bound load into generation tokens (targetModel(plan).promptTokenWeight). */
   readonly promptTokenWeight?: number;
   /**
    * Token-equivalents/s one replica can serve at most (targetModel(plan).decodeTokensPerSecond);
@@ -259,13 +314,45 @@ function changeInPeriod(
   return { added, removed };
 }
 
+/**
+ * Least-squares slope (token-equivalents/s per second) of the arrivals of the complete
+ * evaluations within `window` seconds, now included; 0 with fewer than half a window of them.
+ */
+export function trendSlope(
+  history: PolicyHistory,
+  now: number,
+  arrivalNow: number,
+  window: number,
+): number {
+  const xs: number[] = [0];
+  const ys: number[] = [arrivalNow];
+  let oldest = now;
+  for (const r of history.recommendations) {
+    if (r.partial || r.time >= now || r.time <= now - window) continue;
+    xs.push(r.time - now);
+    ys.push(r.arrivalTokensPerSecond);
+    oldest = Math.min(oldest, r.time);
+  }
+  if (now - oldest < window / 2 || xs.length < 3) return 0;
+  const n = xs.length;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  for (let i = 0; i < n; i++) {
+    sxy += (xs[i]! - mx) * (ys[i]! - my);
+    sxx += (xs[i]! - mx) * (xs[i]! - mx);
+  }
+  return sxx > 0 ? sxy / sxx : 0;
+}
+
 const fmt = (n: number): string => (Math.abs(n) >= 100 ? n.toFixed(0) : n.toFixed(1));
 
 /**
  * Decides the replica count.
  *
- * 1. Arrivals, in token-equivalents/s: what the answering ready pods serve (generation +
- *    prompt x weight) plus the growth of their queues over the last minute (arrivals above
+ * 1. Arrivals, in token-equivalents/s: what the answering ready pods serve
+ *    (loadTokensPerSecond: the busier of decode and prefill) plus the growth of their queues over the last minute (arrivals above
  *    service), averaged over `demandWindowSeconds`. Pods that did not answer are assumed to
  *    carry the mean load of those that did, never zero.
  * 2. Recommendation = ceil(max(arrivals / target, (arrivals + backlog / backlogDrainSeconds) /
@@ -317,7 +404,7 @@ export function decide(input: PolicyInput): PolicyOutput {
       kvCount++;
     }
   }
-  const served = gen + w * prompt;
+  const served = loadTokensPerSecond(gen, prompt, w);
   const perRequest =
     requestRateKnown && requestRate > 0 && served > 0
       ? served / requestRate
@@ -341,6 +428,20 @@ export function decide(input: PolicyInput): PolicyOutput {
     arrivalCount++;
   }
   const arrival = arrivalSum / arrivalCount;
+  let slowSum = arrivalNow;
+  let slowCount = 1;
+  for (const r of input.history.recommendations) {
+    if (r.partial || r.time >= now || r.time <= now - o.scaleDownDemandWindowSeconds) continue;
+    slowSum += r.arrivalTokensPerSecond;
+    slowCount++;
+  }
+  const arrivalSlow = slowSum / slowCount;
+  const slope =
+    o.trendWindowSeconds > 0 ? trendSlope(input.history, now, arrivalNow, o.trendWindowSeconds) : 0;
+  const projected = Math.min(
+    arrival * (1 + o.maxForecastGrowth),
+    arrival + Math.max(0, slope) * o.forecastSeconds,
+  );
   const capacity = input.capacityTokensPerSecond ?? target / DEFAULT_TARGET_SHARE;
   // The backlog drains on the headroom between the target and the capacity; while replicas
   // start, the backlog is theirs to drain (it built up because they are not serving yet).
@@ -349,12 +450,26 @@ export function decide(input: PolicyInput): PolicyOutput {
   const idle = !partial && known.length > 0 && served === 0 && waiting === 0 && running === 0;
   const noData = known.length === 0;
 
-  let raw = Math.ceil(Math.max(arrival / target, demand / capacity) - 1e-9);
-  if (!idle && (running > 0 || waiting > 0)) raw = Math.max(raw, 1);
-  if (noData) raw = current; // nothing to measure (all starting or unknown): hold
+  const replicasFor = (load: number): number => {
+    const x = Math.max(load / target, (load + drain) / capacity);
+    // Within the tolerance of the current count: hold (never from zero).
+    if (current > 0 && Math.abs(x / current - 1) <= o.tolerance) return current;
+    let n = Math.ceil(x - 1e-9);
+    if (!idle && (running > 0 || waiting > 0)) n = Math.max(n, 1);
+    return n;
+  };
+  // The target sizes for the load of now; the load projected a cold start ahead must only fit
+  // under the replicas' capacity (forecastUtilisation of it) by the time new ones could serve.
+  let raw = Math.max(
+    replicasFor(arrival),
+    Math.ceil(Math.max(0, projected) / (capacity * o.forecastUtilisation) - 1e-9),
+  );
+  let rawDown = Math.max(raw, replicasFor(arrivalSlow));
+  if (noData) raw = rawDown = current; // nothing to measure (all starting or unknown): hold
   const recommendation: Recommendation = {
     time: now,
     replicas: raw,
+    replicasDown: rawDown,
     arrivalTokensPerSecond: noData ? 0 : arrivalNow,
     backlogTokens: backlog,
     idle,
@@ -368,7 +483,7 @@ export function decide(input: PolicyInput): PolicyOutput {
   for (const r of recs) {
     if (r.time > now - a.scaleUp.stabilizationWindowSeconds) upRec = Math.min(upRec, r.replicas);
     if (r.time > now - a.scaleDown.stabilizationWindowSeconds) {
-      downRec = Math.max(downRec, r.replicas);
+      downRec = Math.max(downRec, r.replicasDown ?? r.replicas);
     }
   }
   // A policy with no history yet acts as if it had recommended the current count just now
@@ -482,7 +597,7 @@ export function decide(input: PolicyInput): PolicyOutput {
   const reason =
     (noData
       ? `no metrics (${starting} starting, ${unknown} unknown): ${verb} ${current} -> ${desired}`
-      : `demand ${fmt(demand)} tok/s (gen ${fmt(gen)} + prompt ${fmt(prompt)} x ${w.toFixed(3)}, ` +
+      : `demand ${fmt(demand)} tok/s (max(gen ${fmt(gen)}, (gen + prompt ${fmt(prompt)}) x ${w.toFixed(3)}), ` +
         `queue growth ${fmt(growth)}/s, ${waiting} waiting${drain > 0 ? ` = ${fmt(drain)}/s to drain` : ""}) ` +
         `vs ${target}/replica -> ${raw}; ${known.length} ready, ${starting} starting, ${unknown} unknown: ` +
         `${verb} ${current} -> ${desired}`) + notes.map((n) => `; ${n}`).join("");
@@ -509,6 +624,8 @@ export function appendHistory(
       autoscaling.scaleDown.stabilizationWindowSeconds,
       o.queueGrowthWindowSeconds,
       o.demandWindowSeconds,
+      o.scaleDownDemandWindowSeconds,
+      o.trendWindowSeconds,
     ) + 1;
   const keepDecisions =
     Math.max(autoscaling.scaleUp.periodSeconds, autoscaling.scaleDown.periodSeconds) + 1;

@@ -8,6 +8,8 @@ import {
   appendHistory,
   decide,
   defaultTarget,
+  loadTokensPerSecond,
+  trendSlope,
   targetModel,
   wakeUpSeconds,
   type AutoscalingSpec,
@@ -21,7 +23,14 @@ const T = 1000; // target tokens/s per replica in these tests
 const CAPACITY = 1400;
 
 function autoscaling(overrides: Record<string, unknown> = {}): AutoscalingSpec {
-  const a = { enabled: true, minReplicas: 1, maxReplicas: 10, ...overrides };
+  // A 600 s scale-down window (the default is 300 s) keeps these tests' timelines apart.
+  const a = {
+    enabled: true,
+    minReplicas: 1,
+    maxReplicas: 10,
+    scaleDown: { stabilizationWindowSeconds: 600 },
+    ...overrides,
+  };
   return parseSpec({
     gpu: { type: "a100-80gb" },
     replicas: Math.max(1, a.minReplicas),
@@ -114,11 +123,58 @@ describe("decide: scale up", () => {
     assert.equal(out.metrics["generationTokensPerSecond"], "5200");
   });
 
-  test("prompt tokens count at their weight", () => {
-    const busy = { ...pod("a", 500), promptTokensPerSecond: 20000 };
-    const out = decide(input({ ready: [busy], promptTokenWeight: 0.1 }));
-    assert.equal(out.recommendation.replicas, 3); // 500 + 0.1 x 20000 = 2500
-    assert.equal(decide(input({ ready: [busy], promptTokenWeight: 0 })).recommendation.replicas, 1);
+  test("load is the busier roof: generation, or prompt plus generation at the prompt weight", () => {
+    // Prompt-heavy: 500 + 20000 tokens/s at weight 0.1 keep the compute roof at 2050.
+    const heavy = { ...pod("a", 500), promptTokensPerSecond: 20000 };
+    const out = decide(input({ ready: [heavy], promptTokenWeight: 0.1 }));
+    assert.equal(out.recommendation.replicas, 3); // max(500, 20500 x 0.1) = 2050
+    assert.equal(
+      decide(input({ ready: [heavy], promptTokenWeight: 0 })).recommendation.replicas,
+      1,
+    );
+    // Chat-like: prompts ride in the decode steps' idle compute and add nothing.
+    const chat = { ...pod("a", 900), promptTokensPerSecond: 4000 };
+    const c = decide(input({ ready: [chat], promptTokenWeight: 0.1 }));
+    assert.equal(c.recommendation.replicas, 1); // max(900, 490); a sum would say 1390 -> 2
+    assert.equal(loadTokensPerSecond(900, 4000, 0.1), 900);
+    assert.equal(loadTokensPerSecond(500, 20000, 0.1), 2050);
+  });
+
+  test("demand within the tolerance of the current count holds it", () => {
+    const four = [pod("a", 1075), pod("b", 1075), pod("c", 1075), pod("d", 1075)];
+    const history: PolicyHistory = { recommendations: [rec(9_990, 4)], decisions: [] };
+    const held = decide(input({ currentReplicas: 4, ready: four, history }));
+    assert.equal(held.recommendation.replicas, 4); // 4300 / 1000 = 4.3, within 10 % of 4
+    assert.equal(held.desiredReplicas, 4);
+    const strict = decide(
+      input({ currentReplicas: 4, ready: four, history, options: { tolerance: 0 } }),
+    );
+    assert.equal(strict.desiredReplicas, 5);
+  });
+
+  test("a rising trend is projected a cold start ahead, at most +50 %", () => {
+    // Arrivals rose linearly from 1000 to 2000 tokens/s over the last 600 s.
+    const recommendations: Recommendation[] = [];
+    for (let t = 9_400; t < 10_000; t += 15) {
+      recommendations.push(
+        rec(t, 2, { arrivalTokensPerSecond: 1000 + ((t - 9_400) / 600) * 1000 }),
+      );
+    }
+    const history: PolicyHistory = { recommendations, decisions: [] };
+    const ready = [pod("a", 1000), pod("b", 1000)];
+    const slope = trendSlope(history, 10_000, 2000, 600);
+    assert.ok(Math.abs(slope - 1000 / 600) < 0.01, `slope ${slope}`);
+    const out = decide(input({ currentReplicas: 2, ready, history }));
+    assert.equal(out.recommendation.replicas, 3); // 2000 + 1.67/s x 600 s = 3000, capped at 3000
+    const flat = decide(
+      input({ currentReplicas: 2, ready, history, options: { trendWindowSeconds: 0 } }),
+    );
+    assert.equal(flat.recommendation.replicas, 2);
+    // Less than half a window of history: no trend.
+    assert.equal(
+      trendSlope({ recommendations: recommendations.slice(-10), decisions: [] }, 10_000, 2000, 600),
+      0,
+    );
   });
 
   test("a growing queue counts as arrivals above what is served", () => {
@@ -214,6 +270,34 @@ describe("decide: scale down", () => {
     assert.equal(out.recommendation.replicas, 2);
     assert.equal(out.desiredReplicas, 5); // a 5 within the last 600 s
     assert.match(out.reason, /stabilizing/);
+  });
+
+  test("scale-down follows the arrivals of a longer window, not one quiet minute", () => {
+    const history: PolicyHistory = {
+      recommendations: [
+        rec(9_300, 2, { arrivalTokensPerSecond: 2000 }),
+        ...[9_800, 9_850, 9_900, 9_950].map((t) => rec(t, 2, { arrivalTokensPerSecond: 4500 })),
+      ],
+      decisions: [],
+    };
+    const a = autoscaling({
+      scaleDown: { stabilizationWindowSeconds: 600, maxReplicasPerStep: 10 },
+    });
+    const ready = [pod("a", 500), pod("b", 500), pod("c", 500)];
+    const out = decide(input({ autoscaling: a, currentReplicas: 8, ready, history }));
+    assert.equal(out.recommendation.replicas, 3); // the last 60 s: (1500 + 4500) / 2 = 3000
+    assert.equal(out.recommendation.replicasDown, 4);
+    assert.equal(out.desiredReplicas, 4); // the 300 s mean: (1500 + 4 x 4500) / 5 = 3900
+    const fast = decide(
+      input({
+        autoscaling: a,
+        currentReplicas: 8,
+        ready,
+        history,
+        options: { scaleDownDemandWindowSeconds: 60 },
+      }),
+    );
+    assert.equal(fast.desiredReplicas, 3);
   });
 
   test("after the window, steps down one replica per period", () => {

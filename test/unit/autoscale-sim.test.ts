@@ -273,17 +273,21 @@ describe("KubeAI", () => {
 });
 
 describe("oracle", () => {
-  test("holds the most any minute needs until a replica asked for now could serve", () => {
+  const minutes = (needs: (m: number) => number, prompt = 1): TraceRequest[] => {
     const reqs: TraceRequest[] = [];
-    // Minute 20: 8 replicas' worth of generation; otherwise 1.
     for (let m = 0; m < 40; m++) {
-      const need = m === 20 ? 8 : 1;
       reqs.push({
         t: m * 60 + 1,
-        prompt: 1,
-        gen: Math.floor(need * TARGET.tokensPerSecond * 60 * 0.99),
+        prompt,
+        gen: Math.floor(needs(m) * TARGET.decodeTokensPerSecond * 60 * 0.99),
       });
     }
+    return reqs;
+  };
+
+  test("holds the most any minute needs until a replica asked for now could serve", () => {
+    // Minute 20: 8 replicas' capacity of generation; otherwise 1.
+    const reqs = minutes((m) => (m === 20 ? 8 : 1));
     const trace: Trace = { name: "o", description: "", durationSeconds: 2400, requests: reqs };
     const o = new OraclePolicy(trace, TARGET, 600);
     assert.equal(o.needBetween(0, 60), 1);
@@ -292,5 +296,26 @@ describe("oracle", () => {
     assert.equal(o.decide(view(540)), 1); // minute 20 starts 660 s later
     assert.equal(o.decide(view(600)), 8); // exactly one cold start (+ one interval) ahead
     assert.equal(o.decide(view(1260)), 1); // minute 20 is over
+  });
+
+  test("a lower utilisation asks for proportionally more replicas", () => {
+    const trace: Trace = {
+      name: "o",
+      description: "",
+      durationSeconds: 2400,
+      requests: minutes(() => 3),
+    };
+    assert.equal(new OraclePolicy(trace, TARGET, 600, 1).needBetween(0, 60), 3);
+    assert.equal(new OraclePolicy(trace, TARGET, 600, 0.5).needBetween(0, 60), 6);
+  });
+
+  test("prompt-heavy minutes are sized by the compute roof, not by generated tokens", () => {
+    // 1 generated token a minute but 3 replicas' worth of prefill compute.
+    const prompt = Math.floor(
+      (3 * 0.99 * TARGET.decodeTokensPerSecond * 60) / TARGET.promptTokenWeight,
+    );
+    const reqs: TraceRequest[] = [{ t: 1, prompt, gen: 1 }];
+    const trace: Trace = { name: "p", description: "", durationSeconds: 60, requests: reqs };
+    assert.equal(new OraclePolicy(trace, TARGET, 600).needBetween(0, 59), 3);
   });
 });

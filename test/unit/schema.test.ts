@@ -375,7 +375,7 @@ describe("defaults", () => {
         maxReplicas: 4,
         scaleToZero: false,
         scaleUp: { stabilizationWindowSeconds: 0, maxReplicasPerStep: 2, periodSeconds: 60 },
-        scaleDown: { stabilizationWindowSeconds: 600, maxReplicasPerStep: 1, periodSeconds: 60 },
+        scaleDown: { stabilizationWindowSeconds: 300, maxReplicasPerStep: 1, periodSeconds: 60 },
       },
       nodePool: { provider: "static" },
     });

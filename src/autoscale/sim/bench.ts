@@ -28,6 +28,7 @@ import { parseSpec } from "../../api/validate.ts";
 import { plan as makePlan, type Plan } from "../../planner/plan.ts";
 import { decodePoint, replicaPerf } from "../perf.ts";
 import {
+  loadTokensPerSecond,
   targetModel,
   type AutoscalingSpec,
   type PolicyOptions,
@@ -91,7 +92,7 @@ export function defaultBenchConfig(overrides: Partial<BenchConfig> = {}): BenchC
 /** Requests/s one replica carries at its target with chat-like requests. */
 export function chatUnitRate(target: TargetModel): number {
   const m = meanTokens(CHAT_TOKENS);
-  return target.tokensPerSecond / (m.gen + target.promptTokenWeight * m.prompt);
+  return target.tokensPerSecond / loadTokensPerSecond(m.gen, m.prompt, target.promptTokenWeight);
 }
 
 export function benchTraces(cfg: BenchConfig): Trace[] {
@@ -134,7 +135,12 @@ export function benchContext(cfg: BenchConfig): BenchContext {
     fleet: (trace) => {
       // Every policy starts from the same fleet: what the opening load needs until a replica
       // asked for at t = 0 could serve.
-      const oracle = new OraclePolicy(trace, target, coldStart);
+      const oracle = new OraclePolicy(
+        trace,
+        target,
+        coldStart,
+        target.tokensPerSecond / target.decodeTokensPerSecond,
+      );
       const initial = Math.min(
         cfg.maxReplicas,
         Math.max(cfg.minReplicas, 1, oracle.needBetween(0, coldStart)),
@@ -155,7 +161,8 @@ export function benchContext(cfg: BenchConfig): BenchContext {
 
 /**
  * The policy `name` for one run. `targetFactor` scales a baseline's target (used only by the
- * iso-SLO analysis; 1 in the benchmark proper).
+ * iso-SLO analysis; 1 in the benchmark proper; ours scales its capacity with it too); for the
+ * oracle it is its utilisation.
  */
 export function makePolicy(
   name: PolicyName,
@@ -167,7 +174,17 @@ export function makePolicy(
   const coldStart = cfg.coldStart.nodeProvisioningSeconds + cfg.coldStart.weightLoadSeconds;
   switch (name) {
     case "ours":
-      return new OursPolicy(ctx.autoscaling, ctx.target, cfg.ours);
+      return new OursPolicy(
+        ctx.autoscaling,
+        targetFactor === 1
+          ? ctx.target
+          : {
+              ...ctx.target,
+              tokensPerSecond: ctx.target.tokensPerSecond * targetFactor,
+              decodeTokensPerSecond: ctx.target.decodeTokensPerSecond * targetFactor,
+            },
+        cfg.ours,
+      );
     case "hpa":
       return new HpaPolicy(ctx.target.tokensPerSecond * targetFactor, PRODUCTION_STACK_HPA);
     case "kubeai":
@@ -178,12 +195,39 @@ export function makePolicy(
         targetRequests: Math.max(1, Math.round(ctx.kubeAiTargetRequests * targetFactor)),
       });
     case "oracle":
-      return new OraclePolicy(trace, ctx.target, coldStart);
+      return new OraclePolicy(trace, ctx.target, coldStart, targetFactor);
   }
+}
+
+/** Utilisations of a replica's capacity the oracle is tried at, cheapest first. */
+export const ORACLE_UTILISATIONS = [1, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.5] as const;
+
+/**
+ * The oracle's row: the cheapest of its schedules (over ORACLE_UTILISATIONS) that reaches
+ * `goal` SLO attainment; the one with the best attainment when none does.
+ */
+export function runOracle(
+  trace: Trace,
+  cfg: BenchConfig,
+  ctx: BenchContext,
+  fleet: FleetConfig,
+  goal: number,
+): { result: RunResult; utilisation: number } {
+  let best: { result: RunResult; utilisation: number } | undefined;
+  for (const u of ORACLE_UTILISATIONS) {
+    const result = simulate(trace, makePolicy("oracle", trace, cfg, ctx, u), fleet);
+    if (result.sloAttainment >= goal) return { result, utilisation: u };
+    if (best === undefined || result.sloAttainment > best.result.sloAttainment) {
+      best = { result, utilisation: u };
+    }
+  }
+  return best!;
 }
 
 export interface BenchResults {
   readonly traces: Record<string, Record<string, RunResult>>;
+  /** The utilisation of the oracle schedule reported per trace. */
+  readonly oracleUtilisation: Record<string, number>;
 }
 
 export function runBench(
@@ -193,17 +237,28 @@ export function runBench(
 ): BenchResults {
   const ctx = benchContext(cfg);
   const out: Record<string, Record<string, RunResult>> = {};
+  const oracleUtilisation: Record<string, number> = {};
   for (const trace of traces) {
     const fleet = ctx.fleet(trace);
     const row: Record<string, RunResult> = {};
     for (const name of cfg.policies) {
+      if (name === "oracle") continue;
       const r = simulate(trace, makePolicy(name, trace, cfg, ctx), fleet);
       row[name] = r;
       onResult?.(r);
     }
+    if (cfg.policies.includes("oracle")) {
+      // The lower bound must serve at least as well as the best real policy did.
+      const others = Object.values(row).map((r) => r.sloAttainment);
+      const goal = others.length > 0 ? Math.max(...others) - 0.0005 : 0.99;
+      const o = runOracle(trace, cfg, ctx, fleet, goal);
+      row["oracle"] = o.result;
+      oracleUtilisation[trace.name] = o.utilisation;
+      onResult?.(o.result);
+    }
     out[trace.name] = row;
   }
-  return { traces: out };
+  return { traces: out, oracleUtilisation };
 }
 
 /** The JSON the issue asks for: {"traces": {name: {policy: {gpuHours, sloAttainment, scaleActions}}}}. */
@@ -269,26 +324,49 @@ export function formatTable(results: BenchResults): string {
     .join("\n");
 }
 
-/** Target factors the iso-SLO search tries, from the benchmark's target down. */
+/** Factors of the shared target the iso-SLO search lowers a baseline's target by. */
 export const ISO_SLO_FACTORS = [
-  1, 0.8, 0.65, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.07, 0.05, 0.035, 0.025,
+  1, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2, 0.15,
+  0.1, 0.07, 0.05, 0.035, 0.025,
 ] as const;
+
+/** Factors the iso-SLO search raises our target by (cheaper, until our SLO falls below). */
+export const OURS_RAISE_FACTORS = [1, 1.1, 1.2, 1.35, 1.5, 1.75, 2, 2.5, 3, 4] as const;
+
+export interface IsoSloRun {
+  /** The factor of the shared target the run used. */
+  readonly factor: number;
+  readonly gpuHours: number;
+  readonly sloAttainment: number;
+}
 
 export interface IsoSloResult {
   readonly policy: string;
   readonly trace: string;
-  /** SLO attainment to reach: ours on the same trace. */
-  readonly sloToReach: number;
-  /** The largest factor of the shared target whose run reached it, or undefined. */
-  readonly factor: number | undefined;
-  readonly gpuHours: number | undefined;
-  readonly sloAttainment: number | undefined;
+  readonly ours: IsoSloRun;
+  readonly baseline: IsoSloRun;
+  /**
+   * The baseline with its target lowered (in hindsight) until it reaches our SLO attainment:
+   * the cheapest such run, or undefined when no factor gets there.
+   */
+  readonly baselineAtOurSlo: IsoSloRun | undefined;
+  /**
+   * Ours with its target raised until one step more would fall below the baseline's SLO
+   * attainment: our cheapest run that serves at least as well as the baseline.
+   */
+  readonly oursAtBaselineSlo: IsoSloRun;
+}
+
+function isoRun(factor: number, r: RunResult): IsoSloRun {
+  return { factor, gpuHours: r.gpuHours, sloAttainment: r.sloAttainment };
 }
 
 /**
- * An extra analysis, not the benchmark: how far a baseline's target has to be lowered, with
- * hindsight of the trace, for it to reach our SLO attainment, and what it then costs. This
- * tunes the baselines in their favour; it answers "at the same service level, who is cheaper".
+ * An extra analysis, not the benchmark: who is cheaper at the same service level, asked both
+ * ways. (1) How far a baseline's target has to be lowered, with hindsight of the trace, for it
+ * to reach our SLO attainment, and what it then costs; (2) how far ours can be raised while
+ * still serving at least as well as the baseline did with the shared target, and what that
+ * costs. Both tune in hindsight; (1) favours the baselines.
  */
 export function isoSlo(
   traces: readonly Trace[],
@@ -301,27 +379,40 @@ export function isoSlo(
   for (const trace of traces) {
     const ours = results.traces[trace.name]?.["ours"];
     if (ours === undefined) continue;
-    const goal = ours.sloAttainment - 0.0005;
     const fleet = ctx.fleet(trace);
+    const oursRuns = new Map<number, RunResult>([[1, ours]]);
+    const oursAt = (f: number): RunResult => {
+      let r = oursRuns.get(f);
+      if (r === undefined) {
+        r = simulate(trace, makePolicy("ours", trace, cfg, ctx, f), fleet);
+        oursRuns.set(f, r);
+      }
+      return r;
+    };
     for (const b of baselines) {
-      let found: RunResult | undefined;
-      let factor: number | undefined;
+      const base = results.traces[trace.name]?.[b];
+      if (base === undefined) continue;
+      let lowered: IsoSloRun | undefined;
       for (const f of ISO_SLO_FACTORS) {
-        const r = f === 1 ? results.traces[trace.name]?.[b] : undefined;
-        const run = r ?? simulate(trace, makePolicy(b, trace, cfg, ctx, f), fleet);
-        if (run.sloAttainment >= goal) {
-          found = run;
-          factor = f;
+        const run = f === 1 ? base : simulate(trace, makePolicy(b, trace, cfg, ctx, f), fleet);
+        if (run.sloAttainment >= ours.sloAttainment - 0.0005) {
+          lowered = isoRun(f, run);
           break;
         }
+      }
+      let raised = isoRun(1, ours);
+      for (const f of OURS_RAISE_FACTORS) {
+        const run = oursAt(f);
+        if (run.sloAttainment < base.sloAttainment - 0.0005) break;
+        if (run.gpuHours < raised.gpuHours) raised = isoRun(f, run);
       }
       out.push({
         policy: b,
         trace: trace.name,
-        sloToReach: ours.sloAttainment,
-        factor,
-        gpuHours: found?.gpuHours,
-        sloAttainment: found?.sloAttainment,
+        ours: isoRun(1, ours),
+        baseline: isoRun(1, base),
+        baselineAtOurSlo: lowered,
+        oursAtBaselineSlo: raised,
       });
     }
   }
