@@ -219,10 +219,11 @@ export interface PolicyOptions {
    */
   readonly demandWindowSeconds: number;
   /**
-   * Scale-down recommendations use arrivals averaged over this longer window (default 300 s):
-   * the highest of many noisy one-minute recommendations would keep a replica too many.
+   * Scale-down recommendations use arrivals averaged over this longer window (default: the
+   * spec's scaleDown.stabilizationWindowSeconds): the highest of many noisy one-minute
+   * recommendations would keep a replica too many.
    */
-  readonly scaleDownDemandWindowSeconds: number;
+  readonly scaleDownDemandWindowSeconds?: number;
   /**
    * No change while demand / target is within this share of the current count (default 0.1,
    * as the HPA's --horizontal-pod-autoscaler-tolerance): the target has headroom up to the
@@ -253,7 +254,6 @@ export const DEFAULT_POLICY_OPTIONS: PolicyOptions = {
   defaultTokensPerRequest: 512,
   queueGrowthWindowSeconds: 60,
   demandWindowSeconds: 60,
-  scaleDownDemandWindowSeconds: 300,
   tolerance: 0.1,
   trendWindowSeconds: 600,
   forecastSeconds: 600,
@@ -361,9 +361,13 @@ const fmt = (n: number): string => (Math.abs(n) >= 100 ? n.toFixed(0) : n.toFixe
  *    count, so the same load never asks twice; while any is starting the backlog term is left
  *    out, because the queue that builds up during a cold start is what the starting replicas
  *    will drain (llm-d's pending-capacity guard). With no metrics at all (everything starting
- *    or unknown) the count holds.
+ *    or unknown) the count holds. Within `tolerance` (10 %) of the current count it holds too.
+ *    A rising trend (least squares over `trendWindowSeconds`) projected `forecastSeconds`
+ *    ahead (at most +maxForecastGrowth) must fit in forecastUtilisation x capacity: the replica
+ *    a rising load will need is asked for a cold start before the load arrives.
  * 3. Stabilization as the HPA does it: scale up to the lowest recommendation of the scale-up
- *    window (default 0 s: at once), scale down only to the highest of the scale-down window.
+ *    window (default 0 s: at once), scale down only to the highest of the scale-down window,
+ *    whose recommendations (`replicasDown`) use arrivals averaged over that window.
  *    Without history the current count counts as recommended now (no scale-down at start).
  * 4. Step limits: at most maxReplicasPerStep added (removed) per periodSeconds, counting the
  *    decisions already made in the period.
@@ -428,10 +432,11 @@ export function decide(input: PolicyInput): PolicyOutput {
     arrivalCount++;
   }
   const arrival = arrivalSum / arrivalCount;
+  const slowWindow = o.scaleDownDemandWindowSeconds ?? a.scaleDown.stabilizationWindowSeconds;
   let slowSum = arrivalNow;
   let slowCount = 1;
   for (const r of input.history.recommendations) {
-    if (r.partial || r.time >= now || r.time <= now - o.scaleDownDemandWindowSeconds) continue;
+    if (r.partial || r.time >= now || r.time <= now - slowWindow) continue;
     slowSum += r.arrivalTokensPerSecond;
     slowCount++;
   }
@@ -624,7 +629,7 @@ export function appendHistory(
       autoscaling.scaleDown.stabilizationWindowSeconds,
       o.queueGrowthWindowSeconds,
       o.demandWindowSeconds,
-      o.scaleDownDemandWindowSeconds,
+      o.scaleDownDemandWindowSeconds ?? 0,
       o.trendWindowSeconds,
     ) + 1;
   const keepDecisions =

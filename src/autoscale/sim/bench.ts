@@ -330,8 +330,10 @@ export const ISO_SLO_FACTORS = [
   0.1, 0.07, 0.05, 0.035, 0.025,
 ] as const;
 
-/** Factors the iso-SLO search raises our target by (cheaper, until our SLO falls below). */
-export const OURS_RAISE_FACTORS = [1, 1.1, 1.2, 1.35, 1.5, 1.75, 2, 2.5, 3, 4] as const;
+/** Factors of our target the iso-SLO search tries for our cheapest run at a baseline's SLO. */
+export const OURS_FACTORS = [
+  0.7, 0.8, 0.9, 1, 1.05, 1.1, 1.2, 1.35, 1.5, 1.75, 2, 2.5, 3, 4,
+] as const;
 
 export interface IsoSloRun {
   /** The factor of the shared target the run used. */
@@ -351,10 +353,10 @@ export interface IsoSloResult {
    */
   readonly baselineAtOurSlo: IsoSloRun | undefined;
   /**
-   * Ours with its target raised until one step more would fall below the baseline's SLO
-   * attainment: our cheapest run that serves at least as well as the baseline.
+   * Ours with its target scaled (OURS_FACTORS): our cheapest run that serves at least as well
+   * as the baseline did with the shared target; undefined when none does.
    */
-  readonly oursAtBaselineSlo: IsoSloRun;
+  readonly oursAtBaselineSlo: IsoSloRun | undefined;
 }
 
 function isoRun(factor: number, r: RunResult): IsoSloRun {
@@ -364,9 +366,9 @@ function isoRun(factor: number, r: RunResult): IsoSloRun {
 /**
  * An extra analysis, not the benchmark: who is cheaper at the same service level, asked both
  * ways. (1) How far a baseline's target has to be lowered, with hindsight of the trace, for it
- * to reach our SLO attainment, and what it then costs; (2) how far ours can be raised while
- * still serving at least as well as the baseline did with the shared target, and what that
- * costs. Both tune in hindsight; (1) favours the baselines.
+ * to reach our SLO attainment, and what it then costs; (2) our cheapest run, over factors of
+ * our target, that still serves at least as well as the baseline did with the shared target.
+ * Both tune in hindsight.
  */
 export function isoSlo(
   traces: readonly Trace[],
@@ -400,11 +402,11 @@ export function isoSlo(
           break;
         }
       }
-      let raised = isoRun(1, ours);
-      for (const f of OURS_RAISE_FACTORS) {
+      let raised: IsoSloRun | undefined;
+      for (const f of OURS_FACTORS) {
         const run = oursAt(f);
-        if (run.sloAttainment < base.sloAttainment - 0.0005) break;
-        if (run.gpuHours < raised.gpuHours) raised = isoRun(f, run);
+        if (run.sloAttainment < base.sloAttainment - 0.0005) continue;
+        if (raised === undefined || run.gpuHours < raised.gpuHours) raised = isoRun(f, run);
       }
       out.push({
         policy: b,
