@@ -588,6 +588,8 @@ export function decide(input: PolicyInput): PolicyOutput {
     generationTokensPerSecond: fmt(gen),
     promptTokensPerSecond: fmt(prompt),
     queueGrowthTokensPerSecond: fmt(growth),
+    trendTokensPerSecondPerMinute: fmt(slope * 60),
+    forecastTokensPerSecond: fmt(Math.max(arrival, projected)),
     backlogTokens: fmt(backlog),
     waitingRequests: String(waiting),
     runningRequests: String(running),
@@ -603,7 +605,8 @@ export function decide(input: PolicyInput): PolicyOutput {
     (noData
       ? `no metrics (${starting} starting, ${unknown} unknown): ${verb} ${current} -> ${desired}`
       : `demand ${fmt(demand)} tok/s (max(gen ${fmt(gen)}, (gen + prompt ${fmt(prompt)}) x ${w.toFixed(3)}), ` +
-        `queue growth ${fmt(growth)}/s, ${waiting} waiting${drain > 0 ? ` = ${fmt(drain)}/s to drain` : ""}) ` +
+        `queue growth ${fmt(growth)}/s, ${waiting} waiting${drain > 0 ? ` = ${fmt(drain)}/s to drain` : ""}` +
+        `${projected > arrival ? `; forecast ${fmt(projected)} in ${o.forecastSeconds} s` : ""}) ` +
         `vs ${target}/replica -> ${raw}; ${known.length} ready, ${starting} starting, ${unknown} unknown: ` +
         `${verb} ${current} -> ${desired}`) + notes.map((n) => `; ${n}`).join("");
 

@@ -19,6 +19,7 @@ import {
   targetModel,
   wakeUpSeconds,
   type PolicyHistory,
+  type PolicyOptions,
   type ReadyReplicaMetrics,
   type StartingReplica,
 } from "../autoscale/policy.ts";
@@ -204,19 +205,24 @@ export class BuiltinAutoscaler {
     const model = targetModel(p);
     const history = this.histories.get(key) ?? EMPTY_HISTORY;
     const current = msd.spec.replicas;
+    const target = targetTokensPerSecond(msd, p);
+    // A target set in the spec keeps the default's ratio to capacity (the headroom that drains
+    // backlogs and that a forecast must fit in); a trend is projected one wake-up ahead.
+    const options: Partial<PolicyOptions> = { forecastSeconds: wakeUpSeconds(p) };
     const out = decide({
       now,
       autoscaling: msd.spec.autoscaling,
-      targetTokensPerSecond: targetTokensPerSecond(msd, p),
+      targetTokensPerSecond: target,
       promptTokenWeight: model.promptTokenWeight,
-      capacityTokensPerSecond: model.decodeTokensPerSecond,
+      capacityTokensPerSecond: (model.decodeTokensPerSecond * target) / model.tokensPerSecond,
       currentReplicas: current,
       ready,
       starting,
       unknownPods,
       history,
+      options,
     });
-    this.histories.set(key, appendHistory(history, out, current, msd.spec.autoscaling));
+    this.histories.set(key, appendHistory(history, out, current, msd.spec.autoscaling, options));
     if (out.desiredReplicas === current) return;
 
     await this.deps.client.mergePatch(

@@ -165,7 +165,10 @@ describe("decide: scale up", () => {
     const slope = trendSlope(history, 10_000, 2000, 600);
     assert.ok(Math.abs(slope - 1000 / 600) < 0.01, `slope ${slope}`);
     const out = decide(input({ currentReplicas: 2, ready, history }));
-    assert.equal(out.recommendation.replicas, 3); // 2000 + 1.67/s x 600 s = 3000, capped at 3000
+    // 60 s mean 1963 + 1.67/s x 600 s, capped at +50 %: 2944, over 0.85 x 1400 x 2 = 2380
+    assert.match(out.reason, /forecast 2944 in 600 s\) vs 1000\/replica -> 3/);
+    assert.equal(out.recommendation.replicas, 3);
+    assert.equal(out.metrics["forecastTokensPerSecond"], "2944");
     const flat = decide(
       input({ currentReplicas: 2, ready, history, options: { trendWindowSeconds: 0 } }),
     );
