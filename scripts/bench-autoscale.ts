@@ -124,15 +124,21 @@ if (!values.json) {
       `max-num-seqs ${p.maxNumSeqs}, KV ${p.kvCacheTokensPerReplica} tokens per replica`,
   );
   console.log(`target: ${ctx.target.explanation}`);
-  console.log(`KubeAI targetRequests (Little's law at the target): ${ctx.kubeAiTargetRequests}`);
+  console.log(
+    "baselines' targets (70 % of a replica's capacity on each trace's mix, in their own metric):",
+  );
   console.log(
     `cold start: ${cfg.coldStart.nodeProvisioningSeconds} s node + ${cfg.coldStart.weightLoadSeconds} s weights; ` +
       `SLO: queue <= ${cfg.slo.queueSeconds} s and TTFT <= ${cfg.slo.ttftSeconds} s; ` +
       `replicas ${cfg.minReplicas}..${cfg.maxReplicas}; seed ${cfg.seed}`,
   );
   for (const t of selected) {
+    const b = ctx.baselineTargets(t);
     console.log(
-      `trace ${t.name}: ${t.requests.length} requests over ${(t.durationSeconds / 3600).toFixed(2)} h; ${t.description}`,
+      `trace ${t.name}: ${t.requests.length} requests over ${(t.durationSeconds / 3600).toFixed(2)} h; ${t.description}\n` +
+        `  HPA ${b.hpaGenerationTokensPerSecond.toFixed(0)} generation tokens/s per pod ` +
+        `(generation share of the load ${b.generationShare.toFixed(3)}), ` +
+        `KubeAI ${b.kubeAiTargetRequests} requests in flight per replica (measured at the target)`,
     );
   }
   console.log("");

@@ -255,9 +255,10 @@ describe("KubeAI", () => {
     });
     const v = (now: number, spec: number, inFlight: number) =>
       fakeView(now, spec, [{ name: "a", phase: "ready", inFlight }]);
-    assert.equal(k.decide(v(10, 4, 35)), 4); // warm window at 35: ceil(3.5) = 4
-    // One sample of 935 moves the 60-sample average to (59 x 35 + 935) / 60 = 50 -> 5.
-    assert.equal(k.decide(v(20, 4, 935)), 5);
+    // Warm window at max(35 in flight, 4 replicas x 10) = 40: ceil(4.0) = 4.
+    assert.equal(k.decide(v(10, 4, 35)), 4);
+    // One sample of 335 moves the 60-sample average to (59 x 40 + 335) / 60 = 44.9 -> 5.
+    assert.equal(k.decide(v(20, 4, 335)), 5);
     // A lower value is held for three consecutive decisions, applied at the fourth.
     const k2 = new KubeAiPolicy({
       intervalSeconds: 10,
@@ -265,10 +266,54 @@ describe("KubeAI", () => {
       scaleDownDelaySeconds: 30,
       targetRequests: 10,
     });
-    assert.equal(k2.decide(v(10, 6, 35)), 6);
+    // Warm at max(35, 2 x 10) = 35: up to 4 at once.
+    assert.equal(k2.decide(v(10, 2, 35)), 4);
     assert.equal(k2.decide(v(20, 6, 35)), 6);
     assert.equal(k2.decide(v(30, 6, 35)), 6);
-    assert.equal(k2.decide(v(40, 6, 35)), 4);
+    assert.equal(k2.decide(v(40, 6, 35)), 6);
+    assert.equal(k2.decide(v(50, 6, 35)), 4);
+  });
+});
+
+describe("baseline targets", () => {
+  const cfg = defaultBenchConfig();
+  const unit = chatUnitRate(TARGET);
+
+  test("chat load keeps the HPA at the shared target; prompt-heavy load lowers it", () => {
+    const ctx = benchContext(cfg);
+    const chat = poissonTrace("chat", "", 600, () => 2 * unit, 2 * unit, 3);
+    const b = ctx.baselineTargets(chat);
+    assert.equal(b.generationShare, 1);
+    assert.equal(b.hpaGenerationTokensPerSecond, TARGET.tokensPerSecond);
+    const code: Trace = {
+      name: "code",
+      description: "",
+      durationSeconds: 600,
+      requests: Array.from({ length: 600 }, (_, i) => ({ t: i, prompt: 2000, gen: 28 })),
+    };
+    const c = ctx.baselineTargets(code);
+    const share = 28 / (2028 * TARGET.promptTokenWeight);
+    assert.ok(Math.abs(c.generationShare - share) < 1e-12);
+    assert.ok(Math.abs(c.hpaGenerationTokensPerSecond - TARGET.tokensPerSecond * share) < 1e-9);
+  });
+
+  test("KubeAI's target is the in-flight count measured at the target, deterministic", () => {
+    const chat = poissonTrace("chat", "", 600, () => 2 * unit, 2 * unit, 3);
+    const a = benchContext(cfg).baselineTargets(chat).kubeAiTargetRequests;
+    const b = benchContext(cfg).baselineTargets(chat).kubeAiTargetRequests;
+    assert.equal(a, b);
+    // At 70 % of capacity a replica neither idles nor queues without bound: some batch, and
+    // no more than a full batch plus a short queue.
+    assert.ok(a > 10 && a <= PLAN.maxNumSeqs + 16, `in flight ${a}`);
+    // Twice the tokens per request at the same token rate: about the same in flight
+    // (half the requests, each twice as long), not twice as many.
+    const long: Trace = {
+      ...chat,
+      name: "long",
+      requests: chat.requests.map((r) => ({ ...r, gen: r.gen * 2, prompt: r.prompt * 2 })),
+    };
+    const l = benchContext(cfg).baselineTargets(long).kubeAiTargetRequests;
+    assert.ok(l < 1.6 * a, `long ${l} vs ${a}`);
   });
 });
 

@@ -326,11 +326,13 @@ export class KubeAiPolicy implements SimPolicy {
     const current = view.specReplicas;
     if (!view.pods().some((p) => p.phase === "ready")) return current; // "No endpoints found"
     const active = view.inFlight();
-    // Warm start: the window as if the autoscaler had been running (KubeAI keeps its state in a
-    // ConfigMap so a restart does not empty it).
+    // Warm start: the window as if the autoscaler had been running and had chosen the fleet's
+    // starting count (KubeAI keeps its state in a ConfigMap so a restart does not empty it).
+    // The first in-flight sample would not do: 10 s after the start the replicas' batches are
+    // still filling, and a window full of it would scale a right-sized fleet down at once.
     this.history ??= new Array<number>(
       Math.ceil(this.c.timeWindowSeconds / this.c.intervalSeconds),
-    ).fill(active);
+    ).fill(Math.max(active, current * this.c.targetRequests));
     this.history[this.index] = active;
     this.index = (this.index + 1) % this.history.length;
     const avg = this.history.reduce((s, x) => s + x, 0) / this.history.length;
