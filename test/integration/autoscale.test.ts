@@ -85,11 +85,14 @@ describe("builtin autoscaling, end to end", () => {
 
     load = new LoadGenerator(() => fleet.endpoints(), "mistral-small-4", 12, 60, 150);
     load.start();
+    // The scale subresource is written first, the decision into status right after (a
+    // separate request): wait for both.
     const up = await eventually(
-      "scale up",
+      "scale up, and the decision in status",
       async () => {
         const m = await c.client.get<Scaled>(RESOURCES.msd, "elastic", "default");
-        return (m.spec.replicas ?? 0) >= 2 ? m : undefined;
+        const decided = m.status?.scaling?.lastDecisions?.some((d) => d.to > d.from) ?? false;
+        return (m.spec.replicas ?? 0) >= 2 && decided ? m : undefined;
       },
       120_000,
       500,
