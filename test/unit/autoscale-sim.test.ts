@@ -10,7 +10,9 @@ import {
   chatUnitRate,
   defaultBenchConfig,
   makePolicy,
+  ORACLE_UTILISATIONS,
   runBench,
+  runOracle,
   toJson,
 } from "../../src/autoscale/sim/bench.ts";
 import {
@@ -272,6 +274,30 @@ describe("KubeAI", () => {
     assert.equal(k2.decide(v(30, 6, 35)), 6);
     assert.equal(k2.decide(v(40, 6, 35)), 6);
     assert.equal(k2.decide(v(50, 6, 35)), 4);
+  });
+});
+
+describe("the oracle row", () => {
+  const cfg = defaultBenchConfig();
+  const unit = chatUnitRate(TARGET);
+
+  test("is the cheapest utilisation that reaches the goal, tried from 1.0 down", () => {
+    const ctx = benchContext(cfg);
+    const trace = poissonTrace("o", "", 1800, (t) => (t < 900 ? 2 : 5) * unit, 5 * unit, 11);
+    const fleet = ctx.fleet(trace);
+    const goal = 0.99;
+    const o = runOracle(trace, cfg, ctx, fleet, goal);
+    assert.ok(o.result.sloAttainment >= goal, `SLO ${o.result.sloAttainment}`);
+    const i = ORACLE_UTILISATIONS.indexOf(o.utilisation as (typeof ORACLE_UTILISATIONS)[number]);
+    assert.ok(i >= 0);
+    // Every higher utilisation (cheaper schedule) missed the goal.
+    for (const u of ORACLE_UTILISATIONS.slice(0, i)) {
+      const r = simulate(trace, makePolicy("oracle", trace, cfg, ctx, u), fleet);
+      assert.ok(r.sloAttainment < goal, `u ${u} reached ${r.sloAttainment}`);
+    }
+    // An unreachable goal returns the best attainment seen.
+    const best = runOracle(trace, cfg, ctx, fleet, 1.01);
+    assert.ok(best.result.sloAttainment >= o.result.sloAttainment);
   });
 });
 
