@@ -72,28 +72,17 @@ if [[ -d "$OUT" ]] && all_warm; then
   exit 0
 fi
 
-mkdir -p "$OUT"
-# One builder at a time per cache folder (parallel test runs share it).
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$OUT/.lock"
-  if ! flock -n 9; then
-    log "another build is running on $OUT; waiting for it..."
-    flock 9
-  fi
+lock_cache "$OUT"
+if all_warm; then
+  log "built by another process: $OUT"
+  echo "$OUT"
+  exit 0
 fi
-
-TMPS=()
-cleanup() { local f; for f in "${TMPS[@]+"${TMPS[@]}"}"; do rm -rf -- "$f"; done; }
-trap cleanup EXIT
-BUILD_PID=
-on_signal() { [[ -n "$BUILD_PID" ]] && kill "$BUILD_PID" 2>/dev/null; exit "$1"; }
-trap 'on_signal 130' INT
-trap 'on_signal 143' TERM
+trap_build_exits
 # Leftovers of an interrupted build (we hold the lock, so nobody else is writing).
 rm -rf -- "$OUT"/.*.tmp.* 2>/dev/null || true
 
-command -v go >/dev/null 2>&1 || die "go not found on PATH (need Go >= 1.26; /usr/local/go/bin?)"
-export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
+use_go
 log "Go: $(go version); Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION, karpenter $KARPENTER_VERSION"
 log "cache folder: $OUT"
 

@@ -45,34 +45,20 @@ if have; then
   exit 0
 fi
 
-mkdir -p "$OUT"
-# One builder at a time per cache folder (parallel test runs share it).
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$OUT/.lock"
-  if ! flock -n 9; then
-    log "another build is running on $OUT; waiting for it..."
-    flock 9
-  fi
-  # The other builder may have finished it meanwhile.
-  if have; then
-    log "built by another process: $BIN"
-    echo "$BIN"
-    exit 0
-  fi
+lock_cache "$OUT"
+if have; then
+  log "built by another process: $BIN"
+  echo "$BIN"
+  exit 0
 fi
 
 TMP="$OUT/.helm.tmp.$$"
-BUILD_PID=
-cleanup() { rm -f -- "$TMP"; }
-trap cleanup EXIT
-on_signal() { [[ -n "$BUILD_PID" ]] && kill "$BUILD_PID" 2>/dev/null; exit "$1"; }
-trap 'on_signal 130' INT
-trap 'on_signal 143' TERM
+TMPS+=("$TMP")
+trap_build_exits
 # Leftovers of an interrupted build (we hold the lock, so nobody else is writing).
 rm -f -- "$OUT"/.helm.tmp.* 2>/dev/null || true
 
-command -v go >/dev/null 2>&1 || die "go not found on PATH (need Go >= 1.26; /usr/local/go/bin?)"
-export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
+use_go
 log "Go: $(go version); helm $HELM_VERSION (client-go $CLIENT_GO_VERSION: Kubernetes 1.$K8S_MINOR)"
 log "building $BIN (cold build: a few minutes on 2 cores)..."
 

@@ -40,22 +40,14 @@ if warm; then
   echo "$OUT"
   exit 0
 fi
-mkdir -p "$OUT"
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$OUT/.lock"
-  flock -n 9 || { log "another build is running on $OUT; waiting for it..."; flock 9; }
+lock_cache "$OUT"
+if warm; then
+  log "built by another process: $OUT"
+  echo "$OUT"
+  exit 0
 fi
-
-TMPS=()
-BUILD_PID=
-cleanup() { local f; for f in "${TMPS[@]+"${TMPS[@]}"}"; do rm -rf -- "$f"; done; }
-trap cleanup EXIT
-on_signal() { [[ -n "$BUILD_PID" ]] && kill "$BUILD_PID" 2>/dev/null; exit "$1"; }
-trap 'on_signal 130' INT
-trap 'on_signal 143' TERM
-
-command -v go >/dev/null 2>&1 || die "go not found on PATH (need Go >= 1.26)"
-export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
+trap_build_exits
+use_go
 
 build() { # name stamp dir ldflags package
   local name=$1 stamp=$2 dir=$3 ldflags=$4 pkg=$5 start=$SECONDS tmp="$OUT/.$1.tmp.$$"

@@ -13,3 +13,32 @@ modver() {
 
 # Where every built tool lives, keyed by tool and version below it; never inside the repo.
 CACHE_ROOT="${MSD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mistral-small-operator}"
+
+# Takes the cache folder $1's lock for the rest of the script: one builder per folder (parallel
+# test runs share it). Callers check their stamps again afterwards: the builder they waited
+# for may have built everything.
+lock_cache() {
+  mkdir -p "$1"
+  command -v flock >/dev/null 2>&1 || return 0
+  exec 9>"$1/.lock"
+  flock -n 9 && return 0
+  log "another build is running on $1; waiting for it..."
+  flock 9
+}
+
+# Paths added to TMPS are removed on exit; INT/TERM first kill the build in BUILD_PID.
+TMPS=()
+BUILD_PID=
+cleanup_tmps() { local f; for f in "${TMPS[@]+"${TMPS[@]}"}"; do rm -rf -- "$f"; done; }
+on_signal() { [[ -n "$BUILD_PID" ]] && kill "$BUILD_PID" 2>/dev/null; exit "$1"; }
+trap_build_exits() {
+  trap cleanup_tmps EXIT
+  trap 'on_signal 130' INT
+  trap 'on_signal 143' TERM
+}
+
+# The local Go toolchain, for static binaries from modules.
+use_go() {
+  command -v go >/dev/null 2>&1 || die "go not found on PATH (need Go >= 1.26; /usr/local/go/bin?)"
+  export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
+}
