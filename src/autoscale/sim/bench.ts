@@ -135,6 +135,17 @@ export interface BenchContext {
   readonly baselineTargets: (trace: Trace) => BaselineTargets;
 }
 
+/** A trace's generated tokens and its whole load (loadTokensPerSecond of its totals). */
+function traceLoad(trace: Trace, target: TargetModel): { gen: number; load: number } {
+  let gen = 0;
+  let prompt = 0;
+  for (const r of trace.requests) {
+    gen += r.gen;
+    prompt += r.prompt;
+  }
+  return { gen, load: loadTokensPerSecond(gen, prompt, target.promptTokenWeight) };
+}
+
 /** Simulated seconds one replica is fed for the KubeAI calibration (after a 300 s warm-up). */
 const CALIBRATION_SECONDS = 1800;
 const CALIBRATION_WARMUP_SECONDS = 300;
@@ -152,13 +163,8 @@ export function calibrateInFlight(
 ): number {
   const src = trace.requests;
   if (src.length === 0) return 1;
-  let gen = 0;
-  let prompt = 0;
-  for (const r of src) {
-    gen += r.gen;
-    prompt += r.prompt;
-  }
-  const loadPerRequest = loadTokensPerSecond(gen, prompt, target.promptTokenWeight) / src.length;
+  const { load } = traceLoad(trace, target);
+  const loadPerRequest = load / src.length;
   const rate = target.tokensPerSecond / loadPerRequest;
   const rng = new Rng(subSeed(seed, `${trace.name}/calibration`));
   const requests: TraceRequest[] = [];
@@ -235,13 +241,7 @@ export function benchContext(cfg: BenchConfig): BenchContext {
   const baselineTargets = (trace: Trace): BaselineTargets => {
     let t = memo.get(trace.name);
     if (t === undefined) {
-      let gen = 0;
-      let prompt = 0;
-      for (const r of trace.requests) {
-        gen += r.gen;
-        prompt += r.prompt;
-      }
-      const load = loadTokensPerSecond(gen, prompt, target.promptTokenWeight);
+      const { gen, load } = traceLoad(trace, target);
       const generationShare = load > 0 ? gen / load : 1;
       t = {
         generationShare,
