@@ -9,7 +9,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { API_VERSION, KIND, type SpecInput, type Status } from "../../src/api/schema.ts";
 import { parseResource } from "../../src/api/validate.ts";
 
-/** vLLM's OpenAI-compatible port on the Service the operator creates (src/planner/vllm-args.ts). */
+/** vLLM's OpenAI-compatible port on the Service the operator creates (src/engine/command.ts). */
 const VLLM_PORT = 8000;
 
 export interface MistralSmallDeploymentArgs {

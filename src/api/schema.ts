@@ -7,6 +7,9 @@ import { z } from "zod";
 import { GPU_TYPES } from "../catalog/gpus.ts";
 import { MODEL, QUANTIZATIONS } from "../catalog/model.ts";
 import { withRules } from "./rules.ts";
+import { MANAGED_FLAGS, managedFlagRegex } from "../engine/command.ts";
+import { NEWEST, RELEASES } from "../engine/releases.ts";
+import { CUDA_VERSIONS } from "../engine/types.ts";
 
 export const GROUP = "serving.mistralsmall.dev";
 export const VERSION = "v1alpha1";
@@ -15,27 +18,6 @@ export const KIND = "MistralSmallDeployment";
 export const PLURAL = "mistralsmalldeployments";
 export const SINGULAR = "mistralsmalldeployment";
 export const SHORT_NAMES = ["msd"] as const;
-
-/** Flags the operator derives from the plan; free-form args must not fight them. */
-export const MANAGED_ENGINE_FLAGS = [
-  "--model",
-  "--port",
-  "--host",
-  "--tensor-parallel-size",
-  "--max-model-len",
-  "--gpu-memory-utilization",
-  "--served-model-name",
-  "--revision",
-  "--quantization",
-  "--kv-cache-dtype",
-  "--max-num-seqs",
-  "--max-num-batched-tokens",
-  "--limit-mm-per-prompt",
-  "--tool-call-parser",
-  "--reasoning-parser",
-  "--enable-auto-tool-choice",
-  "--api-key",
-] as const;
 
 const quantity = (what: string) =>
   z
@@ -130,6 +112,12 @@ export const ModelSchema = withRules(
         .regex(/^[A-Za-z0-9._/-]+$/, "may contain letters, digits, '.', '_', '/' and '-'")
         .default(MODEL.defaultServedModelName)
         .describe("Model id clients send to the OpenAI API, and the model_name metric label."),
+      format: z
+        .enum(["mistral", "hf"])
+        .optional()
+        .describe(
+          "Checkpoint layout. mistral: Mistral's consolidated format (params.json, consolidated*.safetensors, tekken.json), loaded with vLLM's mistral tokenizer, config and load formats; hf: Hugging Face format (config.json, model-*.safetensors). Defaults to mistral for the official checkpoints and hf for model.name.",
+        ),
       tokenSecretRef: SecretKeyRefSchema.optional(),
       cache: ModelCacheSchema.prefault({}),
     })
@@ -167,8 +155,10 @@ export const CapabilitiesSchema = z
   .object({
     reasoning: z
       .boolean()
-      .default(true)
-      .describe("Enable the mistral reasoning parser (reasoning_effort per request)."),
+      .optional()
+      .describe(
+        "Enable the mistral reasoning parser (reasoning_effort per request). It needs Mistral's tokenizer: on by default for model.format mistral, off for hf.",
+      ),
     toolCalling: z
       .boolean()
       .default(true)
@@ -201,8 +191,8 @@ export const ResourcesSchema = z
   .strict()
   .describe("Host resources of each vLLM pod besides the GPUs.");
 
-/** One regex, used verbatim by CEL's matches() and by JavaScript. */
-const MANAGED_FLAG_RE = `^(${MANAGED_ENGINE_FLAGS.join("|")})(=.*)?$`;
+/** One regex, used verbatim by CEL's matches() and by JavaScript: every spelling of every managed flag. */
+const MANAGED_FLAG_RE = managedFlagRegex(RELEASES);
 
 export const EngineSchema = withRules(
   z
@@ -210,8 +200,16 @@ export const EngineSchema = withRules(
       image: z
         .string()
         .min(1)
-        .default("vllm/vllm-openai:v0.20.0")
-        .describe("vLLM container image (>= v0.20.0 for Mistral Small 4)."),
+        .optional()
+        .describe(
+          `vLLM container image. Default: ${NEWEST.images["13.0"]} (CUDA 13.0: needs an NVIDIA driver that supports CUDA 13), or ${NEWEST.images["12.9"]} with cudaVersion 12.9. The release is read from the tag; a tag it cannot read (a digest, a private build) runs with the newest engine contract and an EngineVerified=False condition.`,
+        ),
+      cudaVersion: z
+        .enum(CUDA_VERSIONS)
+        .optional()
+        .describe(
+          "CUDA build of the default image: 13.0 (default) or 12.9 for nodes whose driver predates CUDA 13. Must agree with engine.image when both are set.",
+        ),
       gpuMemoryUtilization: z
         .number()
         .min(0.5)
@@ -238,8 +236,27 @@ export const EngineSchema = withRules(
         .enum(["auto", "fp8"])
         .default("auto")
         .describe(
-          "KV cache precision. fp8 halves the cache but needs SM 8.9+ for MLA (refused on A100).",
+          "KV cache precision. fp8 halves the cache; refused where the pinned vLLM has no MLA backend that runs it for this model (see msd plan).",
         ),
+      speculative: z
+        .object({
+          enabled: z
+            .boolean()
+            .default(false)
+            .describe(
+              "Speculative decoding with Mistral's official EAGLE draft (mistralai/Mistral-Small-4-119B-2603-eagle); the planner counts its weights.",
+            ),
+          numSpeculativeTokens: z
+            .number()
+            .int()
+            .min(1)
+            .max(8)
+            .default(3)
+            .describe("Tokens the draft proposes per step (the vLLM recipe uses 3)."),
+        })
+        .strict()
+        .prefault({})
+        .describe("Speculative decoding (off by default)."),
       extraArgs: z
         .array(z.string().max(1024))
         .max(64)
@@ -254,9 +271,19 @@ export const EngineSchema = withRules(
   [
     {
       cel: `self.extraArgs.all(a, !a.matches('${MANAGED_FLAG_RE}'))`,
-      message: `extraArgs must not set flags the operator manages (${MANAGED_ENGINE_FLAGS.join(", ")}); use the matching spec field`,
+      message: `extraArgs must not set flags the operator manages, in any spelling vLLM accepts (${Object.keys(MANAGED_FLAGS).join(", ")}); use the matching spec field`,
       field: "extraArgs",
       holds: (e) => e.extraArgs.every((a) => !new RegExp(MANAGED_FLAG_RE).test(a)),
+    },
+    {
+      cel: "!has(self.image) || !has(self.cudaVersion) || self.image.endsWith('-cu129') == (self.cudaVersion == '12.9')",
+      message:
+        "engine.cudaVersion contradicts the CUDA build in engine.image's tag; set one of them",
+      field: "cudaVersion",
+      holds: (e) =>
+        e.image === undefined ||
+        e.cudaVersion === undefined ||
+        e.image.endsWith("-cu129") === (e.cudaVersion === "12.9"),
     },
   ],
 );

@@ -1,6 +1,7 @@
 /**
- * GPU types the planner knows, as data. Memory is the nominal size vLLM's
- * `--gpu-memory-utilization` is applied to (GiB). Labels are what the usual node
+ * GPU types the planner knows, as data. Memory is the device total vLLM's
+ * `--gpu-memory-utilization` is applied to, as nvidia-smi reports it (MiB), not the
+ * marketing size. Labels are what the usual node
  * sources put on a node carrying this GPU, so pods can be steered to it.
  */
 
@@ -16,7 +17,8 @@ export type GpuType = (typeof GPU_TYPES)[number];
 export interface GpuSpec {
   readonly type: GpuType;
   readonly displayName: string;
-  readonly memoryGiB: number;
+  /** Device total in MiB as nvidia-smi (and torch.cuda.mem_get_info) report it. */
+  readonly memoryMiB: number;
   /** CUDA compute capability as a number: 8.0, 8.9, 9.0. */
   readonly computeCapability: number;
   readonly fp8TensorCores: boolean;
@@ -42,7 +44,8 @@ export const GPU_CATALOG: Readonly<Record<GpuType, GpuSpec>> = {
   "a100-40gb": {
     type: "a100-40gb",
     displayName: "A100-40GB",
-    memoryGiB: 40,
+    // nvidia-smi shows 40536 MiB (40960 on some drivers): plan with the lower.
+    memoryMiB: 40536,
     computeCapability: 8.0,
     fp8TensorCores: false,
     fp4TensorCores: false,
@@ -62,7 +65,8 @@ export const GPU_CATALOG: Readonly<Record<GpuType, GpuSpec>> = {
   "a100-80gb": {
     type: "a100-80gb",
     displayName: "A100-80GB",
-    memoryGiB: 80,
+    // nvidia-smi on A100-SXM4-80GB and A100 80GB PCIe: 81920 MiB.
+    memoryMiB: 81920,
     computeCapability: 8.0,
     fp8TensorCores: false,
     fp4TensorCores: false,
@@ -82,7 +86,8 @@ export const GPU_CATALOG: Readonly<Record<GpuType, GpuSpec>> = {
   "h100-80gb": {
     type: "h100-80gb",
     displayName: "H100-80GB",
-    memoryGiB: 80,
+    // nvidia-smi on H100 SXM (700 W): 81559 MiB (audit row 75).
+    memoryMiB: 81559,
     computeCapability: 9.0,
     fp8TensorCores: true,
     fp4TensorCores: false,
@@ -97,7 +102,8 @@ export const GPU_CATALOG: Readonly<Record<GpuType, GpuSpec>> = {
   "h200-141gb": {
     type: "h200-141gb",
     displayName: "H200-141GB",
-    memoryGiB: 141,
+    // nvidia-smi on H200: 143771 MiB (audit row 74).
+    memoryMiB: 143771,
     computeCapability: 9.0,
     fp8TensorCores: true,
     fp4TensorCores: false,
@@ -112,7 +118,8 @@ export const GPU_CATALOG: Readonly<Record<GpuType, GpuSpec>> = {
   "l40s-48gb": {
     type: "l40s-48gb",
     displayName: "L40S-48GB",
-    memoryGiB: 48,
+    // nvidia-smi on L40S: 46068 MiB (audit row 73).
+    memoryMiB: 46068,
     computeCapability: 8.9,
     fp8TensorCores: true,
     fp4TensorCores: false,
@@ -125,8 +132,3 @@ export const GPU_CATALOG: Readonly<Record<GpuType, GpuSpec>> = {
     defaults: A100_DEFAULTS,
   },
 };
-
-/** Ampere (sm80) lacks the kernels several vLLM defaults assume. */
-export function isAmpere(gpu: GpuSpec): boolean {
-  return gpu.computeCapability < 8.9;
-}

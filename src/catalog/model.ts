@@ -33,6 +33,11 @@ export interface ModelVariant {
   readonly bytesPerWeight: number;
   /** The official checkpoint, or null when the user must bring one. */
   readonly officialCheckpoint: string | null;
+  /**
+   * Size of the official checkpoint's weights as published (bytes), which vLLM loads onto
+   * the GPUs; null where only the format arithmetic is known.
+   */
+  readonly publishedWeightBytes: number | null;
   readonly note: string;
 }
 
@@ -41,6 +46,9 @@ export const MODEL_VARIANTS: Readonly<Record<Quantization, ModelVariant>> = {
     quantization: "fp8",
     bytesPerWeight: 1,
     officialCheckpoint: "mistralai/Mistral-Small-4-119B-2603",
+    // 112.63Gi in KAITO's Mistral Small 4 preset (kaito-project/kaito, TotalModelWeightSize);
+    // the format arithmetic gives 112.6 GiB too.
+    publishedWeightBytes: Math.round(112.63 * 1024 ** 3),
     note: "official FP8 (E4M3) checkpoint; weight-only W8A16 through Marlin on GPUs without FP8 tensor cores",
   },
   nvfp4: {
@@ -48,12 +56,16 @@ export const MODEL_VARIANTS: Readonly<Record<Quantization, ModelVariant>> = {
     // 4-bit values plus one FP8 scale per 16 weights.
     bytesPerWeight: 0.5625,
     officialCheckpoint: "mistralai/Mistral-Small-4-119B-2603-NVFP4",
+    // "~72 GB raw" (vllm-project/recipes 8959cf64, variants.nvfp4); the arithmetic (64.6 GiB)
+    // misses what llm-compressor leaves unquantized (audit row 67). Approximate.
+    publishedWeightBytes: 72e9,
     note: "official NVFP4 checkpoint; Marlin FP4 (W4A16) fallback below Blackwell; weaker on long context",
   },
   bf16: {
     quantization: "bf16",
     bytesPerWeight: 2,
     officialCheckpoint: null,
+    publishedWeightBytes: null,
     note: "no official BF16 checkpoint: spec.model.name must name one (e.g. a descaled FP8)",
   },
   awq: {
@@ -61,23 +73,48 @@ export const MODEL_VARIANTS: Readonly<Record<Quantization, ModelVariant>> = {
     // INT4 with a 16-bit scale per group of 128.
     bytesPerWeight: 0.515625,
     officialCheckpoint: null,
+    publishedWeightBytes: null,
     note: "no official AWQ checkpoint: spec.model.name must name one",
   },
   gptq: {
     quantization: "gptq",
     bytesPerWeight: 0.515625,
     officialCheckpoint: null,
+    publishedWeightBytes: null,
     note: "no official GPTQ checkpoint: spec.model.name must name one",
   },
 };
 
+/** Weights vLLM loads: the published size of an official checkpoint, else the format arithmetic. */
 export function weightBytesTotal(q: Quantization): number {
-  return Math.round(
-    MODEL.quantizedParams * MODEL_VARIANTS[q].bytesPerWeight + MODEL.bf16Params * 2,
+  const v = MODEL_VARIANTS[q];
+  return (
+    v.publishedWeightBytes ??
+    Math.round(MODEL.quantizedParams * v.bytesPerWeight + MODEL.bf16Params * 2)
   );
 }
 
-/** KV bytes per token of context as vLLM stores MLA; replicated on every TP rank. */
-export function kvBytesPerToken(): number {
-  return MODEL.layers * (MODEL.kvLoraRank + MODEL.qkRopeHeadDim) * MODEL.kvDtypeBytes;
+/** The official EAGLE draft (mistralai/Mistral-Small-4-119B-2603-eagle). */
+export const EAGLE_DRAFT_MODEL = {
+  repo: "mistralai/Mistral-Small-4-119B-2603-eagle",
+  /** "a 2-layer Mistral-style draft" (vllm-project/recipes 223c6c08); MLA, like the target. */
+  layers: 2,
+  /**
+   * UNVERIFIED estimate: the published size was not read. Two decoder layers of the
+   * target's shape at one byte per weight (117.9e9 / 36 x 2), embeddings shared.
+   */
+  weightBytes: Math.round((117.9e9 / 36) * 2),
+} as const;
+
+export function draftWeightBytes(): number {
+  return EAGLE_DRAFT_MODEL.weightBytes;
+}
+
+/**
+ * KV bytes per token of context as vLLM stores MLA (latent + rope key per layer), replicated
+ * on every TP rank; with an EAGLE draft its layers keep a cache of the same shape.
+ */
+export function kvBytesPerToken(withDraft = false): number {
+  const layers = MODEL.layers + (withDraft ? EAGLE_DRAFT_MODEL.layers : 0);
+  return layers * (MODEL.kvLoraRank + MODEL.qkRopeHeadDim) * MODEL.kvDtypeBytes;
 }

@@ -45,6 +45,7 @@ export function planJson(p: Plan): Record<string, unknown> {
     reasons: p.reasons,
     notes: p.notes,
     vllmArgs: p.vllmArgs,
+    engine: p.engine,
   };
 }
 
@@ -52,6 +53,8 @@ export function planTable(p: Plan): string {
   const rows: [string, string][] = [
     ["feasible", p.feasible ? "yes" : "NO"],
     ["gpu", `${p.gpuType} x ${p.gpusPerReplica} per replica`],
+    ["vLLM", `${p.engine.release}${p.engine.verified ? "" : " (unverified)"}: ${p.engine.image}`],
+    ["attention / MoE", `${p.engine.attentionBackend ?? "-"} / ${p.engine.moeBackend ?? "-"}`],
     ["tensor parallel", `${p.tensorParallelSize} (${p.tensorParallelSource})`],
     ["checkpoint", `${p.checkpoint} (${p.quantization})`],
     ["context cap", `${p.maxModelLen} tokens`],

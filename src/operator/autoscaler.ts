@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import type { MistralSmallDeployment, Status } from "../api/schema.ts";
 import { parseResource } from "../api/validate.ts";
 import { plan as planFor } from "../planner/plan.ts";
-import { VLLM_PORT } from "../planner/vllm-args.ts";
+import { VLLM_PORT } from "../engine/command.ts";
 import { readVllmSample } from "../autoscale/prometheus.ts";
 import { RateTracker } from "../autoscale/rates.ts";
 import {

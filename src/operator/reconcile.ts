@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import { API_VERSION, KIND, type MistralSmallDeployment, type Status } from "../api/schema.ts";
 import { parseResource, ValidationError } from "../api/validate.ts";
 import { plan as planFor, type Plan } from "../planner/plan.ts";
-import { VLLM_PORT } from "../planner/vllm-args.ts";
+import { VLLM_PORT } from "../engine/command.ts";
 import { renderAll, type Manifest } from "../render/index.ts";
 import {
   FIELD_MANAGER,

@@ -3,11 +3,19 @@
  * plan fits in GPU memory or refuses it with the numbers that make it impossible.
  */
 import type { Spec } from "../api/schema.ts";
-import { GPU_CATALOG, isAmpere, type GpuSpec } from "../catalog/gpus.ts";
-import { MODEL_VARIANTS, kvBytesPerToken, weightBytesTotal } from "../catalog/model.ts";
-import { vllmArgsFor } from "./vllm-args.ts";
+import { GPU_CATALOG, type GpuSpec } from "../catalog/gpus.ts";
+import {
+  MODEL_VARIANTS,
+  draftWeightBytes,
+  kvBytesPerToken,
+  weightBytesTotal,
+} from "../catalog/model.ts";
+import { commandProblems, extraArgsProblems, operatorArgs } from "../engine/command.ts";
+import { chooseEngine, type EngineChoice } from "../engine/contract.ts";
+import { engineNotes } from "../engine/notes.ts";
 
 export const GIB = 1024 ** 3;
+const MIB = 1024 ** 2;
 export const TP_CHOICES = [1, 2, 4, 8] as const;
 export type TensorParallelSize = (typeof TP_CHOICES)[number];
 
@@ -94,6 +102,21 @@ export interface Plan {
   /** Facts worth knowing about a feasible plan (fallback kernels, thin headroom). */
   readonly notes: readonly string[];
   readonly vllmArgs: readonly string[];
+  /** The vLLM release, image and backends the command line was checked against. */
+  readonly engine: EnginePlan;
+}
+
+export interface EnginePlan {
+  readonly release: string;
+  readonly image: string;
+  readonly cudaVersion: EngineChoice["cuda"];
+  /** False when the image's release has no contract of its own (then `unverifiedReason`). */
+  readonly verified: boolean;
+  readonly unverifiedReason: string;
+  readonly format: EngineChoice["format"];
+  readonly attentionBackend: string | null;
+  readonly moeBackend: string | null;
+  readonly speculative: boolean;
 }
 
 export function gib(bytes: number): string {
@@ -126,8 +149,8 @@ function fitAt(
   batched: number,
   kvPerToken: number,
 ): Fit {
-  const usableBytesPerGpu = Math.round(gpu.memoryGiB * GIB * spec.engine.gpuMemoryUtilization);
-  const weightBytesPerGpu = Math.round(weightBytesTotal(spec.model.quantization) / tp);
+  const usableBytesPerGpu = Math.round(gpu.memoryMiB * MIB * spec.engine.gpuMemoryUtilization);
+  const weightBytesPerGpu = Math.round(weightsOf(spec) / tp);
   const overhead = estimateOverhead(tp, batched, spec.capabilities.vision.enabled);
   const free = usableBytesPerGpu - weightBytesPerGpu - overhead.totalBytes;
   const kvCacheBytesPerGpu = Math.max(0, free);
@@ -164,44 +187,21 @@ function whyNot(spec: Spec, gpu: GpuSpec, f: Fit): string {
   );
 }
 
+/** The checkpoint's weights, plus the EAGLE draft's when speculative decoding is on. */
+function weightsOf(spec: Spec): number {
+  return (
+    weightBytesTotal(spec.model.quantization) +
+    (spec.engine.speculative.enabled ? draftWeightBytes() : 0)
+  );
+}
+
 function kvBytesFor(spec: Spec): number {
-  return spec.engine.kvCacheDtype === "fp8" ? kvBytesPerToken() / 2 : kvBytesPerToken();
+  const perToken = kvBytesPerToken(spec.engine.speculative.enabled);
+  return spec.engine.kvCacheDtype === "fp8" ? perToken / 2 : perToken;
 }
 
-/** Capability problems that make a spec impossible on a GPU whatever the memory. */
-function capabilityProblems(spec: Spec, gpu: GpuSpec): string[] {
-  const problems: string[] = [];
-  if (spec.engine.kvCacheDtype === "fp8" && gpu.computeCapability < 8.9) {
-    problems.push(
-      `engine.kvCacheDtype fp8 is refused by vLLM for MLA attention below SM 8.9; an ${gpu.displayName} is SM ${gpu.computeCapability.toFixed(1)}: use auto`,
-    );
-  }
-  if (isAmpere(gpu) && spec.engine.extraArgs.some((a) => a.includes("FLASH_ATTN_MLA"))) {
-    problems.push(
-      `engine.extraArgs selects FLASH_ATTN_MLA, a Hopper-only attention backend; an ${gpu.displayName} is SM ${gpu.computeCapability.toFixed(1)} (vLLM picks TRITON_MLA by itself)`,
-    );
-  }
-  return problems;
-}
-
-function notesFor(spec: Spec, gpu: GpuSpec, fit: Fit, source: "spec" | "auto"): string[] {
+function notesFor(spec: Spec, fit: Fit, source: "spec" | "auto"): string[] {
   const notes: string[] = [];
-  const q = spec.model.quantization;
-  if (q === "fp8" && !gpu.fp8TensorCores) {
-    notes.push(
-      `${gpu.displayName} has no FP8 tensor cores: vLLM runs the FP8 checkpoint as weight-only W8A16 through Marlin`,
-    );
-  }
-  if (q === "nvfp4" && !gpu.fp4TensorCores) {
-    notes.push(
-      `${gpu.displayName} has no FP4 tensor cores: vLLM falls back to Marlin FP4 (W4A16); unverified for this model`,
-    );
-  }
-  if (isAmpere(gpu)) {
-    notes.push(
-      "sm80: KV cache stays BF16, attention auto-selects TRITON_MLA, MoE runs on the Marlin backend",
-    );
-  }
   if (fit.fullContextSequences < AUTO_TP_FULL_SEQUENCES) {
     notes.push(
       `only ${fit.fullContextSequences} full ${spec.maxModelLen}-token sequence fits per replica` +
@@ -233,7 +233,8 @@ export function plan(spec: Spec): Plan {
         fits[fits.length - 1]!)
       : fits[0]!;
 
-  const reasons = [...capabilityProblems(spec, gpu)];
+  const engine = chooseEngine(spec, gpu);
+  const reasons = [...engine.problems, ...extraArgsProblems(spec, engine)];
   if (!serves(chosen)) {
     if (source === "auto") {
       reasons.push(
@@ -254,10 +255,10 @@ export function plan(spec: Spec): Plan {
     tensorParallelSize: chosen.tp,
     tensorParallelSource: source,
     gpusPerReplica: chosen.tp,
-    gpuMemoryBytes: gpu.memoryGiB * GIB,
+    gpuMemoryBytes: gpu.memoryMiB * MIB,
     gpuMemoryUtilization: spec.engine.gpuMemoryUtilization,
     usableBytesPerGpu: chosen.usableBytesPerGpu,
-    weightBytesTotal: weightBytesTotal(spec.model.quantization),
+    weightBytesTotal: weightsOf(spec),
     weightBytesPerGpu: chosen.weightBytesPerGpu,
     overheadBytesPerGpu: chosen.overhead.totalBytes,
     overhead: chosen.overhead,
@@ -269,7 +270,33 @@ export function plan(spec: Spec): Plan {
     maxNumSeqs,
     maxNumBatchedTokens: batched,
     reasons,
-    notes: feasible ? notesFor(spec, gpu, chosen, source) : [],
+    notes: feasible ? [...engineNotes(engine, gpu), ...notesFor(spec, chosen, source)] : [],
   };
-  return { ...base, vllmArgs: vllmArgsFor(spec, base) };
+  const vllmArgs = [...operatorArgs(spec, base, engine), ...spec.engine.extraArgs];
+  // Our own flags must parse at the release; a failure here is refused, never rendered.
+  const ownProblems = reasons.length > 0 ? [] : commandProblems(vllmArgs, engine.release);
+  const all = [
+    ...reasons,
+    ...ownProblems.map(
+      (p) => `vLLM ${engine.release.version} would not parse the command line: ${p}`,
+    ),
+  ];
+  return {
+    ...base,
+    feasible: all.length === 0,
+    reasons: all,
+    notes: all.length === 0 ? base.notes : [],
+    vllmArgs,
+    engine: {
+      release: engine.imageVersion ?? engine.release.version,
+      image: engine.image,
+      cudaVersion: engine.cuda,
+      verified: engine.verified,
+      unverifiedReason: engine.unverifiedReason,
+      format: engine.format,
+      attentionBackend: engine.mlaBackend,
+      moeBackend: engine.moe?.runs ?? null,
+      speculative: spec.engine.speculative.enabled,
+    },
+  };
 }

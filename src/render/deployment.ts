@@ -2,7 +2,7 @@
 import type { V1Deployment, V1EnvVar, V1PodTemplateSpec } from "@kubernetes/client-node";
 import type { MistralSmallDeployment } from "../api/schema.ts";
 import type { Plan } from "../planner/plan.ts";
-import { VLLM_PORT } from "../planner/vllm-args.ts";
+import { VLLM_PORT } from "../engine/command.ts";
 import {
   TEMPLATE_HASH_ANNOTATION,
   cacheClaimName,
@@ -20,13 +20,65 @@ export const MODEL_CACHE_PATH = "/models";
 export const STARTUP_PROBE = { periodSeconds: 10, failureThreshold: 540 } as const;
 export const TERMINATION_GRACE_SECONDS = 120;
 export const PRESTOP_SLEEP_SECONDS = 20;
+/**
+ * The pod runs as this UID, which the official image has no passwd entry for. torch >= 2.11
+ * calls getpass.getuser() while `import vllm` runs, which reads USER/LOGNAME before the
+ * passwd database: without them every pod dies with KeyError (vllm#44548).
+ */
 const RUN_AS = 1000;
+const RUN_AS_USER = "vllm";
+/** HOME and every cache under it live on an emptyDir: the root filesystem stays read-only. */
+export const HOME_PATH = "/home/vllm";
+
+/**
+ * Where vLLM and the libraries under it write, each pointed at a writable volume. The root
+ * filesystem is read-only, so a path missing here fails loudly instead of filling the image.
+ */
+export const WRITABLE_PATHS: readonly {
+  readonly env?: string;
+  readonly path: string;
+  readonly what: string;
+}[] = [
+  {
+    env: "HOME",
+    path: HOME_PATH,
+    what: "home; default parent of ~/.cache, ~/.triton, ~/.config/vllm, ~/.nv",
+  },
+  {
+    env: "XDG_CACHE_HOME",
+    path: `${HOME_PATH}/.cache`,
+    what: "torch hub, FlashInfer JIT and outlines caches",
+  },
+  { env: "TRITON_CACHE_DIR", path: `${HOME_PATH}/.triton/cache`, what: "compiled Triton kernels" },
+  {
+    env: "TORCHINDUCTOR_CACHE_DIR",
+    path: `${HOME_PATH}/.cache/torchinductor`,
+    what: "torch.compile (inductor) output",
+  },
+  {
+    env: "FLASHINFER_WORKSPACE_BASE",
+    path: HOME_PATH,
+    what: "FlashInfer's JIT workspace (~/.cache/flashinfer)",
+  },
+  {
+    env: "VLLM_CACHE_ROOT",
+    path: `${MODEL_CACHE_PATH}/vllm`,
+    what: "vLLM's torch.compile cache, kept across restarts on the model cache",
+  },
+  {
+    env: "HF_HOME",
+    path: `${MODEL_CACHE_PATH}/huggingface`,
+    what: "downloaded weights (huggingface_hub)",
+  },
+  { path: "/tmp", what: "inductor temp files, vLLM's ZMQ IPC sockets, tempfile" },
+  { path: "/dev/shm", what: "NCCL and multiprocessing shared memory" },
+];
 
 function env(msd: MistralSmallDeployment): V1EnvVar[] {
   const vars: V1EnvVar[] = [
-    { name: "HF_HOME", value: `${MODEL_CACHE_PATH}/huggingface` },
-    { name: "HOME", value: "/tmp" },
-    { name: "VLLM_CACHE_ROOT", value: `${MODEL_CACHE_PATH}/vllm` },
+    { name: "USER", value: RUN_AS_USER },
+    { name: "LOGNAME", value: RUN_AS_USER },
+    ...WRITABLE_PATHS.flatMap((w) => (w.env === undefined ? [] : [{ name: w.env, value: w.path }])),
     { name: "VLLM_NO_USAGE_STATS", value: "1" },
     { name: "DO_NOT_TRACK", value: "1" },
   ];
@@ -72,7 +124,7 @@ function podTemplate(msd: MistralSmallDeployment, plan: Plan): V1PodTemplateSpec
       containers: [
         {
           name: "vllm",
-          image: msd.spec.engine.image,
+          image: plan.engine.image,
           command: ["vllm", "serve"],
           args: [...plan.vllmArgs],
           env: env(msd),
@@ -87,12 +139,14 @@ function podTemplate(msd: MistralSmallDeployment, plan: Plan): V1PodTemplateSpec
           lifecycle: { preStop: { exec: { command: ["sleep", String(PRESTOP_SLEEP_SECONDS)] } } },
           securityContext: {
             allowPrivilegeEscalation: false,
+            readOnlyRootFilesystem: true,
             capabilities: { drop: ["ALL"] },
           },
           volumeMounts: [
             { name: "dshm", mountPath: "/dev/shm" },
             { name: "model-cache", mountPath: MODEL_CACHE_PATH },
             { name: "tmp", mountPath: "/tmp" },
+            { name: "home", mountPath: HOME_PATH },
           ],
         },
       ],
@@ -104,6 +158,8 @@ function podTemplate(msd: MistralSmallDeployment, plan: Plan): V1PodTemplateSpec
         },
         { name: "model-cache", persistentVolumeClaim: { claimName: cacheClaimName(msd) } },
         { name: "tmp", emptyDir: {} },
+        // Bounded so a runaway kernel cache evicts the pod instead of filling the node (not measured on a GPU).
+        { name: "home", emptyDir: { sizeLimit: "8Gi" } },
       ],
     },
   };

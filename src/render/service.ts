@@ -1,7 +1,7 @@
 /** The OpenAI-compatible Service in front of the vLLM pods. */
 import type { V1Service } from "@kubernetes/client-node";
 import type { MistralSmallDeployment } from "../api/schema.ts";
-import { VLLM_PORT } from "../planner/vllm-args.ts";
+import { VLLM_PORT } from "../engine/command.ts";
 import { namespacedMeta, selectorLabels, workloadName } from "./names.ts";
 
 export function renderService(msd: MistralSmallDeployment): V1Service {

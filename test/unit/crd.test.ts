@@ -300,6 +300,13 @@ describe("CEL rules and zod say the same thing", () => {
       },
     },
     {
+      why: "a CUDA version the image's tag contradicts",
+      spec: {
+        gpu: { type: "h100-80gb" },
+        engine: { image: "vllm/vllm-openai:v0.24.0", cudaVersion: "12.9" },
+      },
+    },
+    {
       why: "replicas outside the autoscaling range",
       spec: { gpu: { type: "h100-80gb" }, replicas: 7, autoscaling: { enabled: true } },
     },

@@ -140,7 +140,7 @@ describe("karpenter spec", () => {
     assert.equal(container.resources!.limits!.memory, "96Gi");
     assert.deepEqual(container.args, [...p.vllmArgs]);
     assert.deepEqual(container.command, ["vllm", "serve"]);
-    assert.equal(container.image, "vllm/vllm-openai:v0.20.0");
+    assert.equal(container.image, "vllm/vllm-openai:v0.24.0");
   });
 
   test("deployment replicas, selector and rollout strategy", () => {
@@ -473,7 +473,7 @@ describe("pod template hash", () => {
     const base = templateHash(karpenterRaw());
     assert.notEqual(
       base,
-      templateHash(karpenterRaw({ engine: { image: "vllm/vllm-openai:v0.21.0" } })),
+      templateHash(karpenterRaw({ engine: { image: "vllm/vllm-openai:v0.24.0-cu129" } })),
     );
     assert.notEqual(
       base,

@@ -97,14 +97,15 @@ const invalid: readonly InvalidCase[] = [
       engine: { extraArgs: ["--enforce-eager", "--tensor-parallel-size=4"] },
     }),
     path: "spec.engine.extraArgs",
-    message: /^extraArgs must not set flags the operator manages \(.*--tensor-parallel-size.*\)/,
+    message:
+      /^extraArgs must not set flags the operator manages, in any spelling vLLM accepts \(.*--tensor-parallel-size.*\)/,
   },
   {
     name: "extraArgs setting --max-model-len as two words",
     raw: resource({ gpu: GPU, engine: { extraArgs: ["--max-model-len", "8192"] } }),
     path: "spec.engine.extraArgs",
     message:
-      /^extraArgs must not set flags the operator manages \(.*--max-model-len.*\); use the matching spec field$/,
+      /^extraArgs must not set flags the operator manages, in any spelling vLLM accepts \(.*--max-model-len.*\); use the matching spec field$/,
   },
   {
     name: "karpenter provider without a karpenter block",
@@ -357,14 +358,13 @@ describe("defaults", () => {
       gpu: { type: "h100-80gb" },
       maxModelLen: 32768,
       capabilities: {
-        reasoning: true,
         toolCalling: true,
         vision: { enabled: true, maxImagesPerPrompt: 4 },
       },
       engine: {
-        image: "vllm/vllm-openai:v0.20.0",
         gpuMemoryUtilization: 0.9,
         kvCacheDtype: "auto",
+        speculative: { enabled: false, numSpeculativeTokens: 3 },
         extraArgs: [],
       },
       replicas: 1,
@@ -417,6 +417,7 @@ describe("valid resources with every field set", () => {
     model: {
       quantization: "bf16",
       name: "someone/Mistral-Small-4-BF16",
+      format: "mistral",
       revision: "main",
       servedModelName: "small/4",
       tokenSecretRef: { name: "hf-token", key: "token" },
@@ -430,8 +431,10 @@ describe("valid resources with every field set", () => {
       vision: { enabled: true, maxImagesPerPrompt: 8 },
     },
     engine: {
-      image: "vllm/vllm-openai:v0.21.0",
+      image: "vllm/vllm-openai:v0.24.0-cu129",
+      cudaVersion: "12.9",
       gpuMemoryUtilization: 0.92,
+      speculative: { enabled: true, numSpeculativeTokens: 2 },
       maxNumSeqs: 256,
       maxNumBatchedTokens: 32768,
       kvCacheDtype: "fp8",
