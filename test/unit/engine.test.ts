@@ -343,3 +343,31 @@ describe("engine contract refusals", () => {
     );
   });
 });
+
+describe("the release catalog and its generated fixtures agree", () => {
+  for (const release of RELEASES) {
+    test(`vLLM ${release.version}: the fixture names its release, commit and generator`, () => {
+      const f = release.flags;
+      assert.equal(f.generator, "scripts/gen-vllm-flags.py");
+      assert.match(f.commit, /^[0-9a-f]{40}$/);
+      assert.ok(f.source.endsWith(`@${f.commit}`), f.source);
+      assert.ok(release.versions.includes(release.version));
+      assert.ok(release.images["13.0"].endsWith(`:v${release.version}`));
+      assert.equal(imageRelease(release.images["12.9"])?.cuda, "12.9");
+      // The flags the operator renders exist at the release, whatever the spec.
+      for (const flag of ["--tensor-parallel-size", "--kv-cache-dtype", "--limit-mm-per-prompt"]) {
+        assert.ok(f.flags[flag] !== undefined, flag);
+      }
+    });
+  }
+
+  test("the pinned release is the newest and contains the TRITON_MLA fix", () => {
+    assert.equal(NEWEST, RELEASES[RELEASES.length - 1]);
+    assert.equal(NEWEST.flags.commit, "ee0da84ab9e04ac7610e28580af62c365e898389");
+    assert.deepEqual(
+      plan(spec("a100-80gb", "fp8")).reasons,
+      [],
+      "v0.24.0 serves A100 (PR #41119 is in it)",
+    );
+  });
+});
