@@ -216,12 +216,15 @@ describe(
         return x.spec.limits?.["nvidia.com/gpu"] === "8" ? x : undefined;
       });
       assert.equal(np.spec.limits?.["nvidia.com/gpu"], "8");
+      // The second replica may still be starting when Karpenter refuses the third: wait for both.
       const m = await eventually(
-        "one replica pending with Karpenter's limit message in status",
+        "two replicas Ready, the third pending with Karpenter's limit message in status",
         async () => {
-          const x = await getMsd("tp2");
+          const [x, pods] = await Promise.all([getMsd("tp2"), podsOf("tp2")]);
           const ready = condition(x, "Ready");
-          return ready?.reason === "CapacityUnavailable" ? x : undefined;
+          return ready?.reason === "CapacityUnavailable" && pods.filter(isReady).length === 2
+            ? x
+            : undefined;
         },
         180_000,
         500,
@@ -229,8 +232,6 @@ describe(
       const ready = condition(m, "Ready")!;
       assert.match(ready.message, /Karpenter cannot provision a node for pod tp2-/);
       assert.match(ready.message, /exceed limits for nodepool/);
-      const pods = await podsOf("tp2");
-      assert.equal(pods.filter(isReady).length, 2, "two replicas run; the third pends");
 
       // Once the intruder goes, the capacity is ours again.
       await c.client.delete(RESOURCES.pod, "intruder", "default");
