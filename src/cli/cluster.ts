@@ -1,4 +1,7 @@
-/** `msd cluster up|down|status`: the local control plane with fake A100 nodes, in the background. */
+/**
+ * `msd cluster up|down|status`: the local control plane in the background, with fake A100
+ * nodes, or (`--karpenter`) with no GPU node and real Karpenter launching them on demand.
+ */
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -10,19 +13,28 @@ import {
   type ClusterState,
 } from "../cluster/local.ts";
 import { DEFAULT_FLEET, cacheVolumes, gpuNodes } from "../cluster/nodes.ts";
+import { KWOK_NODE_CLASS, startKarpenter } from "../cluster/karpenter.ts";
+import { GPU_SHAPES } from "../cluster/gpu-cloud.ts";
 import { KubeClient, RESOURCES, isConflict } from "../kube/client.ts";
 import { EXIT, type CommandResult } from "./commands.ts";
 import { UsageError } from "./main.ts";
 
 export const DEFAULT_CLUSTER_DIR = ".tmp/cluster";
 
-function dirArg(argv: string[]): string {
+function parseClusterArgs(argv: string[], allowKarpenter: boolean) {
   const { values } = parseArgs({
     args: argv,
-    options: { dir: { type: "string", short: "d" } },
+    options: {
+      dir: { type: "string", short: "d" },
+      ...(allowKarpenter ? { karpenter: { type: "boolean" as const } } : {}),
+    },
     strict: true,
   });
-  return resolve(values.dir ?? DEFAULT_CLUSTER_DIR);
+  return { dir: resolve(values.dir ?? DEFAULT_CLUSTER_DIR), karpenter: values.karpenter === true };
+}
+
+function dirArg(argv: string[]): string {
+  return parseClusterArgs(argv, false).dir;
 }
 
 /** Only signal a pid if it still runs the binary we started (pids get reused). */
@@ -33,7 +45,7 @@ function ourPids(state: ClusterState): number[] {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
       return (
         cmd.includes(state.dir) ||
-        /(etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kwok)/.test(
+        /(etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kwok|karpenter)/.test(
           cmd.split("\0")[0] ?? "",
         )
       );
@@ -44,7 +56,7 @@ function ourPids(state: ClusterState): number[] {
 }
 
 export async function clusterUp(argv: string[]): Promise<CommandResult> {
-  const dir = dirArg(argv);
+  const { dir, karpenter } = parseClusterArgs(argv, true);
   if (existsSync(`${dir}/state.json`)) {
     const running = Object.values(componentStatus(readState(dir))).some((s) => s === "running");
     if (running)
@@ -58,10 +70,19 @@ export async function clusterUp(argv: string[]): Promise<CommandResult> {
   );
   const started = Date.now();
   const cluster = await LocalCluster.start({ dir, detached: true, quietBuild: false });
+  if (karpenter) {
+    try {
+      await startKarpenter(cluster, { detached: true, quietBuild: false });
+    } catch (err) {
+      await cluster.stop({ keepLogs: true });
+      throw err;
+    }
+  }
   const client = await KubeClient.load(cluster.kubeconfig);
   try {
     // Idempotent: a restarted cluster keeps its etcd data, nodes included.
-    for (const obj of [...gpuNodes(DEFAULT_FLEET), ...cacheVolumes(16)]) {
+    const nodes = karpenter ? [] : gpuNodes(DEFAULT_FLEET);
+    for (const obj of [...nodes, ...cacheVolumes(16)]) {
       const r = obj.kind === "Node" ? RESOURCES.node : RESOURCES.persistentVolume;
       await client.create(r, obj).catch((err: unknown) => {
         if (!isConflict(err)) throw err;
@@ -71,11 +92,17 @@ export async function clusterUp(argv: string[]): Promise<CommandResult> {
     client.close();
   }
   const secs = ((Date.now() - started) / 1000).toFixed(1);
+  const nodeLines = karpenter
+    ? [
+        `no GPU node yet: Karpenter launches them (KWOK) from ${GPU_SHAPES.length} fake GPU instance types`,
+        `NodePools point at nodeClassRef {group: ${KWOK_NODE_CLASS.group}, kind: ${KWOK_NODE_CLASS.kind}, name: ${KWOK_NODE_CLASS.name}}`,
+      ]
+    : [`fake GPU nodes: 2x 8x NVIDIA-A100-SXM4-80GB, 1x 8x NVIDIA-A100-SXM4-40GB (KWOK)`];
   return {
     code: EXIT.ok,
     stdout: [
       `local control plane up in ${secs} s: ${cluster.state.apiServerUrl}`,
-      `fake GPU nodes: 2x 8x NVIDIA-A100-SXM4-80GB, 1x 8x NVIDIA-A100-SXM4-40GB (KWOK)`,
+      ...nodeLines,
       ``,
       `  export KUBECONFIG=${cluster.kubeconfig}`,
       `  kubectl get nodes`,
@@ -129,6 +156,8 @@ export async function cluster(argv: string[]): Promise<CommandResult> {
     case "status":
       return clusterStatus(rest);
     default:
-      throw new UsageError("usage: msd cluster up|down|status [--dir D]");
+      throw new UsageError(
+        "usage: msd cluster up [--karpenter] [--dir D] | down | status [--dir D]",
+      );
   }
 }

@@ -8,8 +8,9 @@ commands:
   plan -f FILE [-o json|table]   size a MistralSmallDeployment (FILE or - for stdin)
   render -f FILE                 print every object the operator would create
   crd                            print the CustomResourceDefinition
-  cluster up|down|status [--dir D]
-                                 a local control plane with fake A100 nodes (default dir .tmp/cluster)
+  cluster up [--karpenter] [--dir D] | down | status [--dir D]
+                                 a local control plane with fake A100 nodes (default dir .tmp/cluster);
+                                 --karpenter: no GPU node, real Karpenter launches them (KWOK)
   run [--kubeconfig K] [--namespace N] [--port P]
                                  run the operator
 

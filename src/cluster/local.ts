@@ -22,9 +22,13 @@ export interface ClusterState {
   readonly kubeconfig: string;
   readonly operatorKubeconfig: string;
   readonly apiServerUrl: string;
-  readonly pids: Partial<Record<Component, number>>;
+  /** Start order: etcd first; extra processes (Karpenter) after the core components. */
+  readonly pids: Partial<Record<ProcessName, number>>;
   readonly ports: Record<string, number>;
 }
+
+/** Core components, and processes started beside them (Karpenter with `--karpenter`). */
+export type ProcessName = Component | "karpenter";
 
 export class ClusterStartError extends Error {
   override name = "ClusterStartError";
@@ -56,7 +60,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** GET a URL; resolves with the status code, or 0 when nothing answers. */
-function probe(url: string, token?: string): Promise<number> {
+export function probe(url: string, token?: string): Promise<number> {
   return new Promise((resolve) => {
     const isHttps = url.startsWith("https:");
     const req = (isHttps ? httpsRequest : httpRequest)(
@@ -81,7 +85,7 @@ function probe(url: string, token?: string): Promise<number> {
   });
 }
 
-async function waitFor(
+export async function waitFor(
   what: string,
   check: () => Promise<boolean>,
   timeoutMs: number,
@@ -103,7 +107,7 @@ async function waitFor(
   );
 }
 
-function tail(file: string, lines = 20): string {
+export function tail(file: string, lines = 20): string {
   try {
     return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
   } catch {
@@ -195,7 +199,7 @@ export class LocalCluster {
       mode: 0o600,
     });
 
-    const pids: Partial<Record<Component, number>> = {};
+    const pids: Partial<Record<ProcessName, number>> = {};
     const state: ClusterState = { dir, kubeconfig, operatorKubeconfig, apiServerUrl, pids, ports };
     const cluster = new LocalCluster(state, bins);
     try {
@@ -300,7 +304,7 @@ export class LocalCluster {
       if (kwok.exitCode !== null) {
         throw new ClusterStartError(`kwok exited: ${tail(join(logs, "kwok.log"))}`);
       }
-      writeFileSync(join(dir, "state.json"), `${JSON.stringify(state, null, 2)}\n`);
+      cluster.saveState();
       return cluster;
     } catch (err) {
       await cluster.stop({ keepLogs: true });
@@ -309,18 +313,37 @@ export class LocalCluster {
   }
 
   private launch(c: Component, args: string[], detached: boolean): ChildProcess {
-    const logFile = join(this.state.dir, "logs", `${c}.log`);
+    return this.spawnProcess(c, this.bins.path(c), args, { detached });
+  }
+
+  /**
+   * Starts a process that belongs to this cluster: logged to logs/<name>.log, recorded in
+   * state.pids (so `msd cluster down` stops it) and stopped by stop(), before the core.
+   */
+  spawnProcess(
+    name: ProcessName,
+    bin: string,
+    args: string[],
+    options: { detached: boolean; env?: NodeJS.ProcessEnv },
+  ): ChildProcess {
+    const logFile = join(this.state.dir, "logs", `${name}.log`);
     const fd = openSync(logFile, "a");
-    const child = spawn(this.bins.path(c), args, {
+    const child = spawn(bin, args, {
       stdio: ["ignore", fd, fd],
-      detached,
+      detached: options.detached,
       cwd: this.state.dir,
+      ...(options.env === undefined ? {} : { env: options.env }),
     });
     closeSync(fd);
-    if (detached) child.unref();
+    if (options.detached) child.unref();
     this.children.push(child);
-    if (child.pid !== undefined) (this.state.pids as Record<string, number>)[c] = child.pid;
+    if (child.pid !== undefined) (this.state.pids as Record<string, number>)[name] = child.pid;
     return child;
+  }
+
+  /** Rewrites state.json, after a process was added with spawnProcess. */
+  saveState(): void {
+    writeFileSync(join(this.state.dir, "state.json"), `${JSON.stringify(this.state, null, 2)}\n`);
   }
 
   /** Stops every process, newest first; SIGKILL after a grace period. */

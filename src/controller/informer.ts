@@ -44,6 +44,8 @@ export interface InformerOptions {
   /** Omit to watch all namespaces (or for cluster-scoped resources). */
   namespace?: string;
   labelSelector?: string;
+  /** e.g. `source=karpenter` for the Events another component wrote. */
+  fieldSelector?: string;
   logger: Logger;
   /** Resync period; 0 disables. Default 10 minutes. */
   resyncMs?: number;
@@ -237,7 +239,7 @@ export class Informer<T extends KubeObject> {
   }
 
   private async listAll(): Promise<{ items: T[]; resourceVersion: string }> {
-    const { client, resource, namespace, labelSelector } = this.opts;
+    const { client, resource, namespace, labelSelector, fieldSelector } = this.opts;
     const items: T[] = [];
     let cont: string | undefined;
     let resourceVersion = "";
@@ -245,6 +247,7 @@ export class Informer<T extends KubeObject> {
       const page = await client.list<T>(resource, {
         namespace,
         labelSelector,
+        fieldSelector,
         limit: this.opts.pageSize ?? 500,
         continue: cont,
       });
@@ -316,7 +319,7 @@ export class Informer<T extends KubeObject> {
    */
   private async watchOnce(): Promise<boolean> {
     if (this.stopped) return true;
-    const { client, resource, namespace, labelSelector } = this.opts;
+    const { client, resource, namespace, labelSelector, fieldSelector } = this.opts;
     const startedAt = Date.now();
     let received = 0;
     let failure: ApiError | undefined;
@@ -325,6 +328,7 @@ export class Informer<T extends KubeObject> {
       {
         namespace,
         labelSelector,
+        fieldSelector,
         resourceVersion: this.resourceVersion,
         timeoutSeconds: this.opts.watchTimeoutSeconds ?? Math.round(300 + Math.random() * 300),
       },

@@ -83,7 +83,16 @@ export const RESOURCES = {
     kind: "NodePool",
     namespaced: false,
   },
+  nodeClaim: {
+    group: "karpenter.sh",
+    version: "v1",
+    plural: "nodeclaims",
+    kind: "NodeClaim",
+    namespaced: false,
+  },
   pod: { group: "", version: "v1", plural: "pods", kind: "Pod", namespaced: true },
+  /** core/v1 Events: what Karpenter (client-go's record package) writes; read only. */
+  coreEvent: { group: "", version: "v1", plural: "events", kind: "Event", namespaced: true },
   event: {
     group: "events.k8s.io",
     version: "v1",
@@ -468,6 +477,7 @@ export class KubeClient {
       namespace?: string;
       resourceVersion: string;
       labelSelector?: string;
+      fieldSelector?: string;
       timeoutSeconds?: number;
     },
     onEvent: (e: WatchEvent<T>) => void,
@@ -480,6 +490,7 @@ export class KubeClient {
       timeoutSeconds: String(opts.timeoutSeconds ?? 300),
     });
     if (opts.labelSelector !== undefined) q.set("labelSelector", opts.labelSelector);
+    if (opts.fieldSelector !== undefined) q.set("fieldSelector", opts.fieldSelector);
     const path = `${collectionPath(r, opts.namespace)}?${q.toString()}`;
     this.count("watch", path);
     const done = (async () => {

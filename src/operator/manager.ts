@@ -18,7 +18,12 @@ import {
   type ResourceType,
 } from "../kube/client.ts";
 import { KIND } from "../api/schema.ts";
-import { OPERATOR_NAME, OWNER_NAMESPACE_LABEL, OWNER_NAME_LABEL } from "../render/names.ts";
+import {
+  OPERATOR_NAME,
+  OWNER_NAMESPACE_LABEL,
+  OWNER_NAME_LABEL,
+  OWNER_UID_LABEL,
+} from "../render/names.ts";
 import { ApiEventRecorder } from "./events.ts";
 import { BuiltinAutoscaler } from "./autoscaler.ts";
 import { OperatorMetrics, startHttpServer } from "./metrics.ts";
@@ -85,6 +90,32 @@ export function slimPod(pod: KubeObject): KubeObject {
       containerStatuses: status?.containerStatuses,
     },
   };
+}
+
+function forEvery(fn: (obj: KubeObject) => void) {
+  return { onAdd: fn, onUpdate: (_o: KubeObject, n: KubeObject) => fn(n), onDelete: fn };
+}
+
+/** Karpenter's events keep only what status quotes: whom they are about, why, and when. */
+export function slimEvent(e: KubeObject): KubeObject {
+  const ev = e as KubeObject & Record<string, unknown>;
+  return {
+    apiVersion: e.apiVersion,
+    kind: e.kind,
+    metadata: {
+      name: e.metadata.name,
+      ...(e.metadata.namespace === undefined ? {} : { namespace: e.metadata.namespace }),
+      ...(e.metadata.resourceVersion === undefined
+        ? {}
+        : { resourceVersion: e.metadata.resourceVersion }),
+    },
+    involvedObject: ev.involvedObject,
+    reason: ev.reason,
+    message: ev.message,
+    lastTimestamp: ev.lastTimestamp,
+    eventTime: ev.eventTime,
+    firstTimestamp: ev.firstTimestamp,
+  } as KubeObject;
 }
 
 export class Operator {
@@ -179,7 +210,14 @@ export class Operator {
     resource: ResourceType,
     labelSelector?: string,
     clusterScoped = false,
+    fieldSelector?: string,
   ): Informer<KubeObject> {
+    const transform =
+      resource === RESOURCES.pod
+        ? slimPod
+        : resource === RESOURCES.coreEvent
+          ? slimEvent
+          : undefined;
     const inf = new Informer<KubeObject>({
       client: this.client,
       resource,
@@ -187,9 +225,10 @@ export class Operator {
         ? {}
         : { namespace: this.opts.namespace }),
       ...(labelSelector === undefined ? {} : { labelSelector }),
+      ...(fieldSelector === undefined ? {} : { fieldSelector }),
       logger: this.log.child({ informer: resource.plural }),
       resyncMs: this.opts.resyncMs ?? 10 * 60_000,
-      ...(resource === RESOURCES.pod ? { transform: slimPod } : {}),
+      ...(transform === undefined ? {} : { transform }),
     });
     this.informers.push(inf);
     return inf;
@@ -237,6 +276,15 @@ export class Operator {
     const nodePools = (await this.installed(RESOURCES.nodePool, "nodePool.provider karpenter"))
       ? this.informer(RESOURCES.nodePool, MANAGED_SELECTOR, true)
       : undefined;
+    // NodeClaims carry our pool template's owner-uid label; events are Karpenter's only.
+    const nodeClaims =
+      nodePools === undefined
+        ? undefined
+        : this.informer(RESOURCES.nodeClaim, OWNER_UID_LABEL, true);
+    const karpenterEvents =
+      nodePools === undefined
+        ? undefined
+        : this.informer(RESOURCES.coreEvent, undefined, false, "source=karpenter");
     const hpas = this.informer(RESOURCES.hpa, MANAGED_SELECTOR);
     const scaledObjects = (await this.installed(RESOURCES.scaledObject, "autoscaling.mode keda"))
       ? this.informer(RESOURCES.scaledObject, MANAGED_SELECTOR)
@@ -268,6 +316,24 @@ export class Operator {
       });
     }
 
+    // A NodeClaim names its owner by uid; an event names the pod it is about.
+    nodeClaims?.addHandlers(
+      forEvery((c: KubeObject) => {
+        const uid = c.metadata.labels?.[OWNER_UID_LABEL];
+        const owner = msd.list().find((m) => m.metadata.uid === uid);
+        if (owner !== undefined) enqueue(owner);
+      }),
+    );
+    karpenterEvents?.addHandlers(
+      forEvery((e: KubeObject) => {
+        const o = (e as { involvedObject?: { kind?: string; name?: string; namespace?: string } })
+          .involvedObject;
+        if (o?.kind !== "Pod" || o.namespace === undefined || o.name === undefined) return;
+        const pod = pods.get(`${o.namespace}/${o.name}`);
+        if (pod !== undefined) enqueueOwner(pod);
+      }),
+    );
+
     this.events = new ApiEventRecorder(this.client, this.identity, this.log);
     const deps: ReconcilerDeps = {
       client: this.client,
@@ -276,7 +342,19 @@ export class Operator {
       now: () => new Date(),
       statusMemo: new Map(),
       appliedMemo,
-      caches: { msd, deployments, services, pdbs, pvcs, pods, nodePools, hpas, scaledObjects },
+      caches: {
+        msd,
+        deployments,
+        services,
+        pdbs,
+        pvcs,
+        pods,
+        nodePools,
+        nodeClaims,
+        karpenterEvents,
+        hpas,
+        scaledObjects,
+      },
     };
     for (const inf of this.informers) inf.start();
     await Promise.all(this.informers.map((i) => i.waitForSync()));

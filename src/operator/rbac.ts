@@ -42,6 +42,10 @@ export const CLUSTER_RULES: readonly PolicyRule[] = [
   { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
   { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
   { apiGroups: ["karpenter.sh"], resources: ["nodepools"], verbs: OWNED },
+  // Read only: status names the NodeClaims a pool is launching, and deletion waits for them.
+  { apiGroups: ["karpenter.sh"], resources: ["nodeclaims"], verbs: ["get", "list", "watch"] },
+  // Karpenter's own events on pending pods (core/v1, source=karpenter), quoted in status.
+  { apiGroups: [""], resources: ["events"], verbs: ["list", "watch"] },
   // autoscaling.mode hpa / keda.
   { apiGroups: ["autoscaling"], resources: ["horizontalpodautoscalers"], verbs: OWNED },
   { apiGroups: ["keda.sh"], resources: ["scaledobjects"], verbs: OWNED },

@@ -26,11 +26,16 @@ import {
   type KubeObject,
 } from "../kube/client.ts";
 import {
+  REASONS,
   computeStatus,
+  describeClaim,
   isSubset,
   jsonEqual,
+  type CapacityView,
   type Condition,
   type DeploymentView,
+  type KarpenterPodEvent,
+  type NodeClaimView,
   type PodView,
 } from "./status.ts";
 import type { EventInput, EventRecorder } from "./events.ts";
@@ -62,6 +67,10 @@ export interface ReconcilerDeps {
     readonly pods: Cache<KubeObject>;
     /** Absent when the Karpenter CRDs are not installed. */
     readonly nodePools: Cache<KubeObject> | undefined;
+    /** Karpenter NodeClaims of our pools (absent without the CRDs). */
+    readonly nodeClaims?: Cache<KubeObject> | undefined;
+    /** core/v1 Events written by Karpenter (source=karpenter). */
+    readonly karpenterEvents?: Cache<KubeObject> | undefined;
     readonly hpas?: Cache<KubeObject>;
     /** Absent when the KEDA CRDs are not installed. */
     readonly scaledObjects?: Cache<KubeObject> | undefined;
@@ -120,6 +129,72 @@ function podsOf(deps: ReconcilerDeps, msd: RawMsd): PodView[] {
         p.metadata.labels?.["app.kubernetes.io/instance"] === msd.metadata.name &&
         p.metadata.labels?.["app.kubernetes.io/name"] === "mistral-small",
     ) as unknown as PodView[];
+}
+
+const INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type";
+
+type RawNodeClaim = KubeObject & {
+  status?: { nodeName?: string; conditions?: { type: string; status: string }[] };
+};
+
+/** NodeClaims carry the pool template's owner-uid label, so they are found after the pool is gone. */
+function claimsOf(deps: ReconcilerDeps, uid: string): NodeClaimView[] {
+  return (deps.caches.nodeClaims?.list() ?? [])
+    .filter((c) => c.metadata.labels?.[OWNER_UID_LABEL] === uid)
+    .map((raw) => {
+      const c = raw as RawNodeClaim;
+      const labels = c.metadata.labels ?? {};
+      const opt = (k: string, v: string | undefined) => (v === undefined ? {} : { [k]: v });
+      return {
+        name: c.metadata.name,
+        ...opt("instanceType", labels[INSTANCE_TYPE_LABEL]),
+        ...opt("capacityType", labels["karpenter.sh/capacity-type"]),
+        ...opt("zone", labels["topology.kubernetes.io/zone"]),
+        ...opt("nodeName", c.status?.nodeName),
+        initialized:
+          c.status?.conditions?.some((x) => x.type === "Initialized" && x.status === "True") ??
+          false,
+        deleting: c.metadata.deletionTimestamp !== undefined,
+      };
+    })
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+type RawEvent = KubeObject & {
+  involvedObject?: { kind?: string; name?: string; namespace?: string };
+  reason?: string;
+  message?: string;
+  lastTimestamp?: string;
+  eventTime?: string;
+  firstTimestamp?: string;
+};
+
+function karpenterPodEvents(deps: ReconcilerDeps, msd: RawMsd, pods: readonly PodView[]) {
+  const names = new Set(pods.map((p) => p.metadata.name));
+  return (deps.caches.karpenterEvents?.list() ?? []).flatMap((raw): KarpenterPodEvent[] => {
+    const e = raw as RawEvent;
+    const o = e.involvedObject;
+    if (o?.kind !== "Pod" || o.namespace !== msd.metadata.namespace || !names.has(o.name ?? ""))
+      return [];
+    const time = e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? "";
+    return [{ pod: o.name!, reason: e.reason ?? "", message: e.message ?? "", time }];
+  });
+}
+
+function capacityOf(
+  deps: ReconcilerDeps,
+  msd: MistralSmallDeployment | undefined,
+  raw: RawMsd,
+  pods: readonly PodView[],
+): CapacityView | undefined {
+  if (msd?.spec.nodePool.provider !== "karpenter") return undefined;
+  const pool = ownedNodePools(deps, raw.metadata.uid!)[0];
+  if (pool === undefined) return undefined;
+  return {
+    nodePool: pool.metadata.name,
+    nodeClaims: claimsOf(deps, raw.metadata.uid!),
+    events: karpenterPodEvents(deps, raw, pods),
+  };
 }
 
 function ownedBy(obj: KubeObject, uid: string): boolean {
@@ -185,6 +260,8 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
 
   const deployment = deps.caches.deployments.get(key) as (KubeObject & DeploymentView) | undefined;
   const owned = deployment !== undefined && ownedBy(deployment, uid) ? deployment : undefined;
+  const pods = podsOf(deps, raw);
+  const capacity = capacityOf(deps, msd, raw, pods);
   const status = computeStatus(
     {
       generation: raw.metadata.generation ?? 0,
@@ -193,8 +270,9 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
       ...(plan === undefined ? {} : { plan }),
       ...(owned === undefined ? {} : { deployment: owned }),
       ...(desiredTemplateHash === undefined ? {} : { desiredTemplateHash }),
-      pods: podsOf(deps, raw),
+      pods,
       ...(applyError === undefined ? {} : { applyError }),
+      ...(capacity === undefined ? {} : { capacity }),
       selector: msd === undefined ? "" : labelSelectorString(msd),
       endpoint: msd === undefined ? "" : serviceUrl(msd, VLLM_PORT),
     },
@@ -338,9 +416,34 @@ async function pruneUndesired(
   }
 }
 
+/**
+ * Deletion with a Karpenter pool: the replicas go first (their pods carry
+ * karpenter.sh/do-not-disrupt, which Karpenter's drain waits on, so nodes holding them never
+ * terminate), then the NodePool (Karpenter's NodeClaims hang off it by owner reference).
+ * The finalizer is released only once the pool and its NodeClaims are gone; until then the
+ * status says what is still draining.
+ */
 async function finalize(raw: RawMsd, deps: ReconcilerDeps, log: Logger): Promise<ReconcileResult> {
   if (!(raw.metadata.finalizers ?? []).includes(FINALIZER)) return {};
-  const pools = ownedNodePools(deps, raw.metadata.uid!);
+  const uid = raw.metadata.uid!;
+  const pools = ownedNodePools(deps, uid);
+  const deployment = deps.caches.deployments.get(cacheKey(raw));
+  if (
+    pools.length > 0 &&
+    deployment !== undefined &&
+    ownedBy(deployment, uid) &&
+    deployment.metadata.deletionTimestamp === undefined
+  ) {
+    await deps.client.delete(
+      RESOURCES.deployment,
+      deployment.metadata.name,
+      raw.metadata.namespace,
+      {
+        uid: deployment.metadata.uid!,
+      },
+    );
+    log.info("deleting the Deployment first: do-not-disrupt pods would block Karpenter's drain");
+  }
   for (const np of pools) {
     if (np.metadata.deletionTimestamp === undefined) {
       await deps.client.delete(RESOURCES.nodePool, np.metadata.name, undefined, {
@@ -349,7 +452,12 @@ async function finalize(raw: RawMsd, deps: ReconcilerDeps, log: Logger): Promise
       log.info({ nodePool: np.metadata.name }, "deleting NodePool before the resource goes away");
     }
   }
-  if (pools.length > 0) return { requeueAfterMs: 2000 };
+  const poolNames = pools.map((p) => p.metadata.name);
+  const claims = claimsOf(deps, uid);
+  if (pools.length > 0 || claims.length > 0) {
+    await writeReleasingStatus(raw, deps, poolNames, claims);
+    return { requeueAfterMs: 2000 };
+  }
   await deps.client.mergePatch(RESOURCES.msd, raw.metadata.name, raw.metadata.namespace, {
     metadata: {
       finalizers: (raw.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
@@ -358,6 +466,42 @@ async function finalize(raw: RawMsd, deps: ReconcilerDeps, log: Logger): Promise
   });
   log.info("cleanup done; finalizer removed");
   return {};
+}
+
+async function writeReleasingStatus(
+  raw: RawMsd,
+  deps: ReconcilerDeps,
+  pools: readonly string[],
+  claims: readonly NodeClaimView[],
+): Promise<void> {
+  const message =
+    claims.length === 0
+      ? `waiting for NodePool ${pools.join(", ")} to be deleted`
+      : `waiting for Karpenter to terminate NodeClaim ${claims.map(describeClaim).join(", ")}`;
+  const prev = (raw.status?.conditions ?? []).find((x) => x.type === "Ready");
+  if (prev?.reason === REASONS.ReleasingNodes && prev.message === message) return;
+  const now = deps
+    .now()
+    .toISOString()
+    .replace(/\.\d+Z$/, "Z");
+  const conditions = [
+    {
+      type: "Ready",
+      status: "False",
+      reason: REASONS.ReleasingNodes,
+      message,
+      observedGeneration: raw.metadata.generation ?? 0,
+      lastTransitionTime: prev?.status === "False" ? prev.lastTransitionTime : now,
+    },
+    ...(raw.status?.conditions ?? []).filter((x) => x.type !== "Ready"),
+  ];
+  await deps.client.mergePatch(
+    RESOURCES.msd,
+    raw.metadata.name,
+    raw.metadata.namespace,
+    { status: { conditions } },
+    "status",
+  );
 }
 
 /**

@@ -14,6 +14,12 @@ export const REASONS = {
   NodePoolUnavailable: "NodePoolUnavailable",
   ApplyFailed: "ApplyFailed",
   Unschedulable: "Unschedulable",
+  /** Pods wait for nodes Karpenter is launching for them. */
+  ProvisioningNodes: "ProvisioningNodes",
+  /** Karpenter cannot launch a node for a pod (limits, no instance type, no capacity). */
+  CapacityUnavailable: "CapacityUnavailable",
+  /** Being deleted: waiting for Karpenter to give the pool's nodes back. */
+  ReleasingNodes: "ReleasingNodes",
   ImagePullError: "ImagePullError",
   CrashLoopBackOff: "CrashLoopBackOff",
   OOMKilled: "OOMKilled",
@@ -127,6 +133,91 @@ export function podProblem(pods: readonly PodView[]): PodProblem | undefined {
   return found[0];
 }
 
+/** A Karpenter NodeClaim of the resource's pool, as status needs it. */
+export interface NodeClaimView {
+  readonly name: string;
+  readonly instanceType?: string;
+  readonly capacityType?: string;
+  readonly zone?: string;
+  readonly nodeName?: string;
+  /** Karpenter's Initialized condition: the node is up and its GPUs are allocatable. */
+  readonly initialized: boolean;
+  readonly deleting: boolean;
+}
+
+/** A core/v1 Event Karpenter wrote about one of the pods. */
+export interface KarpenterPodEvent {
+  readonly pod: string;
+  readonly reason: string;
+  readonly message: string;
+  /** ISO time of the latest occurrence. */
+  readonly time: string;
+}
+
+/** What Karpenter is doing for a pool the resource owns. */
+export interface CapacityView {
+  readonly nodePool: string;
+  readonly nodeClaims: readonly NodeClaimView[];
+  readonly events: readonly KarpenterPodEvent[];
+}
+
+function isPending(pod: PodView): boolean {
+  const sched = pod.status?.conditions?.find((c) => c.type === "PodScheduled");
+  return (
+    pod.metadata.deletionTimestamp === undefined &&
+    sched?.status === "False" &&
+    sched.reason === "Unschedulable"
+  );
+}
+
+export function describeClaim(c: NodeClaimView): string {
+  const where = [c.instanceType, c.capacityType, c.zone].filter((x) => x !== undefined);
+  return `${c.name} (${where.length === 0 ? "instance type not chosen yet" : where.join(", ")})`;
+}
+
+/**
+ * Why pods of a Karpenter pool pend, in Karpenter's words: its latest event per pending pod
+ * (FailedScheduling quotes the limit, requirement or capacity that stopped it), else the
+ * NodeClaims it is launching. Undefined when Karpenter has not acted yet.
+ */
+export function capacityProblem(
+  pods: readonly PodView[],
+  capacity: CapacityView,
+): PodProblem | undefined {
+  const pending = pods
+    .filter(isPending)
+    .map((p) => p.metadata.name)
+    .sort();
+  if (pending.length === 0) return undefined;
+  const latest = (pod: string) =>
+    capacity.events
+      .filter((e) => e.pod === pod && (e.reason === "FailedScheduling" || e.reason === "Nominated"))
+      .sort((a, b) => b.time.localeCompare(a.time))[0];
+  const failed = pending.flatMap((pod) => {
+    const e = latest(pod);
+    return e?.reason === "FailedScheduling" ? [{ pod, message: e.message }] : [];
+  });
+  if (failed.length > 0) {
+    const first = failed[0]!;
+    const others = failed.length > 1 ? ` (and ${failed.length - 1} more pending pods)` : "";
+    return {
+      reason: REASONS.CapacityUnavailable,
+      message: `Karpenter cannot provision a node for pod ${first.pod} in NodePool ${capacity.nodePool}${others}: ${first.message}`,
+    };
+  }
+  const launching = capacity.nodeClaims.filter((c) => !c.initialized && !c.deleting);
+  const nominated = pending.some((pod) => latest(pod)?.reason === "Nominated");
+  if (launching.length === 0 && !nominated) return undefined;
+  const claims =
+    launching.length === 0
+      ? "nodes it has nominated"
+      : `NodeClaim ${launching.map(describeClaim).join(", ")}`;
+  return {
+    reason: REASONS.ProvisioningNodes,
+    message: `${pending.length} pod(s) (${pending.join(", ")}) wait for nodes: Karpenter is launching ${claims} in NodePool ${capacity.nodePool}`,
+  };
+}
+
 export interface Observation {
   readonly generation: number;
   readonly desiredReplicas: number;
@@ -140,6 +231,15 @@ export interface Observation {
   readonly applyError?: string;
   readonly selector: string;
   readonly endpoint: string;
+  /** Present for a Karpenter pool: its NodeClaims and Karpenter's events on the pods. */
+  readonly capacity?: CapacityView;
+}
+
+/** Karpenter's account replaces the scheduler's when a pod waits for a node of the pool. */
+function refinedProblem(o: Observation): PodProblem | undefined {
+  const problem = podProblem(o.pods);
+  if (problem?.reason !== REASONS.Unschedulable || o.capacity === undefined) return problem;
+  return capacityProblem(o.pods, o.capacity) ?? problem;
 }
 
 interface Verdict {
@@ -152,7 +252,7 @@ function verdict(o: Observation): Verdict {
   const dep = o.deployment;
   const ready = dep?.status?.readyReplicas ?? 0;
   const serving = ready > 0;
-  const problem = podProblem(o.pods);
+  const problem = refinedProblem(o);
   if (o.invalid !== undefined) {
     return {
       ready: serving
@@ -207,6 +307,16 @@ function verdict(o: Observation): Verdict {
     return {
       ready: ["True", REASONS.Available, `${ready}/${o.desiredReplicas} replicas serving`],
       progressing: ["False", REASONS.Converged, "every replica runs the current plan"],
+      degraded: ["False", REASONS.AsExpected, "no problem observed"],
+    };
+  }
+  if (problem?.reason === REASONS.ProvisioningNodes) {
+    // Waiting for nodes Karpenter is launching is progress, not a fault.
+    return {
+      ready: serving
+        ? ["True", problem.reason, `${ready}/${o.desiredReplicas} ready; ${problem.message}`]
+        : ["False", problem.reason, problem.message],
+      progressing: ["True", problem.reason, problem.message],
       degraded: ["False", REASONS.AsExpected, "no problem observed"],
     };
   }

@@ -36,6 +36,23 @@ export function nodePoolOwnerLabels(msd: MistralSmallDeployment): Record<string,
   };
 }
 
+/**
+ * GPU machines come with up to 8 GPUs (p4d/p4de/p5/g6e.48xlarge, a2/a3-*-8g, ND96...), and a
+ * replica's GPU count divides 8.
+ */
+export const GPUS_PER_MACHINE = 8;
+
+/**
+ * The pool's GPU limit: max replicas x GPUs per replica, rounded up to whole 8-GPU machines.
+ * Karpenter checks a limit against the capacity of the node it would launch, not against the
+ * pods' requests, so an exact limit below 8 would forbid every 8-GPU shape (p4de for one TP 2
+ * replica). Karpenter only launches for pending pods: the rounding never buys extra replicas.
+ */
+export function gpuLimit(msd: MistralSmallDeployment, plan: Plan): number {
+  const gpus = maxReplicasOf(msd) * plan.gpusPerReplica;
+  return Math.ceil(gpus / GPUS_PER_MACHINE) * GPUS_PER_MACHINE;
+}
+
 export function renderNodePool(msd: MistralSmallDeployment, plan: Plan): NodePool | undefined {
   const k = msd.spec.nodePool.karpenter;
   if (msd.spec.nodePool.provider !== "karpenter" || k === undefined) return undefined;
@@ -63,7 +80,14 @@ export function renderNodePool(msd: MistralSmallDeployment, plan: Plan): NodePoo
     metadata: { name: nodePoolName(msd), labels: nodePoolOwnerLabels(msd) },
     spec: {
       template: {
-        metadata: { labels: { "serving.mistralsmall.dev/gpu-type": gpu.type } },
+        // Karpenter copies these onto its NodeClaims and nodes: the owner uid lets the
+        // operator find the pool's NodeClaims, even after the NodePool itself is gone.
+        metadata: {
+          labels: {
+            "serving.mistralsmall.dev/gpu-type": gpu.type,
+            ...(msd.metadata.uid === undefined ? {} : { [OWNER_UID_LABEL]: msd.metadata.uid }),
+          },
+        },
         spec: {
           nodeClassRef: { ...k.nodeClassRef },
           requirements,
@@ -77,7 +101,7 @@ export function renderNodePool(msd: MistralSmallDeployment, plan: Plan): NodePoo
         consolidateAfter: k.consolidateAfter,
         budgets: [{ nodes: "1" }],
       },
-      limits: { [GPU_RESOURCE]: String(maxReplicasOf(msd) * plan.gpusPerReplica) },
+      limits: { [GPU_RESOURCE]: String(gpuLimit(msd, plan)) },
     },
   };
 }

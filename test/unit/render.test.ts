@@ -331,8 +331,8 @@ describe("karpenter spec", () => {
         (t) => t.key === "nvidia.com/gpu" && t.effect === "NoSchedule",
       ),
     );
-    // Autoscaling enabled: room for maxReplicas (5) x TP (2).
-    assert.deepEqual(spec.limits, { "nvidia.com/gpu": "10" });
+    // Autoscaling enabled: room for maxReplicas (5) x TP (2) = 10, in whole 8-GPU machines.
+    assert.deepEqual(spec.limits, { "nvidia.com/gpu": "16" });
     assert.equal(spec.disruption.consolidationPolicy, "WhenEmpty");
     assert.equal(spec.disruption.consolidateAfter, "45m");
     assert.equal(spec.template.spec.expireAfter, "720h");
@@ -347,7 +347,31 @@ describe("karpenter spec", () => {
       }),
     );
     const np = one<NodePool>(r.objects, "NodePool");
-    assert.deepEqual((np.spec as { limits: unknown }).limits, { "nvidia.com/gpu": "12" });
+    // 3 x TP 4 = 12 GPUs: two 8-GPU machines' worth.
+    assert.deepEqual((np.spec as { limits: unknown }).limits, { "nvidia.com/gpu": "16" });
+  });
+
+  test("one TP 2 replica restricted to p4de still leaves room for one 8-GPU machine", () => {
+    // Karpenter compares a limit with the capacity of the node it would launch: a limit of 2
+    // would filter out p4de.24xlarge (8 GPUs) and nothing could ever be launched.
+    const r = render(
+      karpenterRaw({
+        replicas: 1,
+        autoscaling: { enabled: false },
+        nodePool: {
+          provider: "karpenter",
+          karpenter: { nodeClassRef: { name: "gpu" }, instanceTypes: ["p4de.24xlarge"] },
+        },
+      }),
+    );
+    const np = one<NodePool>(r.objects, "NodePool");
+    assert.deepEqual((np.spec as { limits: unknown }).limits, { "nvidia.com/gpu": "8" });
+  });
+
+  test("the node template carries the owner uid, so NodeClaims and nodes can be traced back", () => {
+    const labels = (nodePool.spec as { template: { metadata: { labels: Record<string, string> } } })
+      .template.metadata.labels;
+    assert.equal(labels["serving.mistralsmall.dev/owner-uid"], UID);
   });
 
   test("instance types become a requirement when given", () => {

@@ -1,11 +1,14 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  capacityProblem,
   computeStatus,
   isSubset,
   jsonEqual,
   podProblem,
+  type CapacityView,
   type Condition,
+  type NodeClaimView,
   type Observation,
   type PodView,
 } from "../../src/operator/status.ts";
@@ -247,5 +250,92 @@ describe("conditionEvents", () => {
       e.map((x) => [x.type, x.reason]),
       [["Warning", "CrashLoopBackOff"]],
     );
+  });
+});
+
+describe("status on a Karpenter pool", () => {
+  const claim = (name: string, more: Partial<NodeClaimView> = {}): NodeClaimView => ({
+    name,
+    initialized: false,
+    deleting: false,
+    ...more,
+  });
+  const event = (reason: string, message: string, time: string) => ({
+    pod: "p-a",
+    reason,
+    message,
+    time,
+  });
+  const limitMessage =
+    'Failed to schedule pod, incompatible with nodepool "msd-default-small", daemonset overhead={"cpu":"0"}, all available instance types exceed limits for nodepool';
+
+  test("names the NodeClaims Karpenter is launching, as progress rather than a fault", () => {
+    const capacity: CapacityView = {
+      nodePool: "msd-default-small",
+      nodeClaims: [
+        claim("msd-default-small-abc", {
+          instanceType: "a2-ultragpu-2g",
+          capacityType: "on-demand",
+          zone: "fake-zone-a",
+        }),
+        claim("msd-default-small-old", { initialized: true }),
+      ],
+      events: [event("Nominated", "Pod should schedule on: nodeclaim/msd-default-small-abc", NOW)],
+    };
+    const s = computeStatus(
+      obs({ plan: feasible, pods: [unschedulable], capacity }),
+      undefined,
+      NOW,
+    );
+    const ready = s.conditions!.find((c) => c.type === "Ready")!;
+    assert.equal(ready.reason, "ProvisioningNodes");
+    assert.match(
+      ready.message,
+      /p-a.*Karpenter is launching NodeClaim msd-default-small-abc \(a2-ultragpu-2g, on-demand, fake-zone-a\)/,
+    );
+    assert.doesNotMatch(ready.message, /-old/);
+    assert.equal(s.conditions!.find((c) => c.type === "Degraded")!.status, "False");
+  });
+
+  test("quotes Karpenter's FailedScheduling message when it is the pod's latest word", () => {
+    const capacity: CapacityView = {
+      nodePool: "msd-default-small",
+      nodeClaims: [],
+      events: [
+        event("Nominated", "Pod should schedule on: nodeclaim/x", NOW),
+        event("FailedScheduling", limitMessage, LATER),
+      ],
+    };
+    const p = capacityProblem([unschedulable], capacity);
+    assert.equal(p?.reason, "CapacityUnavailable");
+    assert.match(p!.message, /all available instance types exceed limits for nodepool/);
+    const s = computeStatus(
+      obs({ plan: feasible, pods: [unschedulable], capacity }),
+      undefined,
+      NOW,
+    );
+    assert.equal(s.conditions!.find((c) => c.type === "Degraded")!.reason, "CapacityUnavailable");
+  });
+
+  test("a newer nomination supersedes an older failure", () => {
+    const capacity: CapacityView = {
+      nodePool: "np",
+      nodeClaims: [claim("np-1")],
+      events: [
+        event("FailedScheduling", limitMessage, NOW),
+        event("Nominated", "Pod should schedule on: nodeclaim/np-1", LATER),
+      ],
+    };
+    assert.equal(capacityProblem([unschedulable], capacity)?.reason, "ProvisioningNodes");
+  });
+
+  test("before Karpenter acts, the scheduler's own message stays", () => {
+    const capacity: CapacityView = { nodePool: "np", nodeClaims: [], events: [] };
+    const s = computeStatus(
+      obs({ plan: feasible, pods: [unschedulable], capacity }),
+      undefined,
+      NOW,
+    );
+    assert.equal(s.conditions!.find((c) => c.type === "Ready")!.reason, "Unschedulable");
   });
 });
