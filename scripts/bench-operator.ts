@@ -6,13 +6,13 @@
  * Prints figures; asserts nothing (machines here are noisy).
  */
 import { execFile, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { stringify } from "yaml";
 import { parseResource } from "../src/api/validate.ts";
-import { LocalCluster, OPERATOR_USER, freePort } from "../src/cluster/local.ts";
+import { LocalCluster, OPERATOR_TOKEN, OPERATOR_USER, freePort } from "../src/cluster/local.ts";
 import { cacheVolumes, gpuNodes } from "../src/cluster/nodes.ts";
 import { KubeClient, RESOURCES, type KubeObject } from "../src/kube/client.ts";
 import { rbacManifests } from "../src/operator/rbac.ts";
@@ -32,6 +32,9 @@ const { values } = parseArgs({
     "node-options": { type: "string" },
     // Run the operator from the TypeScript sources (tsx) instead of the compiled build.
     tsx: { type: "boolean" },
+    // How the operator connects: "in-cluster" (a service account directory, the image's
+    // lean path) or "kubeconfig" (@kubernetes/client-node's KubeConfig, as out of cluster).
+    connection: { type: "string", default: "in-cluster" },
   },
 });
 const sizes = values.sizes!.split(",").map(Number);
@@ -65,6 +68,45 @@ function operatorCommand(): string[] {
   ];
 }
 const OPERATOR_COMMAND = operatorCommand();
+const CONNECTION = values.connection!;
+if (CONNECTION !== "in-cluster" && CONNECTION !== "kubeconfig")
+  throw new Error(`--connection must be in-cluster or kubeconfig, got ${CONNECTION}`);
+
+/**
+ * The operator as in a pod: KUBERNETES_SERVICE_HOST/PORT and a service account directory
+ * (token, CA, namespace). `msd run` reads /var/run/secrets/..., which a benchmark cannot
+ * write, so the same Operator is started with that directory passed in.
+ */
+function inClusterCommand(cluster: LocalCluster, port: number): string[] {
+  const sa = join(cluster.state.dir, "serviceaccount");
+  mkdirSync(sa, { recursive: true });
+  writeFileSync(join(sa, "token"), OPERATOR_TOKEN);
+  writeFileSync(join(sa, "namespace"), "default");
+  copyFileSync(join(cluster.state.dir, "pki", "apiserver.crt"), join(sa, "ca.crt"));
+  const manager =
+    values.tsx === true
+      ? join(ROOT, "src", "operator", "manager.ts")
+      : join(ROOT, ".tmp", "bench-dist", "src", "operator", "manager.js");
+  const api = new URL(cluster.state.apiServerUrl);
+  const opts = {
+    connect: {
+      env: { KUBERNETES_SERVICE_HOST: api.hostname, KUBERNETES_SERVICE_PORT: api.port },
+      serviceAccountDir: sa,
+    },
+    port,
+    resyncMs: RESYNC * 1000,
+    leaseNamespace: "default",
+  };
+  return [
+    ...(values.tsx === true ? ["--import", "tsx"] : []),
+    "--input-type=module",
+    "-e",
+    `const { Operator } = await import(${JSON.stringify(manager)});
+     const op = new Operator(${JSON.stringify(opts)});
+     process.once("SIGTERM", () => op.stop().then(() => process.exit(0)));
+     await op.start();`,
+  ];
+}
 const RESYNC = Number(values["resync-seconds"]);
 const CONVERGED_WINDOW = Number(values["converged-seconds"]);
 
@@ -199,14 +241,16 @@ async function benchOne(n: number): Promise<Result> {
     const port = await freePort();
     operator = spawn(
       process.execPath,
-      [
-        ...OPERATOR_COMMAND,
-        "run",
-        `--kubeconfig=${cluster.state.operatorKubeconfig}`,
-        `--port=${port}`,
-        `--resync-seconds=${RESYNC}`,
-        "--lease-namespace=default",
-      ],
+      CONNECTION === "in-cluster"
+        ? inClusterCommand(cluster, port)
+        : [
+            ...OPERATOR_COMMAND,
+            "run",
+            `--kubeconfig=${cluster.state.operatorKubeconfig}`,
+            `--port=${port}`,
+            `--resync-seconds=${RESYNC}`,
+            "--lease-namespace=default",
+          ],
       {
         stdio: ["ignore", "ignore", "inherit"],
         env: { ...process.env, NODE_OPTIONS: values["node-options"] ?? "" },
@@ -286,7 +330,7 @@ async function benchOne(n: number): Promise<Result> {
 
 const results: Result[] = [];
 for (const n of sizes) {
-  process.stderr.write(`bench:operator N=${n}...\n`);
+  process.stderr.write(`bench:operator N=${n} (connection: ${CONNECTION})...\n`);
   results.push(await benchOne(n));
 }
 if (values.json === true) {

@@ -11,8 +11,9 @@ commands:
   cluster up [--karpenter] [--dir D] | down | status [--dir D]
                                  a local control plane with fake A100 nodes (default dir .tmp/cluster);
                                  --karpenter: no GPU node, real Karpenter launches them (KWOK)
-  run [--kubeconfig K] [--namespace N] [--port P]
-                                 run the operator
+  run [--kubeconfig K] [--context C] [--namespace N] [--port P]
+                                 run the operator (kubeconfig as kubectl: --kubeconfig,
+                                 else $KUBECONFIG, else in-cluster, else ~/.kube/config)
 
 exit codes: 0 ok/feasible, 1 error, 2 invalid input, 3 infeasible plan
 `;

@@ -9,6 +9,7 @@ export async function runOperator(argv: string[]): Promise<CommandResult> {
     args: argv,
     options: {
       kubeconfig: { type: "string" },
+      context: { type: "string" },
       namespace: { type: "string" },
       port: { type: "string" },
       "lease-namespace": { type: "string" },
@@ -27,12 +28,16 @@ export async function runOperator(argv: string[]): Promise<CommandResult> {
       throw new UsageError(`--${name} must be a non-negative integer, got ${v}`);
     return n;
   };
+  const podNamespace = process.env.POD_NAMESPACE === "" ? undefined : process.env.POD_NAMESPACE;
+  const leaseNamespace = values["lease-namespace"] ?? podNamespace;
   const operator = new Operator({
     ...(values.kubeconfig === undefined ? {} : { kubeconfig: values.kubeconfig }),
+    ...(values.context === undefined ? {} : { context: values.context }),
     ...(values.namespace === undefined ? {} : { namespace: values.namespace }),
     port: int("port", values.port, 8080),
     leaderElection: values["no-leader-election"] !== true,
-    leaseNamespace: values["lease-namespace"] ?? process.env.POD_NAMESPACE ?? "default",
+    // Unset: the operator takes the kubeconfig context's (or service account's) namespace.
+    ...(leaseNamespace === undefined ? {} : { leaseNamespace }),
     leaseDurationSeconds: int("lease-duration", values["lease-duration"], 15),
     concurrency: int("concurrency", values.concurrency, 8),
     resyncMs: int("resync-seconds", values["resync-seconds"], 600) * 1000,

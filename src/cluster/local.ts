@@ -148,6 +148,32 @@ export interface StartOptions {
    * listen on, so something can answer at a pod's IP (the autoscaling test does).
    */
   readonly podCidr?: string;
+  /**
+   * A TokenReview webhook (http URL) the apiserver asks about bearer tokens it does not know
+   * from its token file, with a 1 s cache: lets a test issue short-lived credentials.
+   */
+  readonly tokenWebhookUrl?: string;
+}
+
+function tokenWebhookArgs(dir: string, url: string | undefined): string[] {
+  if (url === undefined) return [];
+  const file = join(dir, "token-webhook.kubeconfig");
+  writeFileSync(
+    file,
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "webhook", cluster: { server: url } }],
+      users: [{ name: "apiserver", user: {} }],
+      contexts: [{ name: "webhook", context: { cluster: "webhook", user: "apiserver" } }],
+      "current-context": "webhook",
+    }),
+  );
+  return [
+    `--authentication-token-webhook-config-file=${file}`,
+    "--authentication-token-webhook-version=v1",
+    "--authentication-token-webhook-cache-ttl=1s",
+  ];
 }
 
 export class LocalCluster {
@@ -241,6 +267,7 @@ export class LocalCluster {
         "--enable-priority-and-fairness=false",
         "--max-requests-inflight=2000",
         "--max-mutating-requests-inflight=1000",
+        ...tokenWebhookArgs(dir, options.tokenWebhookUrl),
       ]);
       await waitFor(
         "kube-apiserver",

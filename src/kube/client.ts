@@ -1,13 +1,23 @@
 /**
- * A thin Kubernetes REST client: kubeconfig and auth from @kubernetes/client-node,
- * requests and watches over one keep-alive HTTPS agent. Every request is counted
- * by verb, so tests and benchmarks can prove "zero writes when converged".
+ * A thin Kubernetes REST client: connection and credentials from ./config.ts (per request,
+ * so rotating and expiring credentials are picked up), requests and watches over one
+ * keep-alive agent per client identity. Every request is counted by verb, so tests and
+ * benchmarks can prove "zero writes when converged"; 401/403 answers are tracked so the
+ * operator can report that the API server refuses it, and when it stops doing so.
  */
-import { loadConnection, type Connection } from "./config.ts";
-import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from "node:https";
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
+import {
+  CredentialsError,
+  loadConnection,
+  type ConnectOptions,
+  type Connection,
+  type RequestCredentials,
+} from "./config.ts";
+import { createAgent, identityOf } from "./agent.ts";
+import { LineDecoder } from "./lines.ts";
+import { request as httpsRequest } from "node:https";
+import { request as httpRequest, type Agent, type IncomingMessage } from "node:http";
 import { URL } from "node:url";
-import { readFileSync } from "node:fs";
+import { USER_AGENT } from "../util/version.ts";
 
 /** Upper bound for one non-watch request. */
 export const REQUEST_TIMEOUT_MS = 30_000;
@@ -33,6 +43,14 @@ export function isConflict(err: unknown): boolean {
 }
 export function isGone(err: unknown): boolean {
   return err instanceof ApiError && err.status === 410;
+}
+/** The API server did not accept our credentials (401), or they could not be obtained. */
+export function isUnauthenticated(err: unknown): boolean {
+  return err instanceof ApiError && (err.status === 401 || err.reason === "CredentialsFailed");
+}
+/** Refused for who we are: unauthenticated, or not allowed (403). */
+export function isAuthFailure(err: unknown): boolean {
+  return isUnauthenticated(err) || (err instanceof ApiError && err.status === 403);
 }
 
 export type Verb = "get" | "list" | "watch" | "create" | "update" | "patch" | "delete";
@@ -213,39 +231,74 @@ export interface Watch {
   abort(): void;
 }
 
+/** What the client reports when the API server starts or stops refusing it. */
+export interface AuthStatus {
+  /** Refusals still standing, by "verb resource"; empty once every one has succeeded since. */
+  readonly refused: ReadonlyMap<string, ApiError>;
+  /** The refusal that changed the status, or undefined on recovery. */
+  readonly latest: ApiError | undefined;
+}
+
 export class KubeClient {
   readonly server: URL;
-  private readonly baseOptions: RequestOptions;
-  private readonly agent: HttpsAgent | HttpAgent;
+  /** The context's or service account's namespace, if any. */
+  readonly namespace: string | undefined;
+  /** Which kubeconfig/context/user or service account this client authenticates as. */
+  readonly source: string;
   /** Requests made, by verb and by resource plural. */
   readonly counts = new Map<string, number>();
   onRequest: ((verb: Verb, path: string, status: number) => void) | undefined;
+  /** Called when a new refusal (401/403, failed credentials) appears and when all are gone. */
+  onAuthStatus: ((status: AuthStatus) => void) | undefined;
+  private readonly refusals = new Map<string, ApiError>();
+  private agent: { identity: string; agent: Agent } | undefined;
+  private readonly agents: Agent[] = [];
 
-  private constructor(conn: Connection) {
+  private constructor(private readonly conn: Connection) {
     this.server = new URL(conn.server);
-    const isHttps = this.server.protocol === "https:";
-    this.agent = isHttps
-      ? new HttpsAgent({ keepAlive: true, maxSockets: 64 })
-      : new HttpAgent({ keepAlive: true, maxSockets: 64 });
-    this.baseOptions = { ...conn.options, agent: this.agent };
-    this.tokenFile = conn.tokenFile;
+    this.namespace = conn.namespace;
+    this.source = conn.source;
   }
 
-  private readonly tokenFile: string | undefined;
-  private token: { value: string; readAt: number } | undefined;
+  /**
+   * From `--kubeconfig`/`--context` (a path alone is accepted too), else $KUBECONFIG,
+   * in-cluster config, ~/.kube/config.
+   */
+  static async load(opts: ConnectOptions | string = {}): Promise<KubeClient> {
+    return new KubeClient(
+      await loadConnection(typeof opts === "string" ? { kubeconfig: opts } : opts),
+    );
+  }
 
-  /** Authorization from a rotating token file, re-read at most once a minute. */
-  private authHeader(): Record<string, string> {
-    if (this.tokenFile === undefined) return {};
-    if (this.token === undefined || Date.now() - this.token.readAt > 60_000) {
-      this.token = { value: readFileSync(this.tokenFile, "utf8").trim(), readAt: Date.now() };
+  static fromConnection(conn: Connection): KubeClient {
+    return new KubeClient(conn);
+  }
+
+  /** Whether the API server currently refuses any request we make (401/403). */
+  refused(): ReadonlyMap<string, ApiError> {
+    return this.refusals;
+  }
+
+  /** One agent per client certificate: exec plugins may rotate it, connections keep theirs. */
+  private agentFor(creds: RequestCredentials): Agent {
+    const identity = identityOf(creds);
+    if (this.agent?.identity !== identity) {
+      const agent = createAgent(this.conn, creds);
+      this.agents.push(agent);
+      this.agent = { identity, agent };
     }
-    return { Authorization: `Bearer ${this.token.value}` };
+    return this.agent.agent;
   }
 
-  /** From a kubeconfig file, or $KUBECONFIG / in-cluster config when no path is given. */
-  static async load(kubeconfigPath?: string): Promise<KubeClient> {
-    return new KubeClient(await loadConnection(kubeconfigPath));
+  private trackAuth(verb: Verb, path: string, err: ApiError | undefined): void {
+    const key = `${verb} ${resourceOfPath(path)}`;
+    if (err !== undefined && isAuthFailure(err)) {
+      const isNew = !this.refusals.has(key);
+      this.refusals.set(key, err);
+      if (isNew) this.onAuthStatus?.({ refused: this.refusals, latest: err });
+    } else if (err === undefined && this.refusals.delete(key) && this.refusals.size === 0) {
+      this.onAuthStatus?.({ refused: this.refusals, latest: undefined });
+    }
   }
 
   writes(): number {
@@ -266,24 +319,40 @@ export class KubeClient {
     this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
   }
 
-  private open(
+  private async open(
+    verb: Verb,
     method: string,
     path: string,
     headers: Record<string, string>,
     body: string | undefined,
     signal?: AbortSignal,
   ): Promise<IncomingMessage> {
+    let creds: RequestCredentials;
+    try {
+      creds = await this.conn.credentials();
+    } catch (err) {
+      const failure = new ApiError(
+        0,
+        "CredentialsFailed",
+        `${method} ${path}: no credentials (${this.source}): ${(err as Error).message}`,
+        undefined,
+        { cause: err instanceof CredentialsError ? err : new CredentialsError(String(err)) },
+      );
+      this.trackAuth(verb, path, failure);
+      throw failure;
+    }
     const isHttps = this.server.protocol === "https:";
     const url = new URL(path, this.server);
+    const agent = this.agentFor(creds);
     return new Promise((resolve, reject) => {
       const req = (isHttps ? httpsRequest : httpRequest)(
         url,
         {
-          ...this.baseOptions,
+          agent,
           method,
           headers: {
-            ...(this.baseOptions.headers as Record<string, string> | undefined),
-            ...this.authHeader(),
+            ...creds.headers,
+            "User-Agent": USER_AGENT,
             Accept: "application/json",
             ...headers,
             ...(body === undefined ? {} : { "Content-Length": String(Buffer.byteLength(body)) }),
@@ -316,6 +385,7 @@ export class KubeClient {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     try {
       res = await this.open(
+        verb,
         method,
         path,
         payload === undefined ? {} : { "Content-Type": contentType },
@@ -323,6 +393,7 @@ export class KubeClient {
       );
     } catch (err) {
       this.onRequest?.(verb, path, 0);
+      if (err instanceof ApiError) throw err;
       throw new ApiError(
         0,
         "ConnectionFailed",
@@ -346,13 +417,16 @@ export class KubeClient {
     }
     if (status < 200 || status >= 300) {
       const st = parsed as { reason?: string; message?: string } | undefined;
-      throw new ApiError(
+      const err = new ApiError(
         status,
         st?.reason ?? "Unknown",
         `${method} ${path}: ${status} ${st?.message ?? text.slice(0, 500)}`,
         parsed,
       );
+      this.trackAuth(verb, path, err);
+      throw err;
     }
+    this.trackAuth(verb, path, undefined);
     return parsed as T;
   }
 
@@ -494,27 +568,34 @@ export class KubeClient {
     const path = `${collectionPath(r, opts.namespace)}?${q.toString()}`;
     this.count("watch", path);
     const done = (async () => {
-      const res = await this.open("GET", path, {}, undefined, controller.signal);
+      const res = await this.open("watch", "GET", path, {}, undefined, controller.signal);
       if ((res.statusCode ?? 0) !== 200) {
         const chunks: Buffer[] = [];
         for await (const c of res) chunks.push(c as Buffer);
         const text = Buffer.concat(chunks).toString("utf8");
-        throw new ApiError(
-          res.statusCode ?? 0,
-          "WatchFailed",
-          `watch ${path}: ${res.statusCode} ${text.slice(0, 300)}`,
-        );
-      }
-      let buf = "";
-      for await (const chunk of res) {
-        buf += (chunk as Buffer).toString("utf8");
-        let nl: number;
-        while ((nl = buf.indexOf("\n")) >= 0) {
-          const line = buf.slice(0, nl).trim();
-          buf = buf.slice(nl + 1);
-          if (line !== "") onEvent(JSON.parse(line) as WatchEvent<T>);
+        let st: { reason?: string; message?: string } | undefined;
+        try {
+          st = JSON.parse(text) as typeof st;
+        } catch {
+          st = undefined;
         }
+        const err = new ApiError(
+          res.statusCode ?? 0,
+          st?.reason ?? "WatchFailed",
+          `watch ${path}: ${res.statusCode} ${st?.message ?? text.slice(0, 300)}`,
+          st,
+        );
+        this.trackAuth("watch", path, err);
+        throw err;
       }
+      this.trackAuth("watch", path, undefined);
+      // Chunks end anywhere, even inside a UTF-8 character: decode as a stream.
+      const lines = new LineDecoder();
+      const deliver = (line: string) => {
+        if (line.trim() !== "") onEvent(JSON.parse(line) as WatchEvent<T>);
+      };
+      for await (const chunk of res) lines.push(chunk as Buffer).forEach(deliver);
+      lines.end().forEach(deliver);
     })().catch((err: unknown) => {
       if (controller.signal.aborted) return;
       throw err;
@@ -523,6 +604,6 @@ export class KubeClient {
   }
 
   close(): void {
-    this.agent.destroy();
+    for (const agent of this.agents) agent.destroy();
   }
 }

@@ -7,9 +7,11 @@ import type { Server } from "node:http";
 import { pino, type Logger } from "pino";
 import { Informer, objectKey } from "../controller/informer.ts";
 import { LeaderElector } from "../controller/leader.ts";
-import { WorkQueue } from "../controller/queue.ts";
+import { backoffDelay, jitter, WorkQueue } from "../controller/queue.ts";
+import type { ConnectOptions } from "../kube/config.ts";
 import {
   ApiError,
+  isAuthFailure,
   KubeClient,
   resourceOfPath,
   RESOURCES,
@@ -31,12 +33,17 @@ import { memoKeyOf, reconcile, type ReconcilerDeps } from "./reconcile.ts";
 
 export interface OperatorOptions {
   readonly kubeconfig?: string;
+  /** A kubeconfig context instead of its current-context (`--context`). */
+  readonly context?: string;
+  /** Overrides kubeconfig/context: everything the connection is loaded from (tests, benchmarks). */
+  readonly connect?: ConnectOptions;
   /** Watch one namespace only; all namespaces when omitted. */
   readonly namespace?: string;
   readonly port: number;
   readonly host?: string;
   readonly identity?: string;
   readonly leaderElection?: boolean;
+  /** Default: the kubeconfig context's namespace, else the service account's, else "default". */
   readonly leaseNamespace?: string;
   readonly leaseName?: string;
   readonly leaseDurationSeconds?: number;
@@ -50,6 +57,15 @@ export interface OperatorOptions {
 }
 
 const MANAGED_SELECTOR = `app.kubernetes.io/managed-by=${OPERATOR_NAME}`;
+const DISCOVERY_BACKOFF = { baseDelayMs: 500, factor: 2, maxDelayMs: 30_000 };
+
+/** An error and its causes, one message each: exec plugins explain themselves on stderr. */
+function describeCause(err: Error): string {
+  const parts: string[] = [];
+  for (let e: unknown = err; e instanceof Error && parts.length < 5; e = e.cause)
+    parts.push(e.message.trim());
+  return parts.join(": ");
+}
 
 /** Which MistralSmallDeployment an owned object belongs to, as a queue key. */
 export function ownerKey(obj: KubeObject): string | undefined {
@@ -147,23 +163,37 @@ export class Operator {
     return this.leading;
   }
 
+  private connectOptions(): ConnectOptions {
+    if (this.opts.connect !== undefined) return this.opts.connect;
+    return {
+      ...(this.opts.kubeconfig === undefined ? {} : { kubeconfig: this.opts.kubeconfig }),
+      ...(this.opts.context === undefined ? {} : { context: this.opts.context }),
+    };
+  }
+
   async start(): Promise<void> {
-    this.client = await KubeClient.load(this.opts.kubeconfig);
+    this.client = await KubeClient.load(this.connectOptions());
     this.client.onRequest = (verb, path, status) => {
       this.metrics.apiRequests.inc({ verb, resource: resourceOfPath(path), code: String(status) });
       if (status === 0 || status >= 400) this.metrics.apiErrors.inc({ verb });
     };
+    this.client.onAuthStatus = ({ refused, latest }) => this.logAuthStatus(refused, latest);
     this.server = await startHttpServer(
       this.opts.port,
       this.metrics,
       {
         healthy: () => !this.stopping,
-        // Ready when this instance is a healthy standby or a synced leader.
-        ready: () => !this.stopping && (!this.leading || this.synced),
+        // Ready when this instance is a healthy standby or a synced leader, and the API
+        // server accepts what it asks (credentials valid, RBAC allowing it).
+        ready: () =>
+          !this.stopping && (!this.leading || this.synced) && this.client.refused().size === 0,
       },
       this.opts.host,
     );
-    this.log.info({ port: this.opts.port, identity: this.identity }, "operator starting");
+    this.log.info(
+      { port: this.opts.port, identity: this.identity, connection: this.client.source },
+      "operator starting",
+    );
     if (this.opts.leaderElection === false) {
       this.leading = true;
       this.metrics.leader.set(1);
@@ -172,7 +202,7 @@ export class Operator {
     }
     this.elector = new LeaderElector({
       client: this.client,
-      namespace: this.opts.leaseNamespace ?? "default",
+      namespace: this.opts.leaseNamespace ?? this.client.namespace ?? "default",
       name: this.opts.leaseName ?? OPERATOR_NAME,
       identity: this.identity,
       leaseDurationSeconds: this.opts.leaseDurationSeconds ?? 15,
@@ -234,19 +264,62 @@ export class Operator {
     return inf;
   }
 
+  /**
+   * One line when the API server starts refusing a kind of request (with the server's
+   * message, or the credential failure's cause, and who we are), one when all refusals
+   * are gone. /readyz fails in between.
+   */
+  private logAuthStatus(
+    refused: ReadonlyMap<string, ApiError>,
+    latest: ApiError | undefined,
+  ): void {
+    const connection = this.client.source;
+    if (latest === undefined) {
+      this.log.info({ connection }, "API server accepts our requests again");
+      return;
+    }
+    const cause = latest.cause instanceof Error ? latest.cause : undefined;
+    const why =
+      latest.status === 403
+        ? "API server forbids a request (RBAC of this identity)"
+        : latest.status === 401
+          ? "API server rejects our credentials (401)"
+          : "could not obtain credentials";
+    this.log.error(
+      {
+        err: latest,
+        status: latest.status,
+        reason: latest.reason,
+        cause: cause === undefined ? undefined : describeCause(cause),
+        refused: [...refused.keys()],
+        connection,
+      },
+      `${why}; not ready, retrying with backoff`,
+    );
+  }
+
   /** Kinds from optional CRDs (Karpenter, KEDA) are watched only when installed. */
   private async installed(r: ResourceType, what: string): Promise<boolean> {
-    try {
-      await this.client.list(r, { limit: 1 });
-      return true;
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 404) {
+    for (let failures = 0; ; failures++) {
+      try {
+        await this.client.list(r, { limit: 1 });
+        return true;
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 404) {
+          this.log.warn(
+            `${r.group}/${r.version} ${r.kind} CRD not found: ${what} will be reported as unavailable`,
+          );
+          return false;
+        }
+        // Refused or unreachable: wait and ask again rather than give up the controllers.
+        if (this.stopping) throw err;
+        const delayMs = jitter(backoffDelay(failures, DISCOVERY_BACKOFF), 0.5);
         this.log.warn(
-          `${r.group}/${r.version} ${r.kind} CRD not found: ${what} will be reported as unavailable`,
+          { err, resource: r.plural, attempt: failures + 1, delayMs, auth: isAuthFailure(err) },
+          "cannot tell whether an optional CRD is installed; retrying",
         );
-        return false;
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
       }
-      throw err;
     }
   }
 

@@ -99,6 +99,7 @@ export async function startTestCluster(
     karpenterCrds?: boolean;
     volumes?: number;
     podCidr?: string;
+    tokenWebhookUrl?: string;
   } = {},
 ): Promise<TestCluster> {
   const bins = ensureBinaries({ quiet: false });
@@ -115,6 +116,9 @@ export async function startTestCluster(
     local = await LocalCluster.start({
       dir,
       ...(options.podCidr === undefined ? {} : { podCidr: options.podCidr }),
+      ...(options.tokenWebhookUrl === undefined
+        ? {}
+        : { tokenWebhookUrl: options.tokenWebhookUrl }),
     });
     live.add(local);
     kubeconfig = local.kubeconfig;

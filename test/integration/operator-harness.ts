@@ -36,6 +36,8 @@ export async function installOperatorPrerequisites(c: TestCluster): Promise<void
 
 export interface InProcessOperator {
   readonly operator: Operator;
+  /** Where its /healthz, /readyz and /metrics answer. */
+  readonly port: number;
   readonly logFile: string;
   stop(): Promise<void>;
 }
@@ -47,6 +49,9 @@ export async function startInProcess(
     name?: string;
     leaderElection?: boolean;
     autoscaleIntervalMs?: number;
+    /** Connect with this instead of the operator's (or admin's) kubeconfig. */
+    kubeconfig?: string;
+    context?: string;
   } = {},
 ): Promise<InProcessOperator> {
   const logFile = join(
@@ -54,9 +59,11 @@ export async function startInProcess(
     `msd-operator-${opts.name ?? "inproc"}-${process.pid}-${Date.now()}.log`,
   );
   const stream = createWriteStream(logFile);
+  const port = await freePort();
   const operator = new Operator({
-    kubeconfig: c.operatorKubeconfig ?? c.kubeconfig,
-    port: await freePort(),
+    kubeconfig: opts.kubeconfig ?? c.operatorKubeconfig ?? c.kubeconfig,
+    ...(opts.context === undefined ? {} : { context: opts.context }),
+    port,
     host: "127.0.0.1",
     leaderElection: opts.leaderElection ?? false,
     leaseNamespace: "default",
@@ -71,6 +78,7 @@ export async function startInProcess(
   await operator.start();
   return {
     operator,
+    port,
     logFile,
     async stop() {
       await operator.stop();
