@@ -119,7 +119,7 @@ describe("operator", () => {
     assert.equal(ready.status, "False");
     assert.match(
       ready.message,
-      /FP8 weights need 56\.3 GiB per GPU at TP=2 .*A100-40GB offers 36\.0 GiB at 0\.90/,
+      /FP8 weights need 56\.3 GiB per GPU at TP=2 .*A100-40GB offers 35\.6 GiB at 0\.90/,
     );
     assert.equal(condition(m, "Degraded")?.status, "True");
     assert.equal(
