@@ -14,6 +14,7 @@ import {
   FIELD_MANAGER,
   OWNER_UID_LABEL,
   TEMPLATE_HASH_ANNOTATION,
+  cacheClaimName,
   labelSelectorString,
   serviceUrl,
   shortHash,
@@ -29,6 +30,7 @@ import {
   computeStatus,
   isSubset,
   jsonEqual,
+  type ClaimView,
   type Condition,
   type DeploymentView,
   type PodView,
@@ -185,13 +187,20 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
 
   const deployment = deps.caches.deployments.get(key) as (KubeObject & DeploymentView) | undefined;
   const owned = deployment !== undefined && ownedBy(deployment, uid) ? deployment : undefined;
+  const cacheClaim =
+    msd === undefined
+      ? undefined
+      : (deps.caches.pvcs.get(`${raw.metadata.namespace}/${cacheClaimName(msd)}`) as
+          | (KubeObject & ClaimView)
+          | undefined);
   const status = computeStatus(
     {
       generation: raw.metadata.generation ?? 0,
       desiredReplicas: msd?.spec.replicas ?? owned?.spec?.replicas ?? 0,
       ...(invalid === undefined ? {} : { invalid }),
       ...(plan === undefined ? {} : { plan }),
-      ...(owned === undefined ? {} : { deployment: owned }),
+      ...(owned === undefined ? {} : { deployment: owned, deploymentName: owned.metadata.name }),
+      ...(cacheClaim === undefined ? {} : { cacheClaim }),
       ...(desiredTemplateHash === undefined ? {} : { desiredTemplateHash }),
       pods: podsOf(deps, raw),
       ...(applyError === undefined ? {} : { applyError }),
