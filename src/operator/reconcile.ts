@@ -10,6 +10,7 @@ import { parseResource, ValidationError } from "../api/validate.ts";
 import { plan as planFor, type Plan } from "../planner/plan.ts";
 import { VLLM_PORT } from "../planner/vllm-args.ts";
 import { renderAll, type Manifest } from "../render/index.ts";
+import { asStored, securityDrift } from "../render/security.ts";
 import {
   FIELD_MANAGER,
   OWNER_UID_LABEL,
@@ -76,6 +77,14 @@ export interface ReconcileResult {
 
 export class ReconcileError extends Error {
   override name = "ReconcileError";
+}
+
+/**
+ * A server-side dry run refused a rendered object: it would be refused for real, so nothing of
+ * the set is applied (no Deployment waiting on a claim that can never exist).
+ */
+export class RenderRejectedError extends ApiError {
+  override name = "RenderRejectedError";
 }
 
 type RawMsd = KubeObject & { spec?: unknown; status?: Status };
@@ -162,6 +171,7 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
 
   const plan = msd === undefined ? undefined : planFor(msd.spec);
   let applyError: string | undefined;
+  let rejected: string | undefined;
   let retry: ApiError | undefined;
   let desiredTemplateHash: string | undefined;
   if (msd !== undefined && plan !== undefined && plan.feasible) {
@@ -173,9 +183,16 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
       await applyDesired(desired, deps, log, raw);
       await pruneUndesired(desired, deps, log, raw, msd);
     } catch (err) {
-      if (!(err instanceof ApiError)) throw err;
-      applyError = err.message;
-      log.error({ err }, "apply failed");
+      if (err instanceof RenderRejectedError) {
+        rejected = err.message;
+        log.warn({ err }, "a rendered object is refused by the API server; nothing applied");
+      } else if (!(err instanceof ApiError)) {
+        throw err;
+      }
+      if (rejected === undefined) {
+        applyError = err.message;
+        log.error({ err }, "apply failed");
+      }
       // Say so in status first; transient failures then go back to the queue with backoff.
       if (err.status === 0 || err.status >= 500 || err.status === 409 || err.status === 429) {
         retry = err;
@@ -204,6 +221,7 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
       ...(desiredTemplateHash === undefined ? {} : { desiredTemplateHash }),
       pods: podsOf(deps, raw),
       ...(applyError === undefined ? {} : { applyError }),
+      ...(rejected === undefined ? {} : { rejected }),
       selector: msd === undefined ? "" : labelSelectorString(msd),
       endpoint: msd === undefined ? "" : serviceUrl(msd, VLLM_PORT),
     },
@@ -244,6 +262,8 @@ async function applyDesired(
       "autoscaling.mode keda needs KEDA: the keda.sh/v1alpha1 ScaledObject CRD is not installed in this cluster",
     );
   }
+  await dryRunAll(changed, deps);
+  reportSecurityDrift(changed, deps, log, owner);
   // Independent objects: apply them together.
   const results = await Promise.allSettled(
     changed.map(async (obj) => {
@@ -288,6 +308,86 @@ async function applyDesired(
   if (failed !== undefined) throw failed.reason;
 }
 
+/** Refusals of Kubernetes validation: the spec must change, retrying cannot help. */
+function isRefusal(err: unknown): err is ApiError {
+  return err instanceof ApiError && (err.status === 422 || err.status === 400);
+}
+
+/** "PersistentVolumeClaim ml/x-model-cache: spec.resources.requests[storage]: ..." */
+function refusalText(obj: Manifest, err: ApiError): string {
+  const ns = obj.metadata.namespace === undefined ? "" : `${obj.metadata.namespace}/`;
+  const st = err.body as
+    | { message?: string; details?: { causes?: { field?: string; message?: string }[] } }
+    | undefined;
+  const causes = (st?.details?.causes ?? [])
+    .map((c) => `${c.field === undefined ? "" : `${c.field}: `}${c.message ?? ""}`)
+    .filter((c) => c !== "");
+  const why = causes.length > 0 ? causes.join("; ") : (st?.message ?? err.message);
+  return `${obj.kind} ${ns}${obj.metadata.name}: ${why}`;
+}
+
+/**
+ * Every changed object through the API server's own validation and admission (dryRun=All)
+ * before the first real write; one refusal and none is applied.
+ */
+async function dryRunAll(changed: readonly Manifest[], deps: ReconcilerDeps): Promise<void> {
+  const results = await Promise.allSettled(
+    changed.map((obj) =>
+      deps.client.apply(
+        resourceFor(obj.apiVersion, obj.kind),
+        obj as unknown as KubeObject,
+        FIELD_MANAGER,
+        {
+          dryRun: true,
+        },
+      ),
+    ),
+  );
+  const refused: string[] = [];
+  let firstRefusal: ApiError | undefined;
+  results.forEach((r, i) => {
+    if (r.status === "fulfilled") return;
+    if (!isRefusal(r.reason)) throw r.reason; // transient: the caller retries with backoff
+    firstRefusal ??= r.reason;
+    refused.push(refusalText(changed[i]!, r.reason));
+  });
+  if (firstRefusal !== undefined) {
+    throw new RenderRejectedError(
+      firstRefusal.status,
+      firstRefusal.reason,
+      `the API server refuses ${refused.join("; ")}; nothing was applied`,
+      firstRefusal.body,
+      { cause: firstRefusal },
+    );
+  }
+}
+
+/**
+ * Hand edits of security fields in our pod template (hostNetwork, privileged, capabilities ...)
+ * are applied back in this pass; say so, since someone made the workload less safe.
+ */
+function reportSecurityDrift(
+  changed: readonly Manifest[],
+  deps: ReconcilerDeps,
+  log: Logger,
+  owner: RawMsd,
+): void {
+  for (const obj of changed) {
+    if (obj.kind !== "Deployment") continue;
+    const live = deps.caches.deployments.get(cacheKey(obj));
+    if (live === undefined) continue;
+    const drift = securityDrift(obj, live);
+    if (drift.length === 0) continue;
+    log.warn({ deployment: obj.metadata.name, drift }, "reverting security drift");
+    deps.events.emit(owner, {
+      type: "Warning",
+      reason: "SecurityDriftReverted",
+      action: "Apply",
+      note: `reverted hand edits of Deployment ${obj.metadata.name}: ${drift.join("; ")}`,
+    });
+  }
+}
+
 export function memoKeyOf(obj: {
   kind?: string;
   metadata: { name: string; namespace?: string };
@@ -302,7 +402,9 @@ function digestOf(obj: Manifest): string {
 /** Differs from the cache, and not merely because the cache lags behind our own last apply. */
 function needsApply(obj: Manifest, deps: ReconcilerDeps): boolean {
   const live = cacheFor(deps, obj.kind)?.get(cacheKey(obj));
-  if (live !== undefined && isSubset(obj, live)) return false;
+  if (live !== undefined && isSubset(obj.kind === "Deployment" ? asStored(obj) : obj, live)) {
+    return false;
+  }
   const memo = deps.appliedMemo?.get(memoKeyOf(obj));
   if (memo === undefined || memo.digest !== digestOf(obj)) return true;
   // The memo is dropped when the informer sees the object deleted (see the manager).

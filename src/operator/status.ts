@@ -13,6 +13,7 @@ export const REASONS = {
   InfeasibleKeepsServing: "InfeasibleKeepsServing",
   NodePoolUnavailable: "NodePoolUnavailable",
   ApplyFailed: "ApplyFailed",
+  ObjectRejected: "ObjectRejected",
   Unschedulable: "Unschedulable",
   ImagePullError: "ImagePullError",
   InvalidImageName: "InvalidImageName",
@@ -260,6 +261,8 @@ export interface Observation {
   /** The model-cache claim the pods mount, when it exists. */
   readonly cacheClaim?: ClaimView;
   readonly applyError?: string;
+  /** A rendered object the API server refused on a dry run: which object, which field. */
+  readonly rejected?: string;
   readonly selector: string;
   readonly endpoint: string;
 }
@@ -360,6 +363,15 @@ function verdict(o: Observation): Verdict {
           progressing: ["False", REASONS.Infeasible, why],
           degraded: ["True", REASONS.Infeasible, why],
         };
+  }
+  if (o.rejected !== undefined) {
+    return {
+      ready: serving
+        ? ["True", REASONS.ObjectRejected, `serving the last applied objects; ${o.rejected}`]
+        : ["False", REASONS.ObjectRejected, o.rejected],
+      progressing: ["False", REASONS.ObjectRejected, "nothing is applied until the spec changes"],
+      degraded: ["True", REASONS.ObjectRejected, o.rejected],
+    };
   }
   if (o.applyError !== undefined) {
     return {

@@ -109,6 +109,114 @@ describe("operator", () => {
     assert.equal(args[args.indexOf("--max-model-len") + 1], "65536");
   });
 
+  test("a hand patch making the pod privileged is reverted, with an event naming each field", async () => {
+    await readyAt("basic");
+    const patch = {
+      spec: {
+        template: {
+          spec: {
+            hostNetwork: true,
+            automountServiceAccountToken: true,
+            containers: [
+              {
+                name: "vllm",
+                securityContext: {
+                  privileged: true,
+                  allowPrivilegeEscalation: true,
+                  capabilities: { add: ["SYS_ADMIN"] },
+                },
+              },
+            ],
+          },
+        },
+      },
+    };
+    const r = await c.kubectl([
+      "patch",
+      "deployment/basic",
+      "-n",
+      "default",
+      "--type=strategic",
+      "-p",
+      JSON.stringify(patch),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    type PodSpec = {
+      hostNetwork?: boolean;
+      automountServiceAccountToken?: boolean;
+      containers: {
+        securityContext?: {
+          privileged?: boolean;
+          allowPrivilegeEscalation?: boolean;
+          capabilities?: { add?: string[] };
+        };
+      }[];
+    };
+    const reverted = await eventually("security fields reverted", async () => {
+      const d = await c.client.get<Deployment>(RESOURCES.deployment, "basic", "default");
+      const pod = d.spec.template.spec as unknown as PodSpec;
+      const sc = pod.containers[0]?.securityContext;
+      return pod.hostNetwork !== true &&
+        pod.automountServiceAccountToken === false &&
+        sc?.privileged === false &&
+        sc.allowPrivilegeEscalation === false &&
+        (sc.capabilities?.add ?? []).length === 0
+        ? d
+        : undefined;
+    });
+    assert.ok(reverted);
+    const events = await eventually("SecurityDriftReverted event", async () => {
+      const list = await c.client.list<KubeObject & { reason?: string; note?: string }>(
+        RESOURCES.event,
+        { namespace: "default" },
+      );
+      const found = list.items.filter((e) => e.reason === "SecurityDriftReverted");
+      return found.length > 0 ? found : undefined;
+    });
+    const note = events.map((e) => e.note ?? "").join("\n");
+    for (const field of [
+      "spec.template.spec.hostNetwork: true -> false",
+      "securityContext.privileged: true -> false",
+      "securityContext.allowPrivilegeEscalation: true -> false",
+      'capabilities.add: ["SYS_ADMIN"] -> []',
+    ]) {
+      assert.ok(note.includes(field), `event note lacks ${field}: ${note}`);
+    }
+    const m = await readyAt("basic");
+    assert.notEqual(condition(m, "Degraded")?.reason, "ApplyFailed");
+  });
+
+  test("one object the API server refuses: nothing is applied, status names the object and field", async () => {
+    // Passes the CRD schema and the planner; the PVC fails Kubernetes validation.
+    const bad = {
+      gpu: { type: "a100-80gb" },
+      model: { cache: { storageClassName: "Not_A_Class" } },
+    };
+    await apply("refused", bad);
+    const m = await eventually("ObjectRejected", async () => {
+      const x = await getMsd("refused");
+      return condition(x, "Ready")?.reason === "ObjectRejected" ? x : undefined;
+    });
+    const message = condition(m, "Ready")!.message;
+    assert.match(message, /PersistentVolumeClaim default\/refused-model-cache/);
+    assert.match(message, /spec\.storageClassName/);
+    assert.match(message, /nothing was applied/);
+    const left = await Promise.all(
+      [RESOURCES.deployment, RESOURCES.service, RESOURCES.pdb].map((r) =>
+        c.client.getOrUndefined(r, "refused", "default"),
+      ),
+    );
+    assert.deepEqual(left, [undefined, undefined, undefined], "no half-applied workload");
+    assert.equal(
+      await c.client.getOrUndefined(RESOURCES.pvc, "refused-model-cache", "default"),
+      undefined,
+    );
+    // Fixing the field converges as usual.
+    await apply("refused", { gpu: { type: "a100-80gb" } });
+    await readyAt("refused");
+    await c.client.delete(RESOURCES.msd, "refused", "default");
+  });
+
   test("an infeasible spec gets a condition with the numbers and no pods", async () => {
     await apply("too-small", { gpu: { type: "a100-40gb", tensorParallelSize: 2 } });
     const m = await eventually("infeasible condition", async () => {

@@ -431,3 +431,23 @@ describe("computeStatus: workload-level problems", () => {
     assert.equal(cond(withPod, "Ready").reason, "CrashLoopBackOff", "the pod says why");
   });
 });
+
+describe("computeStatus: a rendered object the API server refuses", () => {
+  const rejected =
+    'the API server refuses PersistentVolumeClaim ml/x-model-cache: spec.resources.requests[storage]: Invalid value: "0": must be greater than zero; nothing was applied';
+  test("nothing serves: Ready False, ObjectRejected with the object and field", () => {
+    const s = computeStatus(obs({ rejected }), undefined, NOW);
+    assert.equal(cond(s, "Ready").status, "False");
+    assert.equal(cond(s, "Ready").reason, "ObjectRejected");
+    assert.match(
+      cond(s, "Ready").message,
+      /PersistentVolumeClaim ml\/x-model-cache: spec\.resources/,
+    );
+    assert.equal(cond(s, "Progressing").status, "False");
+  });
+  test("a serving workload keeps serving the objects applied before", () => {
+    const s = computeStatus(obs({ rejected, deployment: rolledOut }), undefined, NOW);
+    assert.equal(cond(s, "Ready").status, "True");
+    assert.equal(cond(s, "Degraded").reason, "ObjectRejected");
+  });
+});
