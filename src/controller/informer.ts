@@ -104,6 +104,8 @@ export class Informer<T extends KubeObject> {
   private resolveSynced!: () => void;
   private rejectSynced!: (err: Error) => void;
   private readonly reconnect: BackoffOptions;
+  /** Why this cache cannot be trusted right now (a list or watch keeps failing), if it cannot. */
+  private problem: string | undefined;
 
   constructor(private readonly opts: InformerOptions) {
     this.reconnect = { ...DEFAULT_RECONNECT, ...opts.reconnectBackoff };
@@ -147,6 +149,15 @@ export class Informer<T extends KubeObject> {
 
   hasSynced(): boolean {
     return this.synced;
+  }
+
+  /**
+   * Undefined while the cache is fed; otherwise which verb on which resource fails and the API
+   * server's answer: every list failure until a list succeeds, and a watch refused as
+   * unauthorized, forbidden or not found (it will not heal by retrying) until one is accepted.
+   */
+  unhealthy(): string | undefined {
+    return this.problem;
   }
 
   /** Resolves after the first full list has been cached and its onAdd events delivered. */
@@ -209,6 +220,7 @@ export class Informer<T extends KubeObject> {
           failures += 1;
           delayMs = this.reconnectDelay(failures);
           const what = mustList ? "list" : "watch";
+          this.recordFailure(what, err);
           this.opts.logger.warn(
             { ...this.logContext(), err, attempt: failures, delayMs },
             `${what} failed; retrying`,
@@ -217,6 +229,15 @@ export class Informer<T extends KubeObject> {
       }
       if (delayMs > 0 && !this.stopped) await this.sleep(delayMs);
     }
+  }
+
+  private recordFailure(verb: "list" | "watch", err: unknown): void {
+    const status = err instanceof ApiError ? err.status : 0;
+    if (verb === "watch" && status !== 401 && status !== 403 && status !== 404) return;
+    const body =
+      err instanceof ApiError ? (err.body as { message?: string } | undefined) : undefined;
+    const why = body?.message ?? (err as Error).message;
+    this.problem = `cannot ${verb} ${this.describe()}: ${status === 0 ? "" : `${status} `}${why}`;
   }
 
   private reconnectDelay(failures: number): number {
@@ -277,6 +298,7 @@ export class Informer<T extends KubeObject> {
   private async relist(): Promise<void> {
     const { items, resourceVersion } = await this.listAll();
     if (this.stopped) return;
+    this.problem = undefined;
     const previous = this.cache;
     const next = new Map(items.map((obj) => [objectKey(obj), obj] as const));
     this.cache = next;
@@ -327,6 +349,10 @@ export class Informer<T extends KubeObject> {
         labelSelector,
         resourceVersion: this.resourceVersion,
         timeoutSeconds: this.opts.watchTimeoutSeconds ?? Math.round(300 + Math.random() * 300),
+        // Accepted: permissions are back, whatever the last attempt said.
+        onOpen: () => {
+          this.problem = undefined;
+        },
       },
       (event) => {
         // The client may still hand over lines it had buffered before abort().

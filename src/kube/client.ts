@@ -25,6 +25,18 @@ export class ApiError extends Error {
   }
 }
 
+/** A metav1.Status body, when the text is one. */
+function parseStatus(text: string): { reason?: string; message?: string } | undefined {
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    return typeof parsed === "object" && parsed !== null
+      ? (parsed as { reason?: string; message?: string })
+      : undefined;
+  } catch {
+    return undefined; // not JSON: the caller quotes the raw text
+  }
+}
+
 export function isNotFound(err: unknown): boolean {
   return err instanceof ApiError && err.status === 404;
 }
@@ -469,6 +481,8 @@ export class KubeClient {
       resourceVersion: string;
       labelSelector?: string;
       timeoutSeconds?: number;
+      /** Called once the server has accepted the watch (HTTP 200), before any event. */
+      onOpen?: () => void;
     },
     onEvent: (e: WatchEvent<T>) => void,
   ): Watch {
@@ -488,12 +502,15 @@ export class KubeClient {
         const chunks: Buffer[] = [];
         for await (const c of res) chunks.push(c as Buffer);
         const text = Buffer.concat(chunks).toString("utf8");
+        const st = parseStatus(text);
         throw new ApiError(
           res.statusCode ?? 0,
-          "WatchFailed",
-          `watch ${path}: ${res.statusCode} ${text.slice(0, 300)}`,
+          st?.reason ?? "WatchFailed",
+          `watch ${path}: ${res.statusCode} ${st?.message ?? text.slice(0, 300)}`,
+          st,
         );
       }
+      opts.onOpen?.();
       let buf = "";
       for await (const chunk of res) {
         buf += (chunk as Buffer).toString("utf8");

@@ -127,8 +127,15 @@ export class Operator {
       this.metrics,
       {
         healthy: () => !this.stopping,
-        // Ready when this instance is a healthy standby or a synced leader.
-        ready: () => !this.stopping && (!this.leading || this.synced),
+        // Ready when this instance is a healthy standby, or a synced leader whose every
+        // cache is fed (a forbidden watch leaves a cache silently stale otherwise).
+        ready: () =>
+          !this.stopping && (!this.leading || (this.synced && this.cacheProblems().length === 0)),
+        notReadyBecause: () => [
+          ...(this.stopping ? ["shutting down"] : []),
+          ...(this.leading && !this.synced ? ["caches have not synced"] : []),
+          ...(this.leading ? this.cacheProblems() : []),
+        ],
       },
       this.opts.host,
     );
@@ -319,6 +326,14 @@ export class Operator {
     }
     this.metrics.replicas.set({ namespace, name, kind: "desired" }, obj.spec?.replicas ?? 0);
     this.metrics.replicas.set({ namespace, name, kind: "ready" }, obj.status?.readyReplicas ?? 0);
+  }
+
+  /** One line per informer that cannot list or watch, naming the resource and the verb. */
+  cacheProblems(): string[] {
+    return this.informers.flatMap((i) => {
+      const problem = i.unhealthy();
+      return problem === undefined ? [] : [problem];
+    });
   }
 
   private stopControllers(): Promise<void> {

@@ -36,6 +36,8 @@ export async function installOperatorPrerequisites(c: TestCluster): Promise<void
 
 export interface InProcessOperator {
   readonly operator: Operator;
+  /** Where /healthz, /readyz and /metrics answer. */
+  readonly port: number;
   readonly logFile: string;
   stop(): Promise<void>;
 }
@@ -54,9 +56,10 @@ export async function startInProcess(
     `msd-operator-${opts.name ?? "inproc"}-${process.pid}-${Date.now()}.log`,
   );
   const stream = createWriteStream(logFile);
+  const port = await freePort();
   const operator = new Operator({
     kubeconfig: c.operatorKubeconfig ?? c.kubeconfig,
-    port: await freePort(),
+    port,
     host: "127.0.0.1",
     leaderElection: opts.leaderElection ?? false,
     leaseNamespace: "default",
@@ -71,6 +74,7 @@ export async function startInProcess(
   await operator.start();
   return {
     operator,
+    port,
     logFile,
     async stop() {
       await operator.stop();

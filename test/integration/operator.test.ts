@@ -4,9 +4,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";
+import { clusterRole, type PolicyRule } from "../../src/operator/rbac.ts";
 import { eventually, startTestCluster, type TestCluster } from "./cluster.ts";
 import {
   condition,
+  httpStatus,
   installOperatorPrerequisites,
   msdYaml,
   startInProcess,
@@ -365,6 +367,38 @@ describe("operator", () => {
     );
     await readyAt("switch");
     await c.client.delete(RESOURCES.msd, "switch", "default");
+  });
+
+  // Last: it replaces the operator under test with one whose RBAC lacks `watch` on pods.
+  test("a forbidden watch fails /readyz, naming the resource and the verb, until RBAC allows it", async () => {
+    await op.stop();
+    const role = clusterRole("mistral-small-operator") as { rules: PolicyRule[] };
+    const without = {
+      ...role,
+      rules: role.rules.map((r) =>
+        r.resources.includes("pods") ? { ...r, verbs: r.verbs.filter((v) => v !== "watch") } : r,
+      ),
+    };
+    const restrict = await c.kubectl(["apply", "-f", "-"], JSON.stringify(without));
+    assert.equal(restrict.code, 0, restrict.stderr);
+    op = await startInProcess(c, { name: "no-pod-watch" });
+    const port = op.port;
+    const body = await eventually("readyz names the forbidden watch", async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+      const text = await res.text();
+      return res.status === 503 && text.includes("cannot watch pods") ? text : undefined;
+    });
+    assert.match(body, /403/);
+    assert.match(body, /forbidden/i);
+    assert.equal(await httpStatus(port, "/healthz"), 200, "alive, only not ready");
+    const restore = await c.kubectl(["apply", "-f", "-"], JSON.stringify(role));
+    assert.equal(restore.code, 0, restore.stderr);
+    // The informer retries with backoff (at most 30 s) and clears the problem once accepted.
+    await eventually(
+      "ready again",
+      async () => (await httpStatus(port, "/readyz")) === 200,
+      60_000,
+    );
   });
 });
 
