@@ -67,6 +67,79 @@ export function parseSpec(raw: unknown): Spec {
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
+/**
+ * The API server's metadata rules (k8s.io/apimachinery pkg/api/validation/objectmeta.go and
+ * pkg/util/validation): applied here too, so `msd plan` refuses what `kubectl apply` would.
+ */
+export const TOTAL_ANNOTATION_SIZE_LIMIT = 256 * 1024;
+const QUALIFIED_NAME_RE = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL_VALUE_RE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
+/** Why `key` is not a qualified name ([prefix/]name), or undefined when it is one. */
+export function qualifiedNameProblem(key: string): string | undefined {
+  const parts = key.split("/");
+  if (parts.length > 2) return "must be [prefix/]name with at most one /";
+  const name = parts.at(-1)!;
+  const prefix = parts.length === 2 ? parts[0]! : undefined;
+  if (prefix !== undefined && (prefix.length > 253 || !DNS_SUBDOMAIN_RE.test(prefix))) {
+    return "the prefix must be a lowercase DNS subdomain of at most 253 characters";
+  }
+  if (name.length > 63 || !QUALIFIED_NAME_RE.test(name)) {
+    return "the name must be at most 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric";
+  }
+  return undefined;
+}
+
+/** Why `value` is not a valid label value, or undefined when it is one. */
+export function labelValueProblem(value: string): string | undefined {
+  return value.length <= 63 && LABEL_VALUE_RE.test(value)
+    ? undefined
+    : "must be at most 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric (or empty)";
+}
+
+function stringMap(value: unknown): Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {};
+}
+
+function metadataProblems(meta: Record<string, unknown>): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  for (const [k, v] of Object.entries(stringMap(meta.labels))) {
+    const keyProblem = qualifiedNameProblem(k);
+    if (keyProblem !== undefined) {
+      problems.push({
+        path: `metadata.labels[${JSON.stringify(k)}]`,
+        message: `key ${keyProblem}`,
+      });
+    }
+    const valueProblem = typeof v === "string" ? labelValueProblem(v) : "must be a string";
+    if (valueProblem !== undefined) {
+      problems.push({ path: `metadata.labels[${JSON.stringify(k)}]`, message: valueProblem });
+    }
+  }
+  let annotationBytes = 0;
+  for (const [k, v] of Object.entries(stringMap(meta.annotations))) {
+    const keyProblem = qualifiedNameProblem(k.toLowerCase());
+    if (keyProblem !== undefined) {
+      problems.push({
+        path: `metadata.annotations[${JSON.stringify(k)}]`,
+        message: `key ${keyProblem}`,
+      });
+    }
+    // The API server counts bytes of Go strings: UTF-8.
+    annotationBytes += Buffer.byteLength(k) + (typeof v === "string" ? Buffer.byteLength(v) : 0);
+  }
+  if (annotationBytes > TOTAL_ANNOTATION_SIZE_LIMIT) {
+    problems.push({
+      path: "metadata.annotations",
+      message: `may not be more than ${TOTAL_ANNOTATION_SIZE_LIMIT} bytes in total, got ${annotationBytes}`,
+    });
+  }
+  return problems;
+}
+
 /** Parse a whole object as read from a file or from the API server. */
 export function parseResource(raw: unknown): MistralSmallDeployment {
   const problems: FieldProblem[] = [];
@@ -86,6 +159,7 @@ export function parseResource(raw: unknown): MistralSmallDeployment {
         "is required: a lowercase DNS label of at most 52 characters (room for the suffixes of owned objects)",
     });
   }
+  problems.push(...metadataProblems(meta));
   let spec: Spec | undefined;
   try {
     spec = parseSpec(obj.spec);
