@@ -7,6 +7,7 @@ import { z } from "zod";
 import {
   GROUP,
   KIND,
+  METADATA_NAME_RULES,
   PLURAL,
   SHORT_NAMES,
   SINGULAR,
@@ -171,6 +172,7 @@ export function buildCrd(): Json {
               description:
                 "MistralSmallDeployment runs Mistral Small 4 on vLLM: sized, scheduled on GPU nodes, autoscaled and explained in status.",
               required: ["spec"],
+              "x-kubernetes-validations": METADATA_NAME_RULES.map((r) => ({ ...r })),
               properties: {
                 apiVersion: { type: "string" },
                 kind: { type: "string" },

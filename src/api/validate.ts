@@ -1,5 +1,13 @@
 import { z } from "zod";
-import { API_VERSION, KIND, SpecSchema, type MistralSmallDeployment, type Spec } from "./schema.ts";
+import {
+  API_VERSION,
+  KIND,
+  NAME_MAX_LENGTH,
+  NAME_PATTERN,
+  SpecSchema,
+  type MistralSmallDeployment,
+  type Spec,
+} from "./schema.ts";
 
 /** One problem with user input: where, what is wrong, what is allowed. */
 export interface FieldProblem {
@@ -65,7 +73,19 @@ export function parseSpec(raw: unknown): Spec {
   return result.data;
 }
 
-const NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const NAME_RE = new RegExp(NAME_PATTERN);
+
+/** The same checks as the CRD's root CEL rules, with the same facts in the message. */
+export function metadataNameProblem(name: unknown): string | undefined {
+  if (typeof name !== "string" || name === "") return "is required";
+  if (name.length > NAME_MAX_LENGTH) {
+    return `must be at most ${NAME_MAX_LENGTH} characters (room for the suffixes of owned objects), got ${name.length}`;
+  }
+  if (!NAME_RE.test(name)) {
+    return "must be a DNS-1035 label: lowercase letters, digits and '-', starting with a letter (it names a Service)";
+  }
+  return undefined;
+}
 
 /**
  * The API server's metadata rules (k8s.io/apimachinery pkg/api/validation/objectmeta.go and
@@ -152,13 +172,8 @@ export function parseResource(raw: unknown): MistralSmallDeployment {
   if (obj.kind !== KIND) problems.push({ path: "kind", message: `must be ${KIND}` });
   const meta = (obj.metadata ?? {}) as Record<string, unknown>;
   const name = meta.name;
-  if (typeof name !== "string" || !NAME_RE.test(name) || name.length > 52) {
-    problems.push({
-      path: "metadata.name",
-      message:
-        "is required: a lowercase DNS label of at most 52 characters (room for the suffixes of owned objects)",
-    });
-  }
+  const nameProblem = metadataNameProblem(name);
+  if (nameProblem !== undefined) problems.push({ path: "metadata.name", message: nameProblem });
   problems.push(...metadataProblems(meta));
   let spec: Spec | undefined;
   try {
