@@ -176,7 +176,17 @@ export function buildCrd(): Json {
               properties: {
                 apiVersion: { type: "string" },
                 kind: { type: "string" },
-                metadata: { type: "object" },
+                // The API's own 253-character bound, stated so the CEL name rules have a cost
+                // the API server can estimate (structural schemas allow only name constraints here).
+                metadata: {
+                  type: "object",
+                  // Both, or the API server substitutes unbounded strings for the estimate
+                  // (WithTypeAndObjectMeta in apiextensions-apiserver's CEL model).
+                  properties: {
+                    name: { type: "string", maxLength: 253 },
+                    generateName: { type: "string", maxLength: 253 },
+                  },
+                },
                 spec,
                 status: statusSchema(),
               },

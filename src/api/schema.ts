@@ -24,14 +24,16 @@ export const SHORT_NAMES = ["msd"] as const;
 
 /**
  * metadata.name: it names the Deployment, the Service (a DNS-1035 label) and prefixes the other
- * objects, so it is checked at admission (CEL on the root) and by the CLI, with the actual length.
+ * objects, so it is checked at admission (CEL on the root) and by the CLI (with the actual length).
  */
 export const NAME_MAX_LENGTH = 52;
 export const NAME_PATTERN = "^[a-z]([-a-z0-9]*[a-z0-9])?$";
 export const METADATA_NAME_RULES = [
   {
     rule: `size(self.metadata.name) <= ${NAME_MAX_LENGTH}`,
-    messageExpression: `'metadata.name must be at most ${NAME_MAX_LENGTH} characters (room for the suffixes of owned objects), got ' + string(size(self.metadata.name))`,
+    // A static message: a messageExpression with string(size(...)) exceeds the CEL cost budget;
+    // `msd plan` and the operator's status give the actual length.
+    message: `metadata.name must be at most ${NAME_MAX_LENGTH} characters (room for the suffixes of owned objects)`,
   },
   {
     rule: `self.metadata.name.matches('${NAME_PATTERN}')`,
@@ -131,7 +133,7 @@ export const ModelCacheSchema = withRules(
     },
     {
       // Kubernetes refuses a claim of size 0; refuse it here rather than half-apply.
-      cel: "!isQuantity(self.size) || quantity(self.size).sign() == 1",
+      cel: "!isQuantity(self.size) || quantity(self.size).isGreaterThan(quantity('0'))",
       message: "size must be greater than zero",
       field: "size",
       holds: (c) => !(quantityValue(c.size) <= 0),

@@ -10,7 +10,7 @@ commands:
   crd                            print the CustomResourceDefinition
   cluster up|down|status [--dir D]
                                  a local control plane with fake A100 nodes (default dir .tmp/cluster)
-  run [--kubeconfig K] [--namespace N] [--port P]
+  run [--kubeconfig K] [--namespace N[,N...]] [--port P]
                                  run the operator
 
 exit codes: 0 ok/feasible, 1 error, 2 invalid input, 3 infeasible plan

@@ -439,3 +439,72 @@ export class Informer<T extends KubeObject> {
     }
   }
 }
+
+/** What the operator needs of a cache, whether one informer or one per namespace feeds it. */
+export interface SharedCache<T extends KubeObject> {
+  addHandlers(handlers: InformerHandlers<T>): void;
+  start(): void;
+  stop(): Promise<void>;
+  hasSynced(): boolean;
+  waitForSync(): Promise<void>;
+  unhealthy(): string | undefined;
+  get(key: string): T | undefined;
+  list(): T[];
+}
+
+/**
+ * One informer per watched namespace behind one cache: the namespaced install mode, where
+ * RBAC grants list/watch only in those namespaces and a cluster-wide watch would be forbidden.
+ * Keys are "namespace/name", so a lookup goes straight to the namespace's informer.
+ */
+export class NamespacedInformers<T extends KubeObject> implements SharedCache<T> {
+  private readonly byNamespace: ReadonlyMap<string, Informer<T>>;
+
+  constructor(namespaces: readonly string[], make: (namespace: string) => Informer<T>) {
+    if (namespaces.length === 0) {
+      throw new InformerError("NamespacedInformers needs at least one namespace");
+    }
+    this.byNamespace = new Map(namespaces.map((ns) => [ns, make(ns)]));
+  }
+
+  private all(): Informer<T>[] {
+    return [...this.byNamespace.values()];
+  }
+
+  addHandlers(handlers: InformerHandlers<T>): void {
+    for (const i of this.all()) i.addHandlers(handlers);
+  }
+
+  start(): void {
+    for (const i of this.all()) i.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.all().map((i) => i.stop()));
+  }
+
+  hasSynced(): boolean {
+    return this.all().every((i) => i.hasSynced());
+  }
+
+  async waitForSync(): Promise<void> {
+    await Promise.all(this.all().map((i) => i.waitForSync()));
+  }
+
+  unhealthy(): string | undefined {
+    const problems = this.all().flatMap((i) => {
+      const p = i.unhealthy();
+      return p === undefined ? [] : [p];
+    });
+    return problems.length === 0 ? undefined : problems.join("\n");
+  }
+
+  get(key: string): T | undefined {
+    const slash = key.indexOf("/");
+    return slash < 0 ? undefined : this.byNamespace.get(key.slice(0, slash))?.get(key);
+  }
+
+  list(): T[] {
+    return this.all().flatMap((i) => i.list());
+  }
+}

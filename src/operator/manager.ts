@@ -5,7 +5,12 @@
 import { hostname } from "node:os";
 import type { Server } from "node:http";
 import { pino, type Logger } from "pino";
-import { Informer, objectKey } from "../controller/informer.ts";
+import {
+  Informer,
+  NamespacedInformers,
+  objectKey,
+  type SharedCache,
+} from "../controller/informer.ts";
 import { LeaderElector } from "../controller/leader.ts";
 import { WorkQueue } from "../controller/queue.ts";
 import {
@@ -26,8 +31,11 @@ import { memoKeyOf, reconcile, type ReconcilerDeps } from "./reconcile.ts";
 
 export interface OperatorOptions {
   readonly kubeconfig?: string;
-  /** Watch one namespace only; all namespaces when omitted. */
-  readonly namespace?: string;
+  /**
+   * Watch only these namespaces (one informer per namespace and kind, so Roles in them
+   * suffice); all namespaces when omitted or empty.
+   */
+  readonly namespaces?: readonly string[];
   readonly port: number;
   readonly host?: string;
   readonly identity?: string;
@@ -93,7 +101,7 @@ export class Operator {
   private client!: KubeClient;
   private server: Server | undefined;
   private queue: WorkQueue | undefined;
-  private informers: Informer<KubeObject>[] = [];
+  private informers: SharedCache<KubeObject>[] = [];
   private elector: LeaderElector | undefined;
   private events: ApiEventRecorder | undefined;
   private autoscaler: BuiltinAutoscaler | undefined;
@@ -186,18 +194,27 @@ export class Operator {
     resource: ResourceType,
     labelSelector?: string,
     clusterScoped = false,
-  ): Informer<KubeObject> {
-    const inf = new Informer<KubeObject>({
-      client: this.client,
-      resource,
-      ...(clusterScoped || this.opts.namespace === undefined
-        ? {}
-        : { namespace: this.opts.namespace }),
-      ...(labelSelector === undefined ? {} : { labelSelector }),
-      logger: this.log.child({ informer: resource.plural }),
-      resyncMs: this.opts.resyncMs ?? 10 * 60_000,
-      ...(resource === RESOURCES.pod ? { transform: slimPod } : {}),
-    });
+  ): SharedCache<KubeObject> {
+    const make = (namespace: string | undefined) =>
+      new Informer<KubeObject>({
+        client: this.client,
+        resource,
+        ...(namespace === undefined ? {} : { namespace }),
+        ...(labelSelector === undefined ? {} : { labelSelector }),
+        logger: this.log.child({
+          informer: resource.plural,
+          ...(namespace === undefined ? {} : { namespace }),
+        }),
+        resyncMs: this.opts.resyncMs ?? 10 * 60_000,
+        ...(resource === RESOURCES.pod ? { transform: slimPod } : {}),
+      });
+    const namespaces = this.opts.namespaces ?? [];
+    const inf: SharedCache<KubeObject> =
+      clusterScoped || namespaces.length === 0
+        ? make(undefined)
+        : namespaces.length === 1
+          ? make(namespaces[0])
+          : new NamespacedInformers(namespaces, make);
     this.informers.push(inf);
     return inf;
   }
@@ -205,7 +222,9 @@ export class Operator {
   /** Kinds from optional CRDs (Karpenter, KEDA) are watched only when installed. */
   private async installed(r: ResourceType, what: string): Promise<boolean> {
     try {
-      await this.client.list(r, { limit: 1 });
+      // In the namespaced install mode a cluster-wide list of a namespaced kind is forbidden.
+      const ns = r.namespaced ? this.opts.namespaces?.[0] : undefined;
+      await this.client.list(r, { limit: 1, ...(ns === undefined ? {} : { namespace: ns }) });
       return true;
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) {
@@ -235,11 +254,11 @@ export class Operator {
       RESOURCES.pod,
     ].map((r) => this.informer(r, MANAGED_SELECTOR));
     const [deployments, services, pdbs, pvcs, pods] = owned as [
-      Informer<KubeObject>,
-      Informer<KubeObject>,
-      Informer<KubeObject>,
-      Informer<KubeObject>,
-      Informer<KubeObject>,
+      SharedCache<KubeObject>,
+      SharedCache<KubeObject>,
+      SharedCache<KubeObject>,
+      SharedCache<KubeObject>,
+      SharedCache<KubeObject>,
     ];
     const nodePools = (await this.installed(RESOURCES.nodePool, "nodePool.provider karpenter"))
       ? this.informer(RESOURCES.nodePool, MANAGED_SELECTOR, true)
@@ -262,7 +281,7 @@ export class Operator {
     };
     const appliedMemo = new Map<string, { digest: string; resourceVersion: string }>();
     const optional = [nodePools, scaledObjects].filter(
-      (i): i is Informer<KubeObject> => i !== undefined,
+      (i): i is SharedCache<KubeObject> => i !== undefined,
     );
     for (const inf of [...owned, hpas, ...optional]) {
       inf.addHandlers({
@@ -314,7 +333,7 @@ export class Operator {
     }, this.opts.concurrency ?? 4);
   }
 
-  private observeReplicas(key: string, msd: Informer<KubeObject>): void {
+  private observeReplicas(key: string, msd: SharedCache<KubeObject>): void {
     const obj = msd.get(key) as
       | (KubeObject & { spec?: { replicas?: number }; status?: { readyReplicas?: number } })
       | undefined;
