@@ -49,6 +49,8 @@ export async function startInProcess(
     name?: string;
     leaderElection?: boolean;
     autoscaleIntervalMs?: number;
+    /** The namespaced install mode: watch only these namespaces. */
+    namespaces?: readonly string[];
   } = {},
 ): Promise<InProcessOperator> {
   const logFile = join(
@@ -68,6 +70,7 @@ export async function startInProcess(
       ? {}
       : { autoscaleIntervalMs: opts.autoscaleIntervalMs }),
     concurrency: 4,
+    ...(opts.namespaces === undefined ? {} : { namespaces: opts.namespaces }),
     identity: opts.name ?? "in-process",
     logger: pino({ level: "debug" }, stream),
   });

@@ -4,7 +4,13 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";
-import { clusterRole, type PolicyRule } from "../../src/operator/rbac.ts";
+import {
+  CLUSTER_SCOPED_RULES,
+  NAMESPACED_RULES,
+  clusterRole,
+  type PolicyRule,
+} from "../../src/operator/rbac.ts";
+import { OPERATOR_USER } from "../../src/cluster/local.ts";
 import { eventually, startTestCluster, type TestCluster } from "./cluster.ts";
 import {
   condition,
@@ -273,8 +279,12 @@ describe("operator", () => {
     const m = await eventually("unschedulable", async () => {
       const x = await getMsd("greedy");
       const r = condition(x, "Ready");
-      return r?.reason === "Unschedulable" ||
-        (r?.status === "True" && condition(x, "Degraded")?.reason === "Unschedulable")
+      // Until the claim binds, the scheduler first says "unbound immediate
+      // PersistentVolumeClaims"; wait for its verdict on GPUs.
+      const gpus = /Insufficient nvidia\.com\/gpu/.test(condition(x, "Degraded")?.message ?? "");
+      return gpus &&
+        (r?.reason === "Unschedulable" ||
+          (r?.status === "True" && condition(x, "Degraded")?.reason === "Unschedulable"))
         ? x
         : undefined;
     });
@@ -399,6 +409,69 @@ describe("operator", () => {
       async () => (await httpStatus(port, "/readyz")) === 200,
       60_000,
     );
+  });
+
+  // After the RBAC test: the operator with Roles in one namespace only, as the chart's
+  // watchNamespaces installs it, and a ClusterRole for nothing but NodePools.
+  test("namespaced install mode: with a Role in one namespace only, a resource there reaches Ready", async () => {
+    await op.stop();
+    const ns = "team-a";
+    const subject = { kind: "User", apiGroup: "rbac.authorization.k8s.io", name: OPERATOR_USER };
+    const objects = [
+      { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } },
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "ClusterRole",
+        metadata: { name: "mistral-small-operator" },
+        rules: CLUSTER_SCOPED_RULES,
+      },
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "Role",
+        metadata: { name: "mistral-small-operator-managed", namespace: ns },
+        rules: NAMESPACED_RULES,
+      },
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "RoleBinding",
+        metadata: { name: "mistral-small-operator-managed", namespace: ns },
+        roleRef: {
+          apiGroup: "rbac.authorization.k8s.io",
+          kind: "Role",
+          name: "mistral-small-operator-managed",
+        },
+        subjects: [subject],
+      },
+    ];
+    for (const o of objects) {
+      const r = await c.kubectl(["apply", "-f", "-"], JSON.stringify(o));
+      assert.equal(r.code, 0, r.stderr);
+    }
+    op = await startInProcess(c, { name: "namespaced", namespaces: [ns] });
+    const r = await c.kubectl(
+      ["apply", "-f", "-"],
+      msdYaml("scoped", { gpu: { type: "a100-80gb" } }, ns),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    await eventually(
+      "scoped Ready",
+      async () => {
+        const m = await c.client.getOrUndefined<Msd>(RESOURCES.msd, "scoped", ns);
+        return condition(m, "Ready")?.reason === "Available" ? m : undefined;
+      },
+      60_000,
+    );
+    assert.equal(await httpStatus(op.port, "/readyz"), 200, "no cache is forbidden");
+    // A cluster-wide list is indeed refused to this identity: only the Role grants access.
+    const asOperator = await c.kubectl([
+      "auth",
+      "can-i",
+      "list",
+      "deployments",
+      "--all-namespaces",
+      `--as=${OPERATOR_USER}`,
+    ]);
+    assert.equal(asOperator.stdout.trim(), "no");
   });
 });
 
