@@ -11,6 +11,7 @@ import { plan as planFor, type Plan } from "../planner/plan.ts";
 import { VLLM_PORT } from "../planner/vllm-args.ts";
 import { renderAll, type Manifest } from "../render/index.ts";
 import { asStored, securityDrift } from "../render/security.ts";
+import { foreignEntries } from "./foreign.ts";
 import {
   FIELD_MANAGER,
   OWNER_UID_LABEL,
@@ -262,6 +263,7 @@ async function applyDesired(
       "autoscaling.mode keda needs KEDA: the keda.sh/v1alpha1 ScaledObject CRD is not installed in this cluster",
     );
   }
+  await removeForeignEntries(changed, deps, log, owner);
   await dryRunAll(changed, deps);
   reportSecurityDrift(changed, deps, log, owner);
   // Independent objects: apply them together.
@@ -306,6 +308,40 @@ async function applyDesired(
   }
   const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed !== undefined) throw failed.reason;
+}
+
+/**
+ * Keyed-list entries added by hand to our Service or Deployment go first (see foreign.ts): the
+ * apply cannot remove them, and they may make the object invalid or the pods unsafe.
+ */
+async function removeForeignEntries(
+  changed: readonly Manifest[],
+  deps: ReconcilerDeps,
+  log: Logger,
+  owner: RawMsd,
+): Promise<void> {
+  for (const obj of changed) {
+    const live = cacheFor(deps, obj.kind)?.get(cacheKey(obj));
+    const foreign = live === undefined ? undefined : foreignEntries(obj.kind, obj, live);
+    if (live === undefined || foreign === undefined) continue;
+    // Guarded by resourceVersion: a newer live object is looked at again on the next pass.
+    await deps.client.mergePatch(
+      resourceFor(obj.apiVersion, obj.kind),
+      obj.metadata.name,
+      obj.metadata.namespace,
+      { ...foreign.patch, metadata: { resourceVersion: live.metadata.resourceVersion } },
+    );
+    log.warn(
+      { kind: obj.kind, name: obj.metadata.name, removed: foreign.removed },
+      "removed list entries added by hand",
+    );
+    deps.events.emit(owner, {
+      type: "Warning",
+      reason: "ForeignEntriesRemoved",
+      action: "Patch",
+      note: `removed from ${obj.kind} ${obj.metadata.name} what the operator did not render: ${foreign.removed.join(", ")}`,
+    });
+  }
 }
 
 /** Refusals of Kubernetes validation: the spec must change, retrying cannot help. */

@@ -94,3 +94,42 @@ describe("securityDrift", () => {
     ]);
   });
 });
+
+describe("foreignEntries", () => {
+  test("a hand-replaced Service port: the ports list goes back whole", async () => {
+    const { foreignEntries } = await import("../../src/operator/foreign.ts");
+    const want = { spec: { ports: [{ name: "http", port: 8000, protocol: "TCP" }] } };
+    const live = { spec: { ports: [{ name: "http", port: 9999, protocol: "TCP" }] } };
+    assert.deepEqual(foreignEntries("Service", want, live), {
+      patch: { spec: { ports: want.spec.ports } },
+      removed: ["spec.ports[9999/TCP]"],
+    });
+    assert.equal(foreignEntries("Service", want, want), undefined);
+  });
+  test("a hand-added sidecar and init container are removed; ours stay", async () => {
+    const { foreignEntries } = await import("../../src/operator/foreign.ts");
+    const ours = { name: "vllm", image: "vllm" };
+    const want = {
+      spec: { template: { spec: { containers: [ours], volumes: [{ name: "tmp" }] } } },
+    };
+    const live = {
+      spec: {
+        template: {
+          spec: {
+            containers: [ours, { name: "sidecar", securityContext: { privileged: true } }],
+            initContainers: [{ name: "init" }],
+            volumes: [{ name: "tmp" }],
+          },
+        },
+      },
+    };
+    const f = foreignEntries("Deployment", want, live);
+    assert.deepEqual(f?.removed, [
+      "spec.template.spec.containers[sidecar]",
+      "spec.template.spec.initContainers[init]",
+    ]);
+    assert.deepEqual(f?.patch, {
+      spec: { template: { spec: { containers: [ours], initContainers: null } } },
+    });
+  });
+});
