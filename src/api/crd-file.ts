@@ -1,9 +1,12 @@
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { buildCrd } from "./crd.ts";
 import { toYaml } from "../util/yaml.ts";
+import { packageRoot } from "../util/package-root.ts";
 
-export const CRD_PATH = fileURLToPath(
-  new URL("../../crds/serving.mistralsmall.dev_mistralsmalldeployments.yaml", import.meta.url),
+export const CRD_PATH = join(
+  packageRoot(import.meta.url),
+  "crds",
+  "serving.mistralsmall.dev_mistralsmalldeployments.yaml",
 );
 
 export function renderCrdFile(): string {

@@ -7,6 +7,7 @@ import { z } from "zod";
 import {
   GROUP,
   KIND,
+  METADATA_NAME_RULES,
   PLURAL,
   SHORT_NAMES,
   SINGULAR,
@@ -171,10 +172,21 @@ export function buildCrd(): Json {
               description:
                 "MistralSmallDeployment runs Mistral Small 4 on vLLM: sized, scheduled on GPU nodes, autoscaled and explained in status.",
               required: ["spec"],
+              "x-kubernetes-validations": METADATA_NAME_RULES.map((r) => ({ ...r })),
               properties: {
                 apiVersion: { type: "string" },
                 kind: { type: "string" },
-                metadata: { type: "object" },
+                // The API's own 253-character bound, stated so the CEL name rules have a cost
+                // the API server can estimate (structural schemas allow only name constraints here).
+                metadata: {
+                  type: "object",
+                  // Both, or the API server substitutes unbounded strings for the estimate
+                  // (WithTypeAndObjectMeta in apiextensions-apiserver's CEL model).
+                  properties: {
+                    name: { type: "string", maxLength: 253 },
+                    generateName: { type: "string", maxLength: 253 },
+                  },
+                },
                 spec,
                 status: statusSchema(),
               },

@@ -10,6 +10,12 @@ import { withRules } from "./rules.ts";
 import { MANAGED_FLAGS, managedFlagRegex } from "../engine/command.ts";
 import { NEWEST, RELEASES } from "../engine/releases.ts";
 import { CUDA_VERSIONS } from "../engine/types.ts";
+import {
+  CONFIG_MAP_KEY_PATTERN,
+  LABEL_VALUE_PATTERN,
+  QUALIFIED_NAME_PATTERN,
+  quantityValue,
+} from "./k8s-syntax.ts";
 
 export const GROUP = "serving.mistralsmall.dev";
 export const VERSION = "v1alpha1";
@@ -18,6 +24,26 @@ export const KIND = "MistralSmallDeployment";
 export const PLURAL = "mistralsmalldeployments";
 export const SINGULAR = "mistralsmalldeployment";
 export const SHORT_NAMES = ["msd"] as const;
+
+/**
+ * metadata.name: it names the Deployment, the Service (a DNS-1035 label) and prefixes the other
+ * objects, so it is checked at admission (CEL on the root) and by the CLI (with the actual length).
+ */
+export const NAME_MAX_LENGTH = 52;
+export const NAME_PATTERN = "^[a-z]([-a-z0-9]*[a-z0-9])?$";
+export const METADATA_NAME_RULES = [
+  {
+    rule: `size(self.metadata.name) <= ${NAME_MAX_LENGTH}`,
+    // A static message: a messageExpression with string(size(...)) exceeds the CEL cost budget;
+    // `msd plan` and the operator's status give the actual length.
+    message: `metadata.name must be at most ${NAME_MAX_LENGTH} characters (room for the suffixes of owned objects)`,
+  },
+  {
+    rule: `self.metadata.name.matches('${NAME_PATTERN}')`,
+    message:
+      "metadata.name must be a DNS-1035 label: lowercase letters, digits and '-', starting with a letter (it names a Service)",
+  },
+] as const;
 
 const quantity = (what: string) =>
   z
@@ -39,7 +65,16 @@ const dnsLabel = z
 export const SecretKeyRefSchema = z
   .object({
     name: dnsLabel.describe("Name of a Secret in the same namespace."),
-    key: z.string().min(1).default("HF_TOKEN").describe("Key in the Secret holding the token."),
+    key: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(
+        new RegExp(CONFIG_MAP_KEY_PATTERN),
+        "must be a Secret key: letters, digits, '-', '_', '.'",
+      )
+      .default("HF_TOKEN")
+      .describe("Key in the Secret holding the token."),
   })
   .strict()
   .describe("Secret holding a Hugging Face token, passed to vLLM as HF_TOKEN.");
@@ -77,6 +112,13 @@ export const ModelCacheSchema = withRules(
         "storageClassName applies only to a claim the operator creates; remove it or existingClaim",
       field: "storageClassName",
       holds: (c) => c.existingClaim === undefined || c.storageClassName === undefined,
+    },
+    {
+      // Kubernetes refuses a claim of size 0; refuse it here rather than half-apply.
+      cel: "!isQuantity(self.size) || quantity(self.size).isGreaterThan(quantity('0'))",
+      message: "size must be greater than zero",
+      field: "size",
+      holds: (c) => !(quantityValue(c.size) <= 0),
     },
   ],
 );
@@ -181,15 +223,40 @@ export const CapabilitiesSchema = z
   .strict()
   .describe("Model features switched on in vLLM.");
 
-export const ResourcesSchema = z
-  .object({
-    cpu: quantity("cpu").optional().describe("CPU request per replica; 4 per GPU when omitted."),
-    memory: quantity("memory")
-      .optional()
-      .describe("Memory request and limit per replica; 48Gi per GPU when omitted."),
-  })
-  .strict()
-  .describe("Host resources of each vLLM pod besides the GPUs.");
+/** Below these vLLM cannot start: its API server and one worker per GPU, CUDA and Python. */
+export const MIN_CPU = "2";
+export const MIN_MEMORY = "16Gi";
+
+export const ResourcesSchema = withRules(
+  z
+    .object({
+      cpu: quantity("cpu")
+        .optional()
+        .describe(`CPU request per replica, at least ${MIN_CPU}; 4 per GPU when omitted.`),
+      memory: quantity("memory")
+        .optional()
+        .describe(
+          `Memory request and limit per replica, at least ${MIN_MEMORY}; 48Gi per GPU when omitted.`,
+        ),
+    })
+    .strict()
+    .describe("Host resources of each vLLM pod besides the GPUs."),
+  [
+    {
+      cel: `!has(self.cpu) || !isQuantity(self.cpu) || quantity(self.cpu).compareTo(quantity('${MIN_CPU}')) >= 0`,
+      message: `cpu must be at least ${MIN_CPU}: vLLM runs an API server and one worker per GPU`,
+      field: "cpu",
+      holds: (r) => r.cpu === undefined || !(quantityValue(r.cpu) < quantityValue(MIN_CPU)),
+    },
+    {
+      cel: `!has(self.memory) || !isQuantity(self.memory) || quantity(self.memory).compareTo(quantity('${MIN_MEMORY}')) >= 0`,
+      message: `memory must be at least ${MIN_MEMORY}: vLLM, CUDA and Python need it before any weights`,
+      field: "memory",
+      holds: (r) =>
+        r.memory === undefined || !(quantityValue(r.memory) < quantityValue(MIN_MEMORY)),
+    },
+  ],
+);
 
 /** One regex, used verbatim by CEL's matches() and by JavaScript: every spelling of every managed flag. */
 const MANAGED_FLAG_RE = managedFlagRegex(RELEASES);
@@ -375,9 +442,18 @@ export const AutoscalingSchema = withRules(
 
 export const TolerationSchema = z
   .object({
-    key: z.string().optional().describe("Taint key."),
+    key: z
+      .string()
+      .max(317)
+      .regex(new RegExp(QUALIFIED_NAME_PATTERN), "must be a label key: [prefix/]name")
+      .optional()
+      .describe("Taint key."),
     operator: z.enum(["Exists", "Equal"]).optional().describe("Exists or Equal."),
-    value: z.string().optional().describe("Taint value for Equal."),
+    value: z
+      .string()
+      .regex(new RegExp(LABEL_VALUE_PATTERN), "must be a label value (at most 63 characters)")
+      .optional()
+      .describe("Taint value for Equal."),
     effect: z
       .enum(["NoSchedule", "PreferNoSchedule", "NoExecute"])
       .optional()
@@ -424,7 +500,10 @@ export const KarpenterSchema = z
 export const StaticNodesSchema = z
   .object({
     nodeSelector: z
-      .record(z.string(), z.string())
+      .record(
+        z.string().regex(new RegExp(QUALIFIED_NAME_PATTERN), "keys must be label keys"),
+        z.string().regex(new RegExp(LABEL_VALUE_PATTERN), "must be a label value"),
+      )
       .default({})
       .describe("Labels the existing GPU nodes carry (added to the GPU product affinity)."),
     tolerations: z.array(TolerationSchema).default([]).describe("Extra tolerations."),

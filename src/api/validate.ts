@@ -1,5 +1,13 @@
 import { z } from "zod";
-import { API_VERSION, KIND, SpecSchema, type MistralSmallDeployment, type Spec } from "./schema.ts";
+import {
+  API_VERSION,
+  KIND,
+  NAME_MAX_LENGTH,
+  NAME_PATTERN,
+  SpecSchema,
+  type MistralSmallDeployment,
+  type Spec,
+} from "./schema.ts";
 
 /** One problem with user input: where, what is wrong, what is allowed. */
 export interface FieldProblem {
@@ -65,7 +73,92 @@ export function parseSpec(raw: unknown): Spec {
   return result.data;
 }
 
-const NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const NAME_RE = new RegExp(NAME_PATTERN);
+
+/** The same checks as the CRD's root CEL rules, with the same facts in the message. */
+export function metadataNameProblem(name: unknown): string | undefined {
+  if (typeof name !== "string" || name === "") return "is required";
+  if (name.length > NAME_MAX_LENGTH) {
+    return `must be at most ${NAME_MAX_LENGTH} characters (room for the suffixes of owned objects), got ${name.length}`;
+  }
+  if (!NAME_RE.test(name)) {
+    return "must be a DNS-1035 label: lowercase letters, digits and '-', starting with a letter (it names a Service)";
+  }
+  return undefined;
+}
+
+/**
+ * The API server's metadata rules (k8s.io/apimachinery pkg/api/validation/objectmeta.go and
+ * pkg/util/validation): applied here too, so `msd plan` refuses what `kubectl apply` would.
+ */
+export const TOTAL_ANNOTATION_SIZE_LIMIT = 256 * 1024;
+const QUALIFIED_NAME_RE = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL_VALUE_RE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
+/** Why `key` is not a qualified name ([prefix/]name), or undefined when it is one. */
+export function qualifiedNameProblem(key: string): string | undefined {
+  const parts = key.split("/");
+  if (parts.length > 2) return "must be [prefix/]name with at most one /";
+  const name = parts.at(-1)!;
+  const prefix = parts.length === 2 ? parts[0]! : undefined;
+  if (prefix !== undefined && (prefix.length > 253 || !DNS_SUBDOMAIN_RE.test(prefix))) {
+    return "the prefix must be a lowercase DNS subdomain of at most 253 characters";
+  }
+  if (name.length > 63 || !QUALIFIED_NAME_RE.test(name)) {
+    return "the name must be at most 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric";
+  }
+  return undefined;
+}
+
+/** Why `value` is not a valid label value, or undefined when it is one. */
+export function labelValueProblem(value: string): string | undefined {
+  return value.length <= 63 && LABEL_VALUE_RE.test(value)
+    ? undefined
+    : "must be at most 63 characters of [A-Za-z0-9-_.], starting and ending alphanumeric (or empty)";
+}
+
+function stringMap(value: unknown): Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {};
+}
+
+function metadataProblems(meta: Record<string, unknown>): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  for (const [k, v] of Object.entries(stringMap(meta.labels))) {
+    const keyProblem = qualifiedNameProblem(k);
+    if (keyProblem !== undefined) {
+      problems.push({
+        path: `metadata.labels[${JSON.stringify(k)}]`,
+        message: `key ${keyProblem}`,
+      });
+    }
+    const valueProblem = typeof v === "string" ? labelValueProblem(v) : "must be a string";
+    if (valueProblem !== undefined) {
+      problems.push({ path: `metadata.labels[${JSON.stringify(k)}]`, message: valueProblem });
+    }
+  }
+  let annotationBytes = 0;
+  for (const [k, v] of Object.entries(stringMap(meta.annotations))) {
+    const keyProblem = qualifiedNameProblem(k.toLowerCase());
+    if (keyProblem !== undefined) {
+      problems.push({
+        path: `metadata.annotations[${JSON.stringify(k)}]`,
+        message: `key ${keyProblem}`,
+      });
+    }
+    // The API server counts bytes of Go strings: UTF-8.
+    annotationBytes += Buffer.byteLength(k) + (typeof v === "string" ? Buffer.byteLength(v) : 0);
+  }
+  if (annotationBytes > TOTAL_ANNOTATION_SIZE_LIMIT) {
+    problems.push({
+      path: "metadata.annotations",
+      message: `may not be more than ${TOTAL_ANNOTATION_SIZE_LIMIT} bytes in total, got ${annotationBytes}`,
+    });
+  }
+  return problems;
+}
 
 /** Parse a whole object as read from a file or from the API server. */
 export function parseResource(raw: unknown): MistralSmallDeployment {
@@ -79,13 +172,9 @@ export function parseResource(raw: unknown): MistralSmallDeployment {
   if (obj.kind !== KIND) problems.push({ path: "kind", message: `must be ${KIND}` });
   const meta = (obj.metadata ?? {}) as Record<string, unknown>;
   const name = meta.name;
-  if (typeof name !== "string" || !NAME_RE.test(name) || name.length > 52) {
-    problems.push({
-      path: "metadata.name",
-      message:
-        "is required: a lowercase DNS label of at most 52 characters (room for the suffixes of owned objects)",
-    });
-  }
+  const nameProblem = metadataNameProblem(name);
+  if (nameProblem !== undefined) problems.push({ path: "metadata.name", message: nameProblem });
+  problems.push(...metadataProblems(meta));
   let spec: Spec | undefined;
   try {
     spec = parseSpec(obj.spec);

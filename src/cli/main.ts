@@ -11,7 +11,7 @@ commands:
   cluster up [--karpenter] [--dir D] | down | status [--dir D]
                                  a local control plane with fake A100 nodes (default dir .tmp/cluster);
                                  --karpenter: no GPU node, real Karpenter launches them (KWOK)
-  run [--kubeconfig K] [--context C] [--namespace N] [--port P]
+  run [--kubeconfig K] [--context C] [--namespace N[,N...]] [--port P]
                                  run the operator (kubeconfig as kubectl: --kubeconfig,
                                  else $KUBECONFIG, else in-cluster, else ~/.kube/config)
 

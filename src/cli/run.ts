@@ -4,6 +4,23 @@ import { Operator } from "../operator/manager.ts";
 import { EXIT, type CommandResult } from "./commands.ts";
 import { UsageError } from "./main.ts";
 
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** "a,b , c" -> ["a", "b", "c"]; refuses anything that is not a namespace name. */
+export function namespaceList(value: string): string[] {
+  const names = value
+    .split(",")
+    .map((n) => n.trim())
+    .filter((n) => n !== "");
+  const bad = names.filter((n) => n.length > 63 || !DNS_LABEL.test(n));
+  if (names.length === 0 || bad.length > 0) {
+    throw new UsageError(
+      `--namespace must be a comma-separated list of namespace names, got ${JSON.stringify(value)}`,
+    );
+  }
+  return [...new Set(names)];
+}
+
 export async function runOperator(argv: string[]): Promise<CommandResult> {
   const { values } = parseArgs({
     args: argv,
@@ -33,7 +50,8 @@ export async function runOperator(argv: string[]): Promise<CommandResult> {
   const operator = new Operator({
     ...(values.kubeconfig === undefined ? {} : { kubeconfig: values.kubeconfig }),
     ...(values.context === undefined ? {} : { context: values.context }),
-    ...(values.namespace === undefined ? {} : { namespace: values.namespace }),
+    // A comma-separated list: the namespaced install mode (Roles in each, no ClusterRole).
+    ...(values.namespace === undefined ? {} : { namespaces: namespaceList(values.namespace) }),
     port: int("port", values.port, 8080),
     leaderElection: values["no-leader-election"] !== true,
     // Unset: the operator takes the kubeconfig context's (or service account's) namespace.

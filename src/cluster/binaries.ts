@@ -5,7 +5,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { packageRoot } from "../util/package-root.ts";
 
 export const COMPONENTS = [
   "etcd",
@@ -24,7 +24,8 @@ export interface Binaries {
   readonly kwokStages: string | undefined;
 }
 
-const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+// Not "../../": compiled to dist/src/cluster/ that would be dist/, which has no scripts/.
+const REPO_ROOT = packageRoot(import.meta.url);
 export const BUILD_SCRIPT = join(REPO_ROOT, "scripts", "build-controlplane.sh");
 
 export class BinariesMissingError extends Error {

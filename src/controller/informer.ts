@@ -106,6 +106,8 @@ export class Informer<T extends KubeObject> {
   private resolveSynced!: () => void;
   private rejectSynced!: (err: Error) => void;
   private readonly reconnect: BackoffOptions;
+  /** Why this cache cannot be trusted right now (a list or watch keeps failing), if it cannot. */
+  private problem: string | undefined;
 
   constructor(private readonly opts: InformerOptions) {
     this.reconnect = { ...DEFAULT_RECONNECT, ...opts.reconnectBackoff };
@@ -149,6 +151,15 @@ export class Informer<T extends KubeObject> {
 
   hasSynced(): boolean {
     return this.synced;
+  }
+
+  /**
+   * Undefined while the cache is fed; otherwise which verb on which resource fails and the API
+   * server's answer: every list failure until a list succeeds, and a watch refused as
+   * unauthorized, forbidden or not found (it will not heal by retrying) until one is accepted.
+   */
+  unhealthy(): string | undefined {
+    return this.problem;
   }
 
   /** Resolves after the first full list has been cached and its onAdd events delivered. */
@@ -211,6 +222,7 @@ export class Informer<T extends KubeObject> {
           failures += 1;
           delayMs = this.reconnectDelay(failures);
           const what = mustList ? "list" : "watch";
+          this.recordFailure(what, err);
           this.opts.logger.warn(
             { ...this.logContext(), err, attempt: failures, delayMs },
             `${what} failed; retrying`,
@@ -219,6 +231,15 @@ export class Informer<T extends KubeObject> {
       }
       if (delayMs > 0 && !this.stopped) await this.sleep(delayMs);
     }
+  }
+
+  private recordFailure(verb: "list" | "watch", err: unknown): void {
+    const status = err instanceof ApiError ? err.status : 0;
+    if (verb === "watch" && status !== 401 && status !== 403 && status !== 404) return;
+    const body =
+      err instanceof ApiError ? (err.body as { message?: string } | undefined) : undefined;
+    const why = body?.message ?? (err as Error).message;
+    this.problem = `cannot ${verb} ${this.describe()}: ${status === 0 ? "" : `${status} `}${why}`;
   }
 
   private reconnectDelay(failures: number): number {
@@ -280,6 +301,7 @@ export class Informer<T extends KubeObject> {
   private async relist(): Promise<void> {
     const { items, resourceVersion } = await this.listAll();
     if (this.stopped) return;
+    this.problem = undefined;
     const previous = this.cache;
     const next = new Map(items.map((obj) => [objectKey(obj), obj] as const));
     this.cache = next;
@@ -331,6 +353,10 @@ export class Informer<T extends KubeObject> {
         fieldSelector,
         resourceVersion: this.resourceVersion,
         timeoutSeconds: this.opts.watchTimeoutSeconds ?? Math.round(300 + Math.random() * 300),
+        // Accepted: permissions are back, whatever the last attempt said.
+        onOpen: () => {
+          this.problem = undefined;
+        },
       },
       (event) => {
         // The client may still hand over lines it had buffered before abort().
@@ -415,5 +441,74 @@ export class Informer<T extends KubeObject> {
         );
       }
     }
+  }
+}
+
+/** What the operator needs of a cache, whether one informer or one per namespace feeds it. */
+export interface SharedCache<T extends KubeObject> {
+  addHandlers(handlers: InformerHandlers<T>): void;
+  start(): void;
+  stop(): Promise<void>;
+  hasSynced(): boolean;
+  waitForSync(): Promise<void>;
+  unhealthy(): string | undefined;
+  get(key: string): T | undefined;
+  list(): T[];
+}
+
+/**
+ * One informer per watched namespace behind one cache: the namespaced install mode, where
+ * RBAC grants list/watch only in those namespaces and a cluster-wide watch would be forbidden.
+ * Keys are "namespace/name", so a lookup goes straight to the namespace's informer.
+ */
+export class NamespacedInformers<T extends KubeObject> implements SharedCache<T> {
+  private readonly byNamespace: ReadonlyMap<string, Informer<T>>;
+
+  constructor(namespaces: readonly string[], make: (namespace: string) => Informer<T>) {
+    if (namespaces.length === 0) {
+      throw new InformerError("NamespacedInformers needs at least one namespace");
+    }
+    this.byNamespace = new Map(namespaces.map((ns) => [ns, make(ns)]));
+  }
+
+  private all(): Informer<T>[] {
+    return [...this.byNamespace.values()];
+  }
+
+  addHandlers(handlers: InformerHandlers<T>): void {
+    for (const i of this.all()) i.addHandlers(handlers);
+  }
+
+  start(): void {
+    for (const i of this.all()) i.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.all().map((i) => i.stop()));
+  }
+
+  hasSynced(): boolean {
+    return this.all().every((i) => i.hasSynced());
+  }
+
+  async waitForSync(): Promise<void> {
+    await Promise.all(this.all().map((i) => i.waitForSync()));
+  }
+
+  unhealthy(): string | undefined {
+    const problems = this.all().flatMap((i) => {
+      const p = i.unhealthy();
+      return p === undefined ? [] : [p];
+    });
+    return problems.length === 0 ? undefined : problems.join("\n");
+  }
+
+  get(key: string): T | undefined {
+    const slash = key.indexOf("/");
+    return slash < 0 ? undefined : this.byNamespace.get(key.slice(0, slash))?.get(key);
+  }
+
+  list(): T[] {
+    return this.all().flatMap((i) => i.list());
   }
 }

@@ -7,7 +7,13 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CLUSTER_RULES, NAMESPACE_RULES, type PolicyRule } from "../operator/rbac.ts";
+import {
+  CLUSTER_RULES,
+  CLUSTER_SCOPED_RULES,
+  NAMESPACED_RULES,
+  NAMESPACE_RULES,
+  type PolicyRule,
+} from "../operator/rbac.ts";
 import { OPERATOR_APP, appVersion } from "./manifests.ts";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -61,58 +67,75 @@ annotations:
 `;
 }
 
+/** A (Cluster)RoleBinding of the operator's ServiceAccount; `root` is `.` or `$` inside a range. */
+function binding(
+  kind: "ClusterRoleBinding" | "RoleBinding",
+  roleKind: string,
+  namespace: string,
+  root: string,
+): string {
+  return `apiVersion: rbac.authorization.k8s.io/v1
+kind: ${kind}
+metadata:
+  name: {{ include "mso.fullname" ${root} }}
+${namespace === "" ? "" : `  namespace: ${namespace}\n`}  labels:
+    {{- include "mso.labels" ${root} | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ${roleKind}
+  name: {{ include "mso.fullname" ${root} }}
+subjects:
+  - kind: ServiceAccount
+    name: {{ include "mso.serviceAccountName" ${root} }}
+    namespace: {{ ${root === "." ? "" : root}.Release.Namespace }}
+`;
+}
+
+function role(
+  kind: "ClusterRole" | "Role",
+  namespace: string,
+  root: string,
+  rules: readonly PolicyRule[],
+): string {
+  return `apiVersion: rbac.authorization.k8s.io/v1
+kind: ${kind}
+metadata:
+  name: {{ include "mso.fullname" ${root} }}
+${namespace === "" ? "" : `  namespace: ${namespace}\n`}  labels:
+    {{- include "mso.labels" ${root} | nindent 4 }}
+rules:
+${rulesYaml(rules)}`;
+}
+
+/** Per-namespace Roles get their own name: the release namespace may be watched too. */
+const managed = (yaml: string) =>
+  yaml.replaceAll(
+    'name: {{ include "mso.fullname" $ }}',
+    'name: {{ include "mso.fullname" $ }}-managed',
+  );
+
+/**
+ * Cluster-wide by default; with watchNamespaces (the namespaced install mode) a Role and
+ * RoleBinding in each watched namespace, and a ClusterRole only for cluster-scoped kinds.
+ */
 export function rbacTemplate(): string {
   return `{{- /* ${HEADER("src/operator/rbac.ts")} */ -}}
 {{- if .Values.rbac.create }}
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: {{ include "mso.fullname" . }}
-  labels:
-    {{- include "mso.labels" . | nindent 4 }}
-rules:
-${rulesYaml(CLUSTER_RULES)}---
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: {{ include "mso.fullname" . }}
-  labels:
-    {{- include "mso.labels" . | nindent 4 }}
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: {{ include "mso.fullname" . }}
-subjects:
-  - kind: ServiceAccount
-    name: {{ include "mso.serviceAccountName" . }}
-    namespace: {{ .Release.Namespace }}
+{{- $namespaces := include "mso.watchNamespaces" . | splitList "," | compact }}
+{{- if empty $namespaces }}
+${role("ClusterRole", "", ".", CLUSTER_RULES)}---
+${binding("ClusterRoleBinding", "ClusterRole", "", ".")}{{- else }}
+# Namespaced install mode: only the cluster-scoped kinds need a ClusterRole.
+${role("ClusterRole", "", ".", CLUSTER_SCOPED_RULES)}---
+${binding("ClusterRoleBinding", "ClusterRole", "", ".")}{{- range $ns := $namespaces }}
+---
+${managed(role("Role", "{{ $ns }}", "$", NAMESPACED_RULES))}---
+${managed(binding("RoleBinding", "Role", "{{ $ns }}", "$"))}{{- end }}
+{{- end }}
 ---
 # Leader election: the Lease in the release namespace only.
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata:
-  name: {{ include "mso.fullname" . }}
-  namespace: {{ .Release.Namespace }}
-  labels:
-    {{- include "mso.labels" . | nindent 4 }}
-rules:
-${rulesYaml(NAMESPACE_RULES)}---
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata:
-  name: {{ include "mso.fullname" . }}
-  namespace: {{ .Release.Namespace }}
-  labels:
-    {{- include "mso.labels" . | nindent 4 }}
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: Role
-  name: {{ include "mso.fullname" . }}
-subjects:
-  - kind: ServiceAccount
-    name: {{ include "mso.serviceAccountName" . }}
-    namespace: {{ .Release.Namespace }}
-{{- end }}
+${role("Role", "{{ .Release.Namespace }}", ".", NAMESPACE_RULES)}---
+${binding("RoleBinding", "Role", "{{ .Release.Namespace }}", ".")}{{- end }}
 `;
 }
 

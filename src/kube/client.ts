@@ -35,6 +35,18 @@ export class ApiError extends Error {
   }
 }
 
+/** A metav1.Status body, when the text is one. */
+function parseStatus(text: string): { reason?: string; message?: string } | undefined {
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    return typeof parsed === "object" && parsed !== null
+      ? (parsed as { reason?: string; message?: string })
+      : undefined;
+  } catch {
+    return undefined; // not JSON: the caller quotes the raw text
+  }
+}
+
 export function isNotFound(err: unknown): boolean {
   return err instanceof ApiError && err.status === 404;
 }
@@ -553,6 +565,8 @@ export class KubeClient {
       labelSelector?: string;
       fieldSelector?: string;
       timeoutSeconds?: number;
+      /** Called once the server has accepted the watch (HTTP 200), before any event. */
+      onOpen?: () => void;
     },
     onEvent: (e: WatchEvent<T>) => void,
   ): Watch {
@@ -573,12 +587,7 @@ export class KubeClient {
         const chunks: Buffer[] = [];
         for await (const c of res) chunks.push(c as Buffer);
         const text = Buffer.concat(chunks).toString("utf8");
-        let st: { reason?: string; message?: string } | undefined;
-        try {
-          st = JSON.parse(text) as typeof st;
-        } catch {
-          st = undefined;
-        }
+        const st = parseStatus(text);
         const err = new ApiError(
           res.statusCode ?? 0,
           st?.reason ?? "WatchFailed",
@@ -589,6 +598,7 @@ export class KubeClient {
         throw err;
       }
       this.trackAuth("watch", path, undefined);
+      opts.onOpen?.();
       // Chunks end anywhere, even inside a UTF-8 character: decode as a stream.
       const lines = new LineDecoder();
       const deliver = (line: string) => {

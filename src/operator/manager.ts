@@ -5,7 +5,12 @@
 import { hostname } from "node:os";
 import type { Server } from "node:http";
 import { pino, type Logger } from "pino";
-import { Informer, objectKey } from "../controller/informer.ts";
+import {
+  Informer,
+  NamespacedInformers,
+  objectKey,
+  type SharedCache,
+} from "../controller/informer.ts";
 import { LeaderElector } from "../controller/leader.ts";
 import { backoffDelay, jitter, WorkQueue } from "../controller/queue.ts";
 import type { ConnectOptions } from "../kube/config.ts";
@@ -37,8 +42,11 @@ export interface OperatorOptions {
   readonly context?: string;
   /** Overrides kubeconfig/context: everything the connection is loaded from (tests, benchmarks). */
   readonly connect?: ConnectOptions;
-  /** Watch one namespace only; all namespaces when omitted. */
-  readonly namespace?: string;
+  /**
+   * Watch only these namespaces (one informer per namespace and kind, so Roles in them
+   * suffice); all namespaces when omitted or empty.
+   */
+  readonly namespaces?: readonly string[];
   readonly port: number;
   readonly host?: string;
   readonly identity?: string;
@@ -140,7 +148,7 @@ export class Operator {
   private client!: KubeClient;
   private server: Server | undefined;
   private queue: WorkQueue | undefined;
-  private informers: Informer<KubeObject>[] = [];
+  private informers: SharedCache<KubeObject>[] = [];
   private elector: LeaderElector | undefined;
   private events: ApiEventRecorder | undefined;
   private autoscaler: BuiltinAutoscaler | undefined;
@@ -183,10 +191,19 @@ export class Operator {
       this.metrics,
       {
         healthy: () => !this.stopping,
-        // Ready when this instance is a healthy standby or a synced leader, and the API
-        // server accepts what it asks (credentials valid, RBAC allowing it).
+        // Ready when this instance is a healthy standby, or a synced leader whose every
+        // cache is fed (a forbidden watch leaves a cache silently stale otherwise), and the
+        // API server accepts what it asks (credentials valid, RBAC allowing it).
         ready: () =>
-          !this.stopping && (!this.leading || this.synced) && this.client.refused().size === 0,
+          !this.stopping &&
+          (!this.leading || (this.synced && this.cacheProblems().length === 0)) &&
+          this.client.refused().size === 0,
+        notReadyBecause: () => [
+          ...(this.stopping ? ["shutting down"] : []),
+          ...(this.leading && !this.synced ? ["caches have not synced"] : []),
+          ...(this.leading ? this.cacheProblems() : []),
+          ...[...this.client.refused().keys()].map((k) => `the API server refuses ${k}`),
+        ],
       },
       this.opts.host,
     );
@@ -241,25 +258,34 @@ export class Operator {
     labelSelector?: string,
     clusterScoped = false,
     fieldSelector?: string,
-  ): Informer<KubeObject> {
+  ): SharedCache<KubeObject> {
     const transform =
       resource === RESOURCES.pod
         ? slimPod
         : resource === RESOURCES.coreEvent
           ? slimEvent
           : undefined;
-    const inf = new Informer<KubeObject>({
-      client: this.client,
-      resource,
-      ...(clusterScoped || this.opts.namespace === undefined
-        ? {}
-        : { namespace: this.opts.namespace }),
-      ...(labelSelector === undefined ? {} : { labelSelector }),
-      ...(fieldSelector === undefined ? {} : { fieldSelector }),
-      logger: this.log.child({ informer: resource.plural }),
-      resyncMs: this.opts.resyncMs ?? 10 * 60_000,
-      ...(transform === undefined ? {} : { transform }),
-    });
+    const make = (namespace: string | undefined) =>
+      new Informer<KubeObject>({
+        client: this.client,
+        resource,
+        ...(namespace === undefined ? {} : { namespace }),
+        ...(labelSelector === undefined ? {} : { labelSelector }),
+        ...(fieldSelector === undefined ? {} : { fieldSelector }),
+        logger: this.log.child({
+          informer: resource.plural,
+          ...(namespace === undefined ? {} : { namespace }),
+        }),
+        resyncMs: this.opts.resyncMs ?? 10 * 60_000,
+        ...(transform === undefined ? {} : { transform }),
+      });
+    const namespaces = this.opts.namespaces ?? [];
+    const inf: SharedCache<KubeObject> =
+      clusterScoped || namespaces.length === 0
+        ? make(undefined)
+        : namespaces.length === 1
+          ? make(namespaces[0])
+          : new NamespacedInformers(namespaces, make);
     this.informers.push(inf);
     return inf;
   }
@@ -302,7 +328,9 @@ export class Operator {
   private async installed(r: ResourceType, what: string): Promise<boolean> {
     for (let failures = 0; ; failures++) {
       try {
-        await this.client.list(r, { limit: 1 });
+        // In the namespaced install mode a cluster-wide list of a namespaced kind is forbidden.
+        const ns = r.namespaced ? this.opts.namespaces?.[0] : undefined;
+        await this.client.list(r, { limit: 1, ...(ns === undefined ? {} : { namespace: ns }) });
         return true;
       } catch (err) {
         if (err instanceof ApiError && err.status === 404) {
@@ -340,11 +368,11 @@ export class Operator {
       RESOURCES.pod,
     ].map((r) => this.informer(r, MANAGED_SELECTOR));
     const [deployments, services, pdbs, pvcs, pods] = owned as [
-      Informer<KubeObject>,
-      Informer<KubeObject>,
-      Informer<KubeObject>,
-      Informer<KubeObject>,
-      Informer<KubeObject>,
+      SharedCache<KubeObject>,
+      SharedCache<KubeObject>,
+      SharedCache<KubeObject>,
+      SharedCache<KubeObject>,
+      SharedCache<KubeObject>,
     ];
     const nodePools = (await this.installed(RESOURCES.nodePool, "nodePool.provider karpenter"))
       ? this.informer(RESOURCES.nodePool, MANAGED_SELECTOR, true)
@@ -376,7 +404,7 @@ export class Operator {
     };
     const appliedMemo = new Map<string, { digest: string; resourceVersion: string }>();
     const optional = [nodePools, scaledObjects].filter(
-      (i): i is Informer<KubeObject> => i !== undefined,
+      (i): i is SharedCache<KubeObject> => i !== undefined,
     );
     for (const inf of [...owned, hpas, ...optional]) {
       inf.addHandlers({
@@ -458,7 +486,7 @@ export class Operator {
     }, this.opts.concurrency ?? 4);
   }
 
-  private observeReplicas(key: string, msd: Informer<KubeObject>): void {
+  private observeReplicas(key: string, msd: SharedCache<KubeObject>): void {
     const obj = msd.get(key) as
       | (KubeObject & { spec?: { replicas?: number }; status?: { readyReplicas?: number } })
       | undefined;
@@ -470,6 +498,14 @@ export class Operator {
     }
     this.metrics.replicas.set({ namespace, name, kind: "desired" }, obj.spec?.replicas ?? 0);
     this.metrics.replicas.set({ namespace, name, kind: "ready" }, obj.status?.readyReplicas ?? 0);
+  }
+
+  /** One line per informer that cannot list or watch, naming the resource and the verb. */
+  cacheProblems(): string[] {
+    return this.informers.flatMap((i) => {
+      const problem = i.unhealthy();
+      return problem === undefined ? [] : [problem];
+    });
   }
 
   private stopControllers(): Promise<void> {

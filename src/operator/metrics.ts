@@ -53,6 +53,8 @@ export class OperatorMetrics {
 export interface HealthState {
   healthy(): boolean;
   ready(): boolean;
+  /** Why not ready, one line each (e.g. which watch is forbidden): the /readyz body. */
+  notReadyBecause?(): string[];
 }
 
 export function startHttpServer(
@@ -65,7 +67,9 @@ export function startHttpServer(
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/healthz" || path === "/readyz") {
       const ok = path === "/healthz" ? health.healthy() : health.ready();
-      res.writeHead(ok ? 200 : 503, { "Content-Type": "text/plain" }).end(ok ? "ok" : "not ready");
+      const why = ok || path === "/healthz" ? [] : (health.notReadyBecause?.() ?? []);
+      const body = ok ? "ok" : ["not ready", ...why].join("\n");
+      res.writeHead(ok ? 200 : 503, { "Content-Type": "text/plain" }).end(body);
       return;
     }
     if (path === "/metrics") {

@@ -51,6 +51,21 @@ export const CLUSTER_RULES: readonly PolicyRule[] = [
   { apiGroups: ["keda.sh"], resources: ["scaledobjects"], verbs: OWNED },
 ];
 
+/** Kinds without a namespace: only a ClusterRole can grant them (Karpenter NodePools). */
+const CLUSTER_SCOPED_RESOURCES = new Set(["nodepools"]);
+
+/**
+ * The namespaced install mode: these rules go into a Role in every watched namespace, and
+ * only CLUSTER_SCOPED_RULES stay in a ClusterRole. The operator creates pods that can mount any
+ * Secret of a namespace it manages, so limiting the namespaces limits what it can reach.
+ */
+export const NAMESPACED_RULES: readonly PolicyRule[] = CLUSTER_RULES.filter(
+  (r) => !r.resources.some((x) => CLUSTER_SCOPED_RESOURCES.has(x)),
+);
+export const CLUSTER_SCOPED_RULES: readonly PolicyRule[] = CLUSTER_RULES.filter((r) =>
+  r.resources.some((x) => CLUSTER_SCOPED_RESOURCES.has(x)),
+);
+
 /** Leader election, in the operator's own namespace only. */
 export const NAMESPACE_RULES: readonly PolicyRule[] = [
   { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },

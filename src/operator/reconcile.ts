@@ -10,10 +10,13 @@ import { parseResource, ValidationError } from "../api/validate.ts";
 import { plan as planFor, type Plan } from "../planner/plan.ts";
 import { VLLM_PORT } from "../engine/command.ts";
 import { renderAll, type Manifest } from "../render/index.ts";
+import { asStored, securityDrift } from "../render/security.ts";
+import { foreignEntries } from "./foreign.ts";
 import {
   FIELD_MANAGER,
   OWNER_UID_LABEL,
   TEMPLATE_HASH_ANNOTATION,
+  cacheClaimName,
   labelSelectorString,
   serviceUrl,
   shortHash,
@@ -32,6 +35,7 @@ import {
   isSubset,
   jsonEqual,
   type CapacityView,
+  type ClaimView,
   type Condition,
   type DeploymentView,
   type KarpenterPodEvent,
@@ -83,6 +87,14 @@ export interface ReconcileResult {
 
 export class ReconcileError extends Error {
   override name = "ReconcileError";
+}
+
+/**
+ * A server-side dry run refused a rendered object: it would be refused for real, so nothing of
+ * the set is applied (no Deployment waiting on a claim that can never exist).
+ */
+export class RenderRejectedError extends ApiError {
+  override name = "RenderRejectedError";
 }
 
 type RawMsd = KubeObject & { spec?: unknown; status?: Status };
@@ -235,6 +247,7 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
 
   const plan = msd === undefined ? undefined : planFor(msd.spec);
   let applyError: string | undefined;
+  let rejected: string | undefined;
   let retry: ApiError | undefined;
   let desiredTemplateHash: string | undefined;
   if (msd !== undefined && plan !== undefined && plan.feasible) {
@@ -246,9 +259,16 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
       await applyDesired(desired, deps, log, raw);
       await pruneUndesired(desired, deps, log, raw, msd);
     } catch (err) {
-      if (!(err instanceof ApiError)) throw err;
-      applyError = err.message;
-      log.error({ err }, "apply failed");
+      if (err instanceof RenderRejectedError) {
+        rejected = err.message;
+        log.warn({ err }, "a rendered object is refused by the API server; nothing applied");
+      } else if (!(err instanceof ApiError)) {
+        throw err;
+      }
+      if (rejected === undefined) {
+        applyError = err.message;
+        log.error({ err }, "apply failed");
+      }
       // Say so in status first; transient failures then go back to the queue with backoff.
       if (err.status === 0 || err.status >= 500 || err.status === 409 || err.status === 429) {
         retry = err;
@@ -262,17 +282,25 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
   const owned = deployment !== undefined && ownedBy(deployment, uid) ? deployment : undefined;
   const pods = podsOf(deps, raw);
   const capacity = capacityOf(deps, msd, raw, pods);
+  const cacheClaim =
+    msd === undefined
+      ? undefined
+      : (deps.caches.pvcs.get(`${raw.metadata.namespace}/${cacheClaimName(msd)}`) as
+          | (KubeObject & ClaimView)
+          | undefined);
   const status = computeStatus(
     {
       generation: raw.metadata.generation ?? 0,
       desiredReplicas: msd?.spec.replicas ?? owned?.spec?.replicas ?? 0,
       ...(invalid === undefined ? {} : { invalid }),
       ...(plan === undefined ? {} : { plan }),
-      ...(owned === undefined ? {} : { deployment: owned }),
+      ...(owned === undefined ? {} : { deployment: owned, deploymentName: owned.metadata.name }),
+      ...(cacheClaim === undefined ? {} : { cacheClaim }),
       ...(desiredTemplateHash === undefined ? {} : { desiredTemplateHash }),
       pods,
       ...(applyError === undefined ? {} : { applyError }),
       ...(capacity === undefined ? {} : { capacity }),
+      ...(rejected === undefined ? {} : { rejected }),
       selector: msd === undefined ? "" : labelSelectorString(msd),
       endpoint: msd === undefined ? "" : serviceUrl(msd, VLLM_PORT),
     },
@@ -313,6 +341,9 @@ async function applyDesired(
       "autoscaling.mode keda needs KEDA: the keda.sh/v1alpha1 ScaledObject CRD is not installed in this cluster",
     );
   }
+  await removeForeignEntries(changed, deps, log, owner);
+  await dryRunAll(changed, deps);
+  reportSecurityDrift(changed, deps, log, owner);
   // Independent objects: apply them together.
   const results = await Promise.allSettled(
     changed.map(async (obj) => {
@@ -357,6 +388,120 @@ async function applyDesired(
   if (failed !== undefined) throw failed.reason;
 }
 
+/**
+ * Keyed-list entries added by hand to our Service or Deployment go first (see foreign.ts): the
+ * apply cannot remove them, and they may make the object invalid or the pods unsafe.
+ */
+async function removeForeignEntries(
+  changed: readonly Manifest[],
+  deps: ReconcilerDeps,
+  log: Logger,
+  owner: RawMsd,
+): Promise<void> {
+  for (const obj of changed) {
+    const live = cacheFor(deps, obj.kind)?.get(cacheKey(obj));
+    const foreign = live === undefined ? undefined : foreignEntries(obj.kind, obj, live);
+    if (live === undefined || foreign === undefined) continue;
+    // Guarded by resourceVersion: a newer live object is looked at again on the next pass.
+    await deps.client.mergePatch(
+      resourceFor(obj.apiVersion, obj.kind),
+      obj.metadata.name,
+      obj.metadata.namespace,
+      { ...foreign.patch, metadata: { resourceVersion: live.metadata.resourceVersion } },
+    );
+    log.warn(
+      { kind: obj.kind, name: obj.metadata.name, removed: foreign.removed },
+      "removed list entries added by hand",
+    );
+    deps.events.emit(owner, {
+      type: "Warning",
+      reason: "ForeignEntriesRemoved",
+      action: "Patch",
+      note: `removed from ${obj.kind} ${obj.metadata.name} what the operator did not render: ${foreign.removed.join(", ")}`,
+    });
+  }
+}
+
+/** Refusals of Kubernetes validation: the spec must change, retrying cannot help. */
+function isRefusal(err: unknown): err is ApiError {
+  return err instanceof ApiError && (err.status === 422 || err.status === 400);
+}
+
+/** "PersistentVolumeClaim ml/x-model-cache: spec.resources.requests[storage]: ..." */
+function refusalText(obj: Manifest, err: ApiError): string {
+  const ns = obj.metadata.namespace === undefined ? "" : `${obj.metadata.namespace}/`;
+  const st = err.body as
+    | { message?: string; details?: { causes?: { field?: string; message?: string }[] } }
+    | undefined;
+  const causes = (st?.details?.causes ?? [])
+    .map((c) => `${c.field === undefined ? "" : `${c.field}: `}${c.message ?? ""}`)
+    .filter((c) => c !== "");
+  const why = causes.length > 0 ? causes.join("; ") : (st?.message ?? err.message);
+  return `${obj.kind} ${ns}${obj.metadata.name}: ${why}`;
+}
+
+/**
+ * Every changed object through the API server's own validation and admission (dryRun=All)
+ * before the first real write; one refusal and none is applied.
+ */
+async function dryRunAll(changed: readonly Manifest[], deps: ReconcilerDeps): Promise<void> {
+  const results = await Promise.allSettled(
+    changed.map((obj) =>
+      deps.client.apply(
+        resourceFor(obj.apiVersion, obj.kind),
+        obj as unknown as KubeObject,
+        FIELD_MANAGER,
+        {
+          dryRun: true,
+        },
+      ),
+    ),
+  );
+  const refused: string[] = [];
+  let firstRefusal: ApiError | undefined;
+  results.forEach((r, i) => {
+    if (r.status === "fulfilled") return;
+    if (!isRefusal(r.reason)) throw r.reason; // transient: the caller retries with backoff
+    firstRefusal ??= r.reason;
+    refused.push(refusalText(changed[i]!, r.reason));
+  });
+  if (firstRefusal !== undefined) {
+    throw new RenderRejectedError(
+      firstRefusal.status,
+      firstRefusal.reason,
+      `the API server refuses ${refused.join("; ")}; nothing was applied`,
+      firstRefusal.body,
+      { cause: firstRefusal },
+    );
+  }
+}
+
+/**
+ * Hand edits of security fields in our pod template (hostNetwork, privileged, capabilities ...)
+ * are applied back in this pass; say so, since someone made the workload less safe.
+ */
+function reportSecurityDrift(
+  changed: readonly Manifest[],
+  deps: ReconcilerDeps,
+  log: Logger,
+  owner: RawMsd,
+): void {
+  for (const obj of changed) {
+    if (obj.kind !== "Deployment") continue;
+    const live = deps.caches.deployments.get(cacheKey(obj));
+    if (live === undefined) continue;
+    const drift = securityDrift(obj, live);
+    if (drift.length === 0) continue;
+    log.warn({ deployment: obj.metadata.name, drift }, "reverting security drift");
+    deps.events.emit(owner, {
+      type: "Warning",
+      reason: "SecurityDriftReverted",
+      action: "Apply",
+      note: `reverted hand edits of Deployment ${obj.metadata.name}: ${drift.join("; ")}`,
+    });
+  }
+}
+
 export function memoKeyOf(obj: {
   kind?: string;
   metadata: { name: string; namespace?: string };
@@ -371,7 +516,9 @@ function digestOf(obj: Manifest): string {
 /** Differs from the cache, and not merely because the cache lags behind our own last apply. */
 function needsApply(obj: Manifest, deps: ReconcilerDeps): boolean {
   const live = cacheFor(deps, obj.kind)?.get(cacheKey(obj));
-  if (live !== undefined && isSubset(obj, live)) return false;
+  if (live !== undefined && isSubset(obj.kind === "Deployment" ? asStored(obj) : obj, live)) {
+    return false;
+  }
   const memo = deps.appliedMemo?.get(memoKeyOf(obj));
   if (memo === undefined || memo.digest !== digestOf(obj)) return true;
   // The memo is dropped when the informer sees the object deleted (see the manager).

@@ -13,6 +13,7 @@ export const REASONS = {
   InfeasibleKeepsServing: "InfeasibleKeepsServing",
   NodePoolUnavailable: "NodePoolUnavailable",
   ApplyFailed: "ApplyFailed",
+  ObjectRejected: "ObjectRejected",
   Unschedulable: "Unschedulable",
   /** Pods wait for nodes Karpenter is launching for them. */
   ProvisioningNodes: "ProvisioningNodes",
@@ -21,6 +22,18 @@ export const REASONS = {
   /** Being deleted: waiting for Karpenter to give the pool's nodes back. */
   ReleasingNodes: "ReleasingNodes",
   ImagePullError: "ImagePullError",
+  InvalidImageName: "InvalidImageName",
+  TokenSecretMissing: "TokenSecretMissing",
+  ContainerConfigError: "ContainerConfigError",
+  ContainerCreateFailed: "ContainerCreateFailed",
+  ContainerStartFailed: "ContainerStartFailed",
+  PodSandboxFailed: "PodSandboxFailed",
+  ContainerWaiting: "ContainerWaiting",
+  PodCreateFailed: "PodCreateFailed",
+  DeploymentPaused: "DeploymentPaused",
+  ProgressDeadlineExceeded: "ProgressDeadlineExceeded",
+  CacheClaimTerminating: "CacheClaimTerminating",
+  CacheClaimLost: "CacheClaimLost",
   CrashLoopBackOff: "CrashLoopBackOff",
   OOMKilled: "OOMKilled",
   StartupProbeFailed: "StartupProbeFailed",
@@ -63,7 +76,7 @@ export interface PodView {
 
 export interface DeploymentView {
   metadata: { generation?: number; annotations?: Record<string, string> };
-  spec?: { replicas?: number };
+  spec?: { replicas?: number; paused?: boolean };
   status?: {
     observedGeneration?: number;
     replicas?: number;
@@ -74,9 +87,110 @@ export interface DeploymentView {
   };
 }
 
+/** The model-cache claim the pods mount (only ours is watched; an existingClaim is the user's). */
+export interface ClaimView {
+  metadata: { name: string; deletionTimestamp?: string };
+  status?: { phase?: string };
+}
+
 export interface PodProblem {
   readonly reason: Reason;
   readonly message: string;
+}
+
+/**
+ * Waiting reasons the kubelet reports while a container starts normally: not problems.
+ * Everything else a container waits on is one (kubelet: pkg/kubelet/kuberuntime/kuberuntime_container.go).
+ */
+const NORMAL_WAITING = new Set(["ContainerCreating", "PodInitializing"]);
+
+/** Kubelet image-manager reasons (pkg/kubelet/images/types.go) that a pull secret or tag fixes. */
+const IMAGE_PULL_WAITING = new Set([
+  "ErrImagePull",
+  "ImagePullBackOff",
+  "ImageInspectError",
+  "ErrImageNeverPull",
+  "RegistryUnavailable",
+  "SignatureValidationFailed",
+]);
+
+/** Kubelet reason -> our reason and what to do, for the reasons that are not image pulls. */
+const WAITING: Record<string, { reason: Reason; hint: string }> = {
+  InvalidImageName: {
+    reason: REASONS.InvalidImageName,
+    hint: "spec.engine.image is not a valid image reference",
+  },
+  CreateContainerConfigError: {
+    reason: REASONS.ContainerConfigError,
+    hint: "a referenced Secret, ConfigMap or key is missing",
+  },
+  CreateContainerError: {
+    reason: REASONS.ContainerCreateFailed,
+    hint: "the container runtime could not create the container",
+  },
+  PreCreateHookError: {
+    reason: REASONS.ContainerCreateFailed,
+    hint: "the container runtime could not create the container",
+  },
+  RunContainerError: {
+    reason: REASONS.ContainerStartFailed,
+    hint: "the container runtime could not start the container",
+  },
+  PreStartHookError: {
+    reason: REASONS.ContainerStartFailed,
+    hint: "the container runtime could not start the container",
+  },
+  PostStartHookError: {
+    reason: REASONS.ContainerStartFailed,
+    hint: "a post-start hook failed",
+  },
+  CreatePodSandboxError: {
+    reason: REASONS.PodSandboxFailed,
+    hint: "the node could not create the pod sandbox (network or runtime)",
+  },
+  ConfigPodSandboxError: {
+    reason: REASONS.PodSandboxFailed,
+    hint: "the node could not configure the pod sandbox",
+  },
+};
+
+/** The kubelet's words for a missing Secret or key (envFrom/valueFrom secretKeyRef). */
+function namesMissingSecret(message: string): boolean {
+  return /secret "[^"]*" not found|couldn't find key .* in secret/i.test(message);
+}
+
+/** A container stuck waiting for anything but a normal start, with the kubelet's own words. */
+function waitingProblem(
+  pod: string,
+  container: string,
+  kubelet: string,
+  message: string | undefined,
+): PodProblem | undefined {
+  if (NORMAL_WAITING.has(kubelet) || kubelet === "CrashLoopBackOff") return undefined;
+  const quoted = message === undefined || message === "" ? "" : `: ${message}`;
+  if (IMAGE_PULL_WAITING.has(kubelet)) {
+    return {
+      reason: REASONS.ImagePullError,
+      message: `pod ${pod}: ${kubelet}${quoted === "" ? ": image cannot be pulled" : quoted}`,
+    };
+  }
+  if (kubelet === "CreateContainerConfigError" && namesMissingSecret(message ?? "")) {
+    return {
+      reason: REASONS.TokenSecretMissing,
+      message: `pod ${pod}: container ${container} cannot start, ${kubelet}${quoted}; create the Secret (and key) named by spec.model.tokenSecretRef in this namespace`,
+    };
+  }
+  const known = WAITING[kubelet];
+  if (known !== undefined) {
+    return {
+      reason: known.reason,
+      message: `pod ${pod}: container ${container} cannot start, ${kubelet}${quoted} (${known.hint})`,
+    };
+  }
+  return {
+    reason: REASONS.ContainerWaiting,
+    message: `pod ${pod}: container ${container} is waiting, ${kubelet}${quoted}`,
+  };
 }
 
 /** The most telling problem among the pods, with the real cause quoted. */
@@ -94,15 +208,12 @@ export function podProblem(pods: readonly PodView[]): PodProblem | undefined {
     for (const cs of pod.status?.containerStatuses ?? []) {
       const waiting = cs.state?.waiting;
       const last = cs.lastState?.terminated;
-      if (
-        waiting?.reason === "ImagePullBackOff" ||
-        waiting?.reason === "ErrImagePull" ||
-        waiting?.reason === "InvalidImageName"
-      ) {
-        found.push({
-          reason: REASONS.ImagePullError,
-          message: `pod ${pod.metadata.name}: ${waiting.reason}: ${waiting.message ?? "image cannot be pulled"}`,
-        });
+      const stuck =
+        waiting?.reason === undefined
+          ? undefined
+          : waitingProblem(pod.metadata.name, cs.name, waiting.reason, waiting.message);
+      if (stuck !== undefined) {
+        found.push(stuck);
       } else if (last?.reason === "OOMKilled" || cs.state?.terminated?.reason === "OOMKilled") {
         found.push({
           reason: REASONS.OOMKilled,
@@ -120,8 +231,16 @@ export function podProblem(pods: readonly PodView[]): PodProblem | undefined {
       }
     }
   }
+  // Configuration the user can fix first; then crashes; scheduling last (it may be capacity on the way).
   const rank: Reason[] = [
+    REASONS.TokenSecretMissing,
+    REASONS.ContainerConfigError,
+    REASONS.InvalidImageName,
     REASONS.ImagePullError,
+    REASONS.ContainerCreateFailed,
+    REASONS.ContainerStartFailed,
+    REASONS.PodSandboxFailed,
+    REASONS.ContainerWaiting,
     REASONS.OOMKilled,
     REASONS.StartupProbeFailed,
     REASONS.CrashLoopBackOff,
@@ -225,10 +344,16 @@ export interface Observation {
   readonly invalid?: string;
   readonly plan?: Plan;
   readonly deployment?: DeploymentView;
+  /** The Deployment's name, for messages and the commands they suggest. */
+  readonly deploymentName?: string;
   /** The Deployment's pod-template hash we want, to tell a finished rollout. */
   readonly desiredTemplateHash?: string;
   readonly pods: readonly PodView[];
+  /** The model-cache claim the pods mount, when it exists. */
+  readonly cacheClaim?: ClaimView;
   readonly applyError?: string;
+  /** A rendered object the API server refused on a dry run: which object, which field. */
+  readonly rejected?: string;
   readonly selector: string;
   readonly endpoint: string;
   /** Present for a Karpenter pool: its NodeClaims and Karpenter's events on the pods. */
@@ -242,6 +367,66 @@ function refinedProblem(o: Observation): PodProblem | undefined {
   return capacityProblem(o.pods, o.capacity) ?? problem;
 }
 
+/** Problems of the Deployment itself: pods never change while it is paused or failing to create them. */
+export function deploymentProblem(
+  dep: DeploymentView | undefined,
+  name: string,
+): PodProblem | undefined {
+  if (dep === undefined) return undefined;
+  if (dep.spec?.paused === true) {
+    return {
+      reason: REASONS.DeploymentPaused,
+      message: `Deployment ${name} is paused (spec.paused: true), so no change rolls out; run \`kubectl rollout resume deployment/${name}\``,
+    };
+  }
+  const failure = dep.status?.conditions?.find(
+    (c) => c.type === "ReplicaFailure" && c.status === "True",
+  );
+  if (failure !== undefined) {
+    return {
+      reason: REASONS.PodCreateFailed,
+      message:
+        `Deployment ${name} cannot create pods: ${failure.reason ?? "ReplicaFailure"}: ${failure.message ?? ""}`.trimEnd(),
+    };
+  }
+  return undefined;
+}
+
+/** The Deployment controller gave up waiting: reported after pod problems, which say why. */
+function deadlineProblem(dep: DeploymentView | undefined, name: string): PodProblem | undefined {
+  const progressing = dep?.status?.conditions?.find((c) => c.type === "Progressing");
+  if (progressing?.status !== "False" || progressing.reason !== "ProgressDeadlineExceeded") {
+    return undefined;
+  }
+  return {
+    reason: REASONS.ProgressDeadlineExceeded,
+    message: `Deployment ${name}: ${progressing.message ?? "the rollout exceeded its progress deadline"}`,
+  };
+}
+
+/** A claim being deleted (held only by the pods using it) or lost: the cache is going away. */
+export function claimProblem(claim: ClaimView | undefined): PodProblem | undefined {
+  if (claim === undefined) return undefined;
+  if (claim.metadata.deletionTimestamp !== undefined) {
+    return {
+      reason: REASONS.CacheClaimTerminating,
+      message: `model-cache PersistentVolumeClaim ${claim.metadata.name} is being deleted (since ${claim.metadata.deletionTimestamp}); it goes once no pod mounts it, and replicas restarted after that find no cache`,
+    };
+  }
+  if (claim.status?.phase === "Lost") {
+    return {
+      reason: REASONS.CacheClaimLost,
+      message: `model-cache PersistentVolumeClaim ${claim.metadata.name} is Lost: its PersistentVolume is gone`,
+    };
+  }
+  return undefined;
+}
+
+const STALLED: ReadonlySet<Reason> = new Set([
+  REASONS.DeploymentPaused,
+  REASONS.ProgressDeadlineExceeded,
+]);
+
 interface Verdict {
   ready: [Condition["status"], Reason, string];
   progressing: [Condition["status"], Reason, string];
@@ -252,7 +437,6 @@ function verdict(o: Observation): Verdict {
   const dep = o.deployment;
   const ready = dep?.status?.readyReplicas ?? 0;
   const serving = ready > 0;
-  const problem = refinedProblem(o);
   if (o.invalid !== undefined) {
     return {
       ready: serving
@@ -280,6 +464,15 @@ function verdict(o: Observation): Verdict {
           degraded: ["True", REASONS.Infeasible, why],
         };
   }
+  if (o.rejected !== undefined) {
+    return {
+      ready: serving
+        ? ["True", REASONS.ObjectRejected, `serving the last applied objects; ${o.rejected}`]
+        : ["False", REASONS.ObjectRejected, o.rejected],
+      progressing: ["False", REASONS.ObjectRejected, "nothing is applied until the spec changes"],
+      degraded: ["True", REASONS.ObjectRejected, o.rejected],
+    };
+  }
   if (o.applyError !== undefined) {
     return {
       ready: serving
@@ -303,13 +496,17 @@ function verdict(o: Observation): Verdict {
     (dep.status?.replicas ?? 0) === o.desiredReplicas &&
     ready === o.desiredReplicas &&
     dep.metadata.annotations?.["serving.mistralsmall.dev/template-hash"] === o.desiredTemplateHash;
-  if (rolledOut) {
+  const depName = o.deploymentName ?? "";
+  // Workload-level problems first: they hold even when every replica serves.
+  const blocking = deploymentProblem(dep, depName) ?? claimProblem(o.cacheClaim);
+  if (rolledOut && blocking === undefined) {
     return {
       ready: ["True", REASONS.Available, `${ready}/${o.desiredReplicas} replicas serving`],
       progressing: ["False", REASONS.Converged, "every replica runs the current plan"],
       degraded: ["False", REASONS.AsExpected, "no problem observed"],
     };
   }
+  const problem = blocking ?? refinedProblem(o) ?? deadlineProblem(dep, depName);
   if (problem?.reason === REASONS.ProvisioningNodes) {
     // Waiting for nodes Karpenter is launching is progress, not a fault.
     return {
@@ -325,7 +522,12 @@ function verdict(o: Observation): Verdict {
       ready: serving
         ? ["True", problem.reason, `${ready}/${o.desiredReplicas} ready; ${problem.message}`]
         : ["False", problem.reason, problem.message],
-      progressing: ["True", problem.reason, problem.message],
+      // A paused or timed-out rollout does not move until someone acts.
+      progressing: [
+        STALLED.has(problem.reason) ? "False" : "True",
+        problem.reason,
+        problem.message,
+      ],
       degraded: ["True", problem.reason, problem.message],
     };
   }

@@ -14,6 +14,7 @@ import {
 } from "./names.ts";
 import { GPU_RESOURCE, gpuAffinity, gpuTolerations, nodeSelector } from "./scheduling.ts";
 import { sortKeys } from "../api/crd.ts";
+import { hardenPodSpec } from "./security.ts";
 
 export const MODEL_CACHE_PATH = "/models";
 /** Startup budget: period x failures = 90 minutes for download plus weight load. */
@@ -163,6 +164,9 @@ function podTemplate(msd: MistralSmallDeployment, plan: Plan): V1PodTemplateSpec
       ],
     },
   };
+  // Own every security-relevant field (host namespaces, privileged, capabilities, token
+  // automount) so that a hand edit of one is drift the next reconcile reverts.
+  template.spec = hardenPodSpec(template.spec!);
   // The hash names this exact template: equal plans give equal hashes, any change rolls out.
   const hash = shortHash(JSON.stringify(sortKeys(template)));
   template.metadata!.annotations![TEMPLATE_HASH_ANNOTATION] = hash;

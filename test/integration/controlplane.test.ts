@@ -127,6 +127,49 @@ describe("local control plane", () => {
       },
       /replicas must lie within \[minReplicas, maxReplicas\]/,
     ],
+    // Issue 17: refused at admission instead of half-applied or rendered with a 1-byte limit.
+    [
+      "cache-zero",
+      { gpu: { type: "a100-80gb" }, model: { cache: { size: "0" } } },
+      /size must be greater than zero/,
+    ],
+    [
+      "cpu-zero",
+      { gpu: { type: "a100-80gb" }, engine: { resources: { cpu: "0" } } },
+      /cpu must be at least 2/,
+    ],
+    [
+      "memory-one-byte",
+      { gpu: { type: "a100-80gb" }, engine: { resources: { memory: "1" } } },
+      /memory must be at least 16Gi/,
+    ],
+    [
+      "bad-secret-key",
+      { gpu: { type: "a100-80gb" }, model: { tokenSecretRef: { name: "hf", key: "bad key" } } },
+      /spec\.model\.tokenSecretRef\.key: Invalid value/,
+    ],
+    [
+      "unicode-label",
+      {
+        gpu: { type: "a100-80gb" },
+        nodePool: { provider: "static", static: { nodeSelector: { pool: "gpu-\u00e9" } } },
+      },
+      /spec\.nodePool\.static\.nodeSelector\.pool: Invalid value/,
+    ],
+    [
+      "bad-toleration-key",
+      {
+        gpu: { type: "a100-80gb" },
+        nodePool: { provider: "static", static: { tolerations: [{ key: "bad key!" }] } },
+      },
+      /spec\.nodePool\.static\.tolerations\[0\]\.key: Invalid value/,
+    ],
+    [
+      `n${"x".repeat(59)}`,
+      { gpu: { type: "a100-80gb" } },
+      /metadata\.name must be at most 52 characters/,
+    ],
+    ["dotted.name", { gpu: { type: "a100-80gb" } }, /metadata\.name must be a DNS-1035 label/],
   ];
 
   test(`${invalid.length} invalid MistralSmallDeployments are refused by the API server with a readable message`, async () => {

@@ -17,7 +17,13 @@ import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { CLUSTER_RULES, NAMESPACE_RULES } from "../../src/operator/rbac.ts";
+import {
+  CLUSTER_RULES,
+  CLUSTER_SCOPED_RULES,
+  NAMESPACED_RULES,
+  NAMESPACE_RULES,
+  type PolicyRule,
+} from "../../src/operator/rbac.ts";
 import {
   LEASE_NAME,
   METRICS_PORT,
@@ -178,6 +184,49 @@ describe("helm chart", () => {
     );
     const off = await helm(["template", RELEASE, CHART, "--namespace", NS]);
     assert.ok(!docs(off.stdout).some((d) => d.kind === "ServiceMonitor"), "off by default");
+  });
+
+  test("watchNamespaces: a Role per watched namespace, a ClusterRole only for NodePools, --namespace passed", async () => {
+    const r = await helm([
+      "template",
+      RELEASE,
+      CHART,
+      "--namespace",
+      NS,
+      "--set",
+      "watchNamespaces={team-a,team-b}",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const all = docs(r.stdout);
+    type Rules = Doc & { rules: PolicyRule[] };
+    const clusterRoles = all.filter((d) => d.kind === "ClusterRole") as Rules[];
+    assert.equal(clusterRoles.length, 1);
+    assert.deepEqual(clusterRoles[0]!.rules, CLUSTER_SCOPED_RULES);
+    const managed = all.filter(
+      (d) => d.kind === "Role" && d.metadata.name === `${RELEASE}-managed`,
+    ) as Rules[];
+    assert.deepEqual(
+      managed.map((m) => m.metadata.namespace),
+      ["team-a", "team-b"],
+    );
+    for (const m of managed) assert.deepEqual(m.rules, NAMESPACED_RULES);
+    const bindings = all.filter(
+      (d) => d.kind === "RoleBinding" && d.metadata.name === `${RELEASE}-managed`,
+    );
+    assert.deepEqual(
+      bindings.map((b) => b.metadata.namespace),
+      ["team-a", "team-b"],
+    );
+    const dep = find(all, "Deployment") as Doc & {
+      spec: { template: { spec: { containers: { args: string[] }[] } } };
+    };
+    assert.ok(dep.spec.template.spec.containers[0]!.args.includes("--namespace=team-a,team-b"));
+    // The API server accepts the namespaced RBAC as rendered.
+    for (const ns of ["team-a", "team-b"]) {
+      await c.kubectl(["create", "namespace", ns]);
+    }
+    const dry = await c.kubectl(["apply", "--dry-run=server", "-f", "-"], r.stdout);
+    assert.equal(dry.code, 0, dry.stderr);
   });
 
   test("a wrong value fails at install with the field's path and what is allowed", async () => {

@@ -52,6 +52,8 @@ export async function startInProcess(
     /** Connect with this instead of the operator's (or admin's) kubeconfig. */
     kubeconfig?: string;
     context?: string;
+    /** The namespaced install mode: watch only these namespaces. */
+    namespaces?: readonly string[];
   } = {},
 ): Promise<InProcessOperator> {
   const logFile = join(
@@ -72,6 +74,7 @@ export async function startInProcess(
       ? {}
       : { autoscaleIntervalMs: opts.autoscaleIntervalMs }),
     concurrency: 4,
+    ...(opts.namespaces === undefined ? {} : { namespaces: opts.namespaces }),
     identity: opts.name ?? "in-process",
     logger: pino({ level: "debug" }, stream),
   });

@@ -4,9 +4,17 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";
+import {
+  CLUSTER_SCOPED_RULES,
+  NAMESPACED_RULES,
+  clusterRole,
+  type PolicyRule,
+} from "../../src/operator/rbac.ts";
+import { OPERATOR_USER } from "../../src/cluster/local.ts";
 import { eventually, startTestCluster, type TestCluster } from "./cluster.ts";
 import {
   condition,
+  httpStatus,
   installOperatorPrerequisites,
   msdYaml,
   startInProcess,
@@ -109,6 +117,114 @@ describe("operator", () => {
     assert.equal(args[args.indexOf("--max-model-len") + 1], "65536");
   });
 
+  test("a hand patch making the pod privileged is reverted, with an event naming each field", async () => {
+    await readyAt("basic");
+    const patch = {
+      spec: {
+        template: {
+          spec: {
+            hostNetwork: true,
+            automountServiceAccountToken: true,
+            containers: [
+              {
+                name: "vllm",
+                securityContext: {
+                  privileged: true,
+                  allowPrivilegeEscalation: true,
+                  capabilities: { add: ["SYS_ADMIN"] },
+                },
+              },
+            ],
+          },
+        },
+      },
+    };
+    const r = await c.kubectl([
+      "patch",
+      "deployment/basic",
+      "-n",
+      "default",
+      "--type=strategic",
+      "-p",
+      JSON.stringify(patch),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    type PodSpec = {
+      hostNetwork?: boolean;
+      automountServiceAccountToken?: boolean;
+      containers: {
+        securityContext?: {
+          privileged?: boolean;
+          allowPrivilegeEscalation?: boolean;
+          capabilities?: { add?: string[] };
+        };
+      }[];
+    };
+    const reverted = await eventually("security fields reverted", async () => {
+      const d = await c.client.get<Deployment>(RESOURCES.deployment, "basic", "default");
+      const pod = d.spec.template.spec as unknown as PodSpec;
+      const sc = pod.containers[0]?.securityContext;
+      return pod.hostNetwork !== true &&
+        pod.automountServiceAccountToken === false &&
+        sc?.privileged === false &&
+        sc.allowPrivilegeEscalation === false &&
+        (sc.capabilities?.add ?? []).length === 0
+        ? d
+        : undefined;
+    });
+    assert.ok(reverted);
+    const events = await eventually("SecurityDriftReverted event", async () => {
+      const list = await c.client.list<KubeObject & { reason?: string; note?: string }>(
+        RESOURCES.event,
+        { namespace: "default" },
+      );
+      const found = list.items.filter((e) => e.reason === "SecurityDriftReverted");
+      return found.length > 0 ? found : undefined;
+    });
+    const note = events.map((e) => e.note ?? "").join("\n");
+    for (const field of [
+      "spec.template.spec.hostNetwork: true -> false",
+      "securityContext.privileged: true -> false",
+      "securityContext.allowPrivilegeEscalation: true -> false",
+      'capabilities.add: ["SYS_ADMIN"] -> []',
+    ]) {
+      assert.ok(note.includes(field), `event note lacks ${field}: ${note}`);
+    }
+    const m = await readyAt("basic");
+    assert.notEqual(condition(m, "Degraded")?.reason, "ApplyFailed");
+  });
+
+  test("one object the API server refuses: nothing is applied, status names the object and field", async () => {
+    // Passes the CRD schema and the planner; the PVC fails Kubernetes validation.
+    const bad = {
+      gpu: { type: "a100-80gb" },
+      model: { cache: { storageClassName: "Not_A_Class" } },
+    };
+    await apply("refused", bad);
+    const m = await eventually("ObjectRejected", async () => {
+      const x = await getMsd("refused");
+      return condition(x, "Ready")?.reason === "ObjectRejected" ? x : undefined;
+    });
+    const message = condition(m, "Ready")!.message;
+    assert.match(message, /PersistentVolumeClaim default\/refused-model-cache/);
+    assert.match(message, /spec\.storageClassName/);
+    assert.match(message, /nothing was applied/);
+    const left = await Promise.all(
+      [RESOURCES.deployment, RESOURCES.service, RESOURCES.pdb].map((r) =>
+        c.client.getOrUndefined(r, "refused", "default"),
+      ),
+    );
+    assert.deepEqual(left, [undefined, undefined, undefined], "no half-applied workload");
+    assert.equal(
+      await c.client.getOrUndefined(RESOURCES.pvc, "refused-model-cache", "default"),
+      undefined,
+    );
+    // Fixing the field converges as usual.
+    await apply("refused", { gpu: { type: "a100-80gb" } });
+    await readyAt("refused");
+    await c.client.delete(RESOURCES.msd, "refused", "default");
+  });
+
   test("an infeasible spec gets a condition with the numbers and no pods", async () => {
     await apply("too-small", { gpu: { type: "a100-40gb", tensorParallelSize: 2 } });
     const m = await eventually("infeasible condition", async () => {
@@ -163,8 +279,12 @@ describe("operator", () => {
     const m = await eventually("unschedulable", async () => {
       const x = await getMsd("greedy");
       const r = condition(x, "Ready");
-      return r?.reason === "Unschedulable" ||
-        (r?.status === "True" && condition(x, "Degraded")?.reason === "Unschedulable")
+      // Until the claim binds, the scheduler first says "unbound immediate
+      // PersistentVolumeClaims"; wait for its verdict on GPUs.
+      const gpus = /Insufficient nvidia\.com\/gpu/.test(condition(x, "Degraded")?.message ?? "");
+      return gpus &&
+        (r?.reason === "Unschedulable" ||
+          (r?.status === "True" && condition(x, "Degraded")?.reason === "Unschedulable"))
         ? x
         : undefined;
     });
@@ -257,6 +377,101 @@ describe("operator", () => {
     );
     await readyAt("switch");
     await c.client.delete(RESOURCES.msd, "switch", "default");
+  });
+
+  // Last: it replaces the operator under test with one whose RBAC lacks `watch` on pods.
+  test("a forbidden watch fails /readyz, naming the resource and the verb, until RBAC allows it", async () => {
+    await op.stop();
+    const role = clusterRole("mistral-small-operator") as { rules: PolicyRule[] };
+    const without = {
+      ...role,
+      rules: role.rules.map((r) =>
+        r.resources.includes("pods") ? { ...r, verbs: r.verbs.filter((v) => v !== "watch") } : r,
+      ),
+    };
+    const restrict = await c.kubectl(["apply", "-f", "-"], JSON.stringify(without));
+    assert.equal(restrict.code, 0, restrict.stderr);
+    op = await startInProcess(c, { name: "no-pod-watch" });
+    const port = op.port;
+    const body = await eventually("readyz names the forbidden watch", async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+      const text = await res.text();
+      return res.status === 503 && text.includes("cannot watch pods") ? text : undefined;
+    });
+    assert.match(body, /403/);
+    assert.match(body, /forbidden/i);
+    assert.equal(await httpStatus(port, "/healthz"), 200, "alive, only not ready");
+    const restore = await c.kubectl(["apply", "-f", "-"], JSON.stringify(role));
+    assert.equal(restore.code, 0, restore.stderr);
+    // The informer retries with backoff (at most 30 s) and clears the problem once accepted.
+    await eventually(
+      "ready again",
+      async () => (await httpStatus(port, "/readyz")) === 200,
+      60_000,
+    );
+  });
+
+  // After the RBAC test: the operator with Roles in one namespace only, as the chart's
+  // watchNamespaces installs it, and a ClusterRole for nothing but NodePools.
+  test("namespaced install mode: with a Role in one namespace only, a resource there reaches Ready", async () => {
+    await op.stop();
+    const ns = "team-a";
+    const subject = { kind: "User", apiGroup: "rbac.authorization.k8s.io", name: OPERATOR_USER };
+    const objects = [
+      { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } },
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "ClusterRole",
+        metadata: { name: "mistral-small-operator" },
+        rules: CLUSTER_SCOPED_RULES,
+      },
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "Role",
+        metadata: { name: "mistral-small-operator-managed", namespace: ns },
+        rules: NAMESPACED_RULES,
+      },
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "RoleBinding",
+        metadata: { name: "mistral-small-operator-managed", namespace: ns },
+        roleRef: {
+          apiGroup: "rbac.authorization.k8s.io",
+          kind: "Role",
+          name: "mistral-small-operator-managed",
+        },
+        subjects: [subject],
+      },
+    ];
+    for (const o of objects) {
+      const r = await c.kubectl(["apply", "-f", "-"], JSON.stringify(o));
+      assert.equal(r.code, 0, r.stderr);
+    }
+    op = await startInProcess(c, { name: "namespaced", namespaces: [ns] });
+    const r = await c.kubectl(
+      ["apply", "-f", "-"],
+      msdYaml("scoped", { gpu: { type: "a100-80gb" } }, ns),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    await eventually(
+      "scoped Ready",
+      async () => {
+        const m = await c.client.getOrUndefined<Msd>(RESOURCES.msd, "scoped", ns);
+        return condition(m, "Ready")?.reason === "Available" ? m : undefined;
+      },
+      60_000,
+    );
+    assert.equal(await httpStatus(op.port, "/readyz"), 200, "no cache is forbidden");
+    // A cluster-wide list is indeed refused to this identity: only the Role grants access.
+    const asOperator = await c.kubectl([
+      "auth",
+      "can-i",
+      "list",
+      "deployments",
+      "--all-namespaces",
+      `--as=${OPERATOR_USER}`,
+    ]);
+    assert.equal(asOperator.stdout.trim(), "no");
   });
 });
 

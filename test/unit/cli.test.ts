@@ -259,3 +259,59 @@ describe("msd crd and usage errors", () => {
     assert.ok(r.stderr.includes(`- -f: cannot read ${missing}`), r.stderr);
   });
 });
+
+describe("msd plan reads YAML as kubectl does and applies the API server's size limits", () => {
+  test("unquoted yes is a boolean (YAML 1.1, as sigs.k8s.io/yaml reads it)", () => {
+    const f = file(
+      "yes.yaml",
+      `${FEASIBLE}  autoscaling:\n    enabled: yes\n    minReplicas: 1\n    maxReplicas: 3\n`,
+    );
+    const r = msd(["plan", "-f", f, "-o", "json"]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  test('a quoted "yes" is still a string and refused where a boolean is required', () => {
+    const f = file("quoted-yes.yaml", `${FEASIBLE}  autoscaling:\n    enabled: "yes"\n`);
+    const r = msd(["plan", "-f", f]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /spec\.autoscaling\.enabled/);
+  });
+
+  test("1:30 is a string, not base-60 90 (go-yaml v2 has no sexagesimal numbers)", async () => {
+    const { parseKubectlYaml } = await import("../../src/cli/io.ts");
+    assert.deepEqual(parseKubectlYaml("a: 1:30\nb: 0777\nc: off\n", "t"), {
+      a: "1:30",
+      b: 511,
+      c: false,
+    });
+  });
+
+  test("annotations over 256 KiB in total: exit 2, as the API server refuses them", () => {
+    const big = "x".repeat(1024 * 1024);
+    const f = file(
+      "big-annotation.yaml",
+      FEASIBLE.replace("  namespace: ml\n", `  namespace: ml\n  annotations:\n    note: ${big}\n`),
+    );
+    const r = msd(["plan", "-f", f]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /metadata\.annotations: may not be more than 262144 bytes in total/);
+  });
+
+  test("an object over etcd's 1.5 MiB: exit 2 naming the limit", () => {
+    const huge = `${FEASIBLE}  model:\n    servedModelName: ${"y".repeat(2 * 1024 * 1024)}\n`;
+    const r = msd(["plan", "-f", file("huge.yaml", huge)]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /stores at most 1572864/);
+  });
+
+  test("a bad label key or value: exit 2 naming the label", () => {
+    const f = file(
+      "bad-label.yaml",
+      FEASIBLE.replace("  namespace: ml\n", '  namespace: ml\n  labels:\n    "bad key!": "é"\n'),
+    );
+    const r = msd(["plan", "-f", f]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /metadata\.labels\["bad key!"\]: key the name must be/);
+    assert.match(r.stderr, /metadata\.labels\["bad key!"\]: must be at most 63 characters/);
+  });
+});

@@ -310,6 +310,18 @@ describe("CEL rules and zod say the same thing", () => {
       why: "replicas outside the autoscaling range",
       spec: { gpu: { type: "h100-80gb" }, replicas: 7, autoscaling: { enabled: true } },
     },
+    {
+      why: "a model cache of size zero",
+      spec: { gpu: { type: "h100-80gb" }, model: { cache: { size: "0Gi" } } },
+    },
+    {
+      why: "cpu below the minimum",
+      spec: { gpu: { type: "h100-80gb" }, engine: { resources: { cpu: "500m" } } },
+    },
+    {
+      why: "memory below the minimum",
+      spec: { gpu: { type: "h100-80gb" }, engine: { resources: { memory: "1" } } },
+    },
   ];
 
   function zodProblems(spec: Json): readonly FieldProblem[] {

@@ -40,3 +40,16 @@ test("the field reference lists every spec field the API contract names", () => 
     assert.ok(README.includes(`| \`${path}\` |`), path);
   }
 });
+
+test("the troubleshooting table lists every reason a condition can carry", async () => {
+  const { REASONS } = await import("../../src/operator/status.ts");
+  // Converged/AsExpected are the healthy Progressing/Degraded reasons; NodePoolUnavailable is not produced.
+  const healthy = new Set(["Converged", "AsExpected", "NodePoolUnavailable"]);
+  for (const reason of Object.values(REASONS)) {
+    if (healthy.has(reason)) continue;
+    assert.ok(
+      README.includes(`| \`${reason}\` |`),
+      `README's troubleshooting table lacks ${reason}`,
+    );
+  }
+});

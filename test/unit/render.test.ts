@@ -212,6 +212,13 @@ describe("karpenter spec", () => {
     assert.equal(pod.securityContext!.runAsNonRoot, true);
     assert.ok(pod.securityContext!.runAsUser! > 0);
     assert.equal(container.securityContext!.allowPrivilegeEscalation, false);
+    // Owned explicitly, so server-side apply reverts a hand edit (issue 17, item 3).
+    assert.equal(pod.hostNetwork, false);
+    assert.equal(pod.hostPID, false);
+    assert.equal(pod.hostIPC, false);
+    assert.equal(pod.automountServiceAccountToken, false);
+    assert.equal(container.securityContext!.privileged, false);
+    assert.deepEqual(container.securityContext!.capabilities, { drop: ["ALL"], add: [] });
     const grace = pod.terminationGracePeriodSeconds!;
     assert.ok(grace >= 30, `grace ${grace}`);
     const preStop = container.lifecycle?.preStop?.exec?.command;

@@ -174,7 +174,7 @@ const invalid: readonly InvalidCase[] = [
     name: "metadata.name with capitals and underscore",
     raw: resource({ gpu: GPU }, { metadata: { name: "Mistral_Small" } }),
     path: "metadata.name",
-    message: /^is required: a lowercase DNS label of at most 52 characters/,
+    message: /^must be a DNS-1035 label/,
   },
   {
     name: "metadata.name longer than 52 characters",
@@ -229,6 +229,61 @@ const invalid: readonly InvalidCase[] = [
     raw: resource({ gpu: GPU, model: { quantization: "bf16", name: "just-a-name" } }),
     path: "spec.model.name",
     message: "must be a Hugging Face repo id: owner/name",
+  },
+  // Issue 17: what Kubernetes would refuse in a rendered object is refused here.
+  {
+    name: "a model cache of size 0",
+    raw: resource({ gpu: GPU, model: { cache: { size: "0" } } }),
+    path: "spec.model.cache.size",
+    message: "size must be greater than zero",
+  },
+  {
+    name: "a token Secret key with a space",
+    raw: resource({ gpu: GPU, model: { tokenSecretRef: { name: "hf", key: "bad key" } } }),
+    path: "spec.model.tokenSecretRef.key",
+    message: /must be a Secret key/,
+  },
+  {
+    name: "a toleration key that is not a label key",
+    raw: resource({
+      gpu: GPU,
+      nodePool: { provider: "static", static: { tolerations: [{ key: "bad key!" }] } },
+    }),
+    path: "spec.nodePool.static.tolerations.0.key",
+    message: /must be a label key/,
+  },
+  {
+    name: "a unicode nodeSelector value",
+    raw: resource({
+      gpu: GPU,
+      nodePool: { provider: "static", static: { nodeSelector: { pool: "gpu-é" } } },
+    }),
+    path: "spec.nodePool.static.nodeSelector.pool",
+    message: /must be a label value/,
+  },
+  {
+    name: "cpu below what vLLM needs",
+    raw: resource({ gpu: GPU, engine: { resources: { cpu: "0" } } }),
+    path: "spec.engine.resources.cpu",
+    message: /cpu must be at least 2/,
+  },
+  {
+    name: "memory of one byte",
+    raw: resource({ gpu: GPU, engine: { resources: { memory: "1" } } }),
+    path: "spec.engine.resources.memory",
+    message: /memory must be at least 16Gi/,
+  },
+  {
+    name: "a name of 60 characters, with the actual length",
+    raw: { ...resource({ gpu: GPU }), metadata: { name: "a".repeat(60), namespace: "ml" } },
+    path: "metadata.name",
+    message: /at most 52 characters .*, got 60$/,
+  },
+  {
+    name: "a name with a dot",
+    raw: { ...resource({ gpu: GPU }), metadata: { name: "my.model", namespace: "ml" } },
+    path: "metadata.name",
+    message: /DNS-1035 label/,
   },
 ];
 
@@ -497,4 +552,17 @@ describe("valid resources with every field set", () => {
       assert.equal(msd.kind, KIND);
     });
   }
+});
+
+describe("resource minimums accept what vLLM can run on", () => {
+  test("cpu 2 and memory 16Gi (or 16G-ish 17179869184) pass", () => {
+    assert.doesNotThrow(() =>
+      parseResource(resource({ gpu: GPU, engine: { resources: { cpu: "2", memory: "16Gi" } } })),
+    );
+    assert.doesNotThrow(() =>
+      parseResource(
+        resource({ gpu: GPU, engine: { resources: { cpu: "2500m", memory: "17179869184" } } }),
+      ),
+    );
+  });
 });

@@ -339,3 +339,205 @@ describe("status on a Karpenter pool", () => {
     assert.equal(s.conditions!.find((c) => c.type === "Ready")!.reason, "Unschedulable");
   });
 });
+
+/** One vllm container waiting with the kubelet's reason and message. */
+function waitingPod(name: string, reason: string, message?: string): PodView {
+  return pod(name, {
+    phase: "Pending",
+    containerStatuses: [
+      {
+        name: "vllm",
+        ready: false,
+        restartCount: 0,
+        state: { waiting: { reason, ...(message === undefined ? {} : { message }) } },
+      },
+    ],
+  });
+}
+
+describe("podProblem: every kubelet waiting reason names its cause", () => {
+  // Reason strings and message shapes as the kubelet writes them
+  // (pkg/kubelet/kuberuntime/kuberuntime_container.go, pkg/kubelet/images/types.go,
+  // pkg/kubelet/container/sync_result.go).
+  const cases: [kubelet: string, message: string, reason: string][] = [
+    ["CreateContainerConfigError", 'secret "hf-token" not found', "TokenSecretMissing"],
+    [
+      "CreateContainerConfigError",
+      "couldn't find key token in Secret ml/hf-token",
+      "TokenSecretMissing",
+    ],
+    ["CreateContainerConfigError", 'configmap "x" not found', "ContainerConfigError"],
+    ["CreateContainerError", "context deadline exceeded", "ContainerCreateFailed"],
+    [
+      "InvalidImageName",
+      'Failed to apply default image tag "Vllm/X:": invalid',
+      "InvalidImageName",
+    ],
+    ["RunContainerError", "exec: vllm: not found", "ContainerStartFailed"],
+    ["PostStartHookError", "hook failed", "ContainerStartFailed"],
+    ["ErrImagePull", "manifest unknown", "ImagePullError"],
+    ["ImagePullBackOff", 'Back-off pulling image "vllm/x"', "ImagePullError"],
+    ["ErrImageNeverPull", "image not present with pull policy of Never", "ImagePullError"],
+    ["CreatePodSandboxError", "failed to set up network", "PodSandboxFailed"],
+    ["SomethingNewInKubelet", "a reason this operator does not know", "ContainerWaiting"],
+  ];
+  for (const [kubelet, message, reason] of cases) {
+    test(`${kubelet} (${message}) -> ${reason}, quoting the kubelet`, () => {
+      const p = podProblem([waitingPod("p-w", kubelet, message)]);
+      assert.equal(p?.reason, reason);
+      assert.ok(p!.message.includes(message), p!.message);
+      assert.ok(p!.message.includes("p-w"), p!.message);
+    });
+  }
+  test("a missing token Secret says where to create it", () => {
+    const p = podProblem([waitingPod("p", "CreateContainerConfigError", 'secret "x" not found')]);
+    assert.match(p!.message, /spec\.model\.tokenSecretRef/);
+  });
+  test("ContainerCreating and PodInitializing are a normal start, not a problem", () => {
+    assert.equal(podProblem([waitingPod("p", "ContainerCreating")]), undefined);
+    assert.equal(podProblem([waitingPod("p", "PodInitializing")]), undefined);
+  });
+  test("a missing Secret outranks a crash loop and an unschedulable pod", () => {
+    const secret = waitingPod("p-s", "CreateContainerConfigError", 'secret "x" not found');
+    assert.equal(podProblem([unschedulable, crashing, secret])?.reason, "TokenSecretMissing");
+  });
+});
+
+describe("computeStatus: workload-level problems", () => {
+  const loadingDep = { ...rolledOut, status: { ...rolledOut.status, readyReplicas: 0 } };
+
+  test("a missing token Secret is not reported as ModelLoading", () => {
+    const s = computeStatus(
+      obs({
+        deployment: loadingDep,
+        pods: [waitingPod("p", "CreateContainerConfigError", 'secret "hf" not found')],
+      }),
+      undefined,
+      NOW,
+    );
+    assert.equal(cond(s, "Ready").reason, "TokenSecretMissing");
+    assert.equal(cond(s, "Degraded").status, "True");
+    assert.doesNotMatch(cond(s, "Ready").message, /weights/);
+  });
+
+  test("a paused Deployment with a pending template is DeploymentPaused, not RollingOut", () => {
+    const paused = { ...rolledOut, spec: { replicas: 2, paused: true } };
+    const s = computeStatus(
+      obs({ deployment: paused, deploymentName: "small", desiredTemplateHash: "h2" }),
+      undefined,
+      NOW,
+    );
+    assert.equal(cond(s, "Ready").status, "True", "the old template still serves");
+    assert.equal(cond(s, "Ready").reason, "DeploymentPaused");
+    assert.equal(cond(s, "Progressing").status, "False");
+    assert.equal(cond(s, "Degraded").status, "True");
+    assert.match(cond(s, "Degraded").message, /kubectl rollout resume deployment\/small/);
+  });
+
+  test("a paused Deployment is reported even when it has nothing pending", () => {
+    const paused = { ...rolledOut, spec: { replicas: 2, paused: true } };
+    const s = computeStatus(obs({ deployment: paused, deploymentName: "small" }), undefined, NOW);
+    assert.equal(cond(s, "Degraded").reason, "DeploymentPaused");
+  });
+
+  test("a terminating model-cache claim shows while every replica serves", () => {
+    const s = computeStatus(
+      obs({
+        deployment: rolledOut,
+        cacheClaim: { metadata: { name: "small-model-cache", deletionTimestamp: NOW } },
+      }),
+      undefined,
+      NOW,
+    );
+    assert.equal(cond(s, "Ready").status, "True");
+    assert.equal(cond(s, "Ready").reason, "CacheClaimTerminating");
+    assert.equal(cond(s, "Degraded").status, "True");
+    assert.match(cond(s, "Degraded").message, /small-model-cache is being deleted/);
+  });
+
+  test("a bound, live claim changes nothing", () => {
+    const s = computeStatus(
+      obs({
+        deployment: rolledOut,
+        cacheClaim: { metadata: { name: "c" }, status: { phase: "Bound" } },
+      }),
+      undefined,
+      NOW,
+    );
+    assert.equal(cond(s, "Ready").reason, "Available");
+  });
+
+  test("a lost claim is CacheClaimLost", () => {
+    const s = computeStatus(
+      obs({
+        deployment: rolledOut,
+        cacheClaim: { metadata: { name: "c" }, status: { phase: "Lost" } },
+      }),
+      undefined,
+      NOW,
+    );
+    assert.equal(cond(s, "Degraded").reason, "CacheClaimLost");
+  });
+
+  test("pods the ReplicaSet cannot create (quota, admission) are PodCreateFailed", () => {
+    const dep = {
+      ...loadingDep,
+      status: {
+        ...loadingDep.status,
+        conditions: [
+          {
+            type: "ReplicaFailure",
+            status: "True",
+            reason: "FailedCreate",
+            message: 'pods "small-x" is forbidden: exceeded quota: gpu',
+          },
+        ],
+      },
+    };
+    const s = computeStatus(obs({ deployment: dep, deploymentName: "small" }), undefined, NOW);
+    assert.equal(cond(s, "Ready").reason, "PodCreateFailed");
+    assert.match(cond(s, "Ready").message, /exceeded quota: gpu/);
+  });
+
+  test("a progress deadline exceeded without a pod problem is reported as such", () => {
+    const dep = {
+      ...loadingDep,
+      status: {
+        ...loadingDep.status,
+        conditions: [
+          {
+            type: "Progressing",
+            status: "False",
+            reason: "ProgressDeadlineExceeded",
+            message: 'ReplicaSet "small-x" has timed out progressing.',
+          },
+        ],
+      },
+    };
+    const s = computeStatus(obs({ deployment: dep, deploymentName: "small" }), undefined, NOW);
+    assert.equal(cond(s, "Ready").reason, "ProgressDeadlineExceeded");
+    assert.equal(cond(s, "Progressing").status, "False");
+    const withPod = computeStatus(obs({ deployment: dep, pods: [crashing] }), undefined, NOW);
+    assert.equal(cond(withPod, "Ready").reason, "CrashLoopBackOff", "the pod says why");
+  });
+});
+
+describe("computeStatus: a rendered object the API server refuses", () => {
+  const rejected =
+    'the API server refuses PersistentVolumeClaim ml/x-model-cache: spec.resources.requests[storage]: Invalid value: "0": must be greater than zero; nothing was applied';
+  test("nothing serves: Ready False, ObjectRejected with the object and field", () => {
+    const s = computeStatus(obs({ rejected }), undefined, NOW);
+    assert.equal(cond(s, "Ready").status, "False");
+    assert.equal(cond(s, "Ready").reason, "ObjectRejected");
+    assert.match(
+      cond(s, "Ready").message,
+      /PersistentVolumeClaim ml\/x-model-cache: spec\.resources/,
+    );
+    assert.equal(cond(s, "Progressing").status, "False");
+  });
+  test("a serving workload keeps serving the objects applied before", () => {
+    const s = computeStatus(obs({ rejected, deployment: rolledOut }), undefined, NOW);
+    assert.equal(cond(s, "Ready").status, "True");
+    assert.equal(cond(s, "Degraded").reason, "ObjectRejected");
+  });
+});

@@ -52,3 +52,9 @@ helm.sh/chart: {{ include "mso.chart" . }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 {{- end }}
+
+{{- /* The watched namespaces, comma-separated (watchNamespaces and watchNamespace); empty: all. */ -}}
+{{- define "mso.watchNamespaces" -}}
+{{- $ns := concat (.Values.watchNamespaces | default list) (compact (list .Values.watchNamespace)) | uniq -}}
+{{- join "," $ns -}}
+{{- end }}

@@ -1,0 +1,213 @@
+/**
+ * Faults injected by hand into a converged resource, against a real control plane with the
+ * operator's generated RBAC: each owned kind deleted or edited, the Deployment paused, the
+ * model-cache claim deleted while pods use it. Each case must converge (or say why it cannot),
+ * with nothing duplicated and nothing left behind. Operator SIGKILL mid-reconcile is in
+ * leader.test.ts; a security-field hand patch and missing permissions are in operator.test.ts.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { RESOURCES, type KubeObject, type ResourceType } from "../../src/kube/client.ts";
+import { eventually, startTestCluster, type TestCluster } from "./cluster.ts";
+import {
+  condition,
+  installOperatorPrerequisites,
+  msdYaml,
+  startInProcess,
+  type InProcessOperator,
+  type Msd,
+} from "./operator-harness.ts";
+
+const NAME = "faulty";
+const NS = "default";
+const SELECTOR = `app.kubernetes.io/instance=${NAME}`;
+const OWNED: readonly [ResourceType, string][] = [
+  [RESOURCES.deployment, NAME],
+  [RESOURCES.service, NAME],
+  [RESOURCES.pdb, NAME],
+  [RESOURCES.pvc, `${NAME}-model-cache`],
+];
+
+describe("fault injection: hand edits and deletions converge, nothing duplicated or left", () => {
+  let c: TestCluster;
+  let op: InProcessOperator;
+  const msd = () => c.client.getOrUndefined<Msd>(RESOURCES.msd, NAME, NS);
+  const available = () =>
+    eventually(`${NAME} Available`, async () => {
+      const m = await msd();
+      return condition(m, "Ready")?.reason === "Available" &&
+        m?.status?.observedGeneration === m?.metadata.generation
+        ? m
+        : undefined;
+    });
+
+  /** Exactly one of each owned kind, each controlled by the resource, none terminating. */
+  async function assertOwnedOnce(): Promise<void> {
+    const uid = (await msd())!.metadata.uid;
+    for (const [r, name] of OWNED) {
+      const items = (await c.client.list<KubeObject>(r, { namespace: NS, labelSelector: SELECTOR }))
+        .items;
+      assert.deepEqual(
+        items.map((i) => i.metadata.name),
+        [name],
+        `${r.kind}: exactly one, named ${name}`,
+      );
+      const o = items[0]!;
+      assert.equal(o.metadata.deletionTimestamp, undefined, `${r.kind} is not terminating`);
+      assert.ok(
+        o.metadata.ownerReferences?.some((ref) => ref.uid === uid && ref.controller === true),
+        `${r.kind} is controlled by the resource`,
+      );
+    }
+  }
+
+  before(async () => {
+    c = await startTestCluster();
+    await installOperatorPrerequisites(c);
+    op = await startInProcess(c, { resyncMs: 3000, name: "faults" });
+    const r = await c.kubectl(["apply", "-f", "-"], msdYaml(NAME, { gpu: { type: "a100-80gb" } }));
+    assert.equal(r.code, 0, r.stderr);
+    await available();
+  });
+  after(async () => {
+    await op?.stop();
+    await c?.stop();
+  });
+
+  for (const [r, name] of OWNED.filter(([r]) => r !== RESOURCES.pvc)) {
+    test(`a ${r.kind} deleted by hand is recreated once`, async () => {
+      const before = await c.client.get<KubeObject>(r, name, NS);
+      await c.client.delete(r, name, NS);
+      await eventually(`${r.kind} recreated`, async () => {
+        const now = await c.client.getOrUndefined<KubeObject>(r, name, NS);
+        return now !== undefined &&
+          now.metadata.uid !== before.metadata.uid &&
+          now.metadata.deletionTimestamp === undefined
+          ? now
+          : undefined;
+      });
+      await available();
+      await assertOwnedOnce();
+    });
+  }
+
+  test("hand edits of the Service port and the PDB budget are reverted", async () => {
+    const svcPatch = { spec: { ports: [{ name: "http", port: 9999 }] } };
+    const pdbPatch = { spec: { maxUnavailable: 3 } };
+    for (const [kind, patch] of [
+      ["service", svcPatch],
+      ["pdb", pdbPatch],
+    ] as const) {
+      const r = await c.kubectl([
+        "patch",
+        `${kind}/${NAME}`,
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        JSON.stringify(patch),
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    await eventually("Service and PDB reverted", async () => {
+      const svc = await c.client.get<KubeObject & { spec: { ports: { port: number }[] } }>(
+        RESOURCES.service,
+        NAME,
+        NS,
+      );
+      const pdb = await c.client.get<KubeObject & { spec: { maxUnavailable: number } }>(
+        RESOURCES.pdb,
+        NAME,
+        NS,
+      );
+      return svc.spec.ports.every((p) => p.port === 8000) && pdb.spec.maxUnavailable === 1;
+    });
+    await assertOwnedOnce();
+  });
+
+  test("a privileged sidecar added to the pod template by hand is removed, with an event", async () => {
+    const sidecar = {
+      spec: {
+        template: {
+          spec: {
+            containers: [
+              { name: "sidecar", image: "busybox", securityContext: { privileged: true } },
+            ],
+          },
+        },
+      },
+    };
+    const r = await c.kubectl([
+      "patch",
+      `deployment/${NAME}`,
+      "-n",
+      NS,
+      "--type=strategic",
+      "-p",
+      JSON.stringify(sidecar),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    await eventually("sidecar removed", async () => {
+      const d = await c.client.get<
+        KubeObject & { spec: { template: { spec: { containers: { name: string }[] } } } }
+      >(RESOURCES.deployment, NAME, NS);
+      const names = d.spec.template.spec.containers.map((x) => x.name);
+      return names.length === 1 && names[0] === "vllm";
+    });
+    // Events are written after the patch, best effort: wait for it.
+    const note = await eventually("ForeignEntriesRemoved event", async () => {
+      const events = await c.client.list<KubeObject & { reason?: string; note?: string }>(
+        RESOURCES.event,
+        { namespace: NS },
+      );
+      const text = events.items
+        .filter((e) => e.reason === "ForeignEntriesRemoved")
+        .map((e) => e.note)
+        .join("\n");
+      return text.includes("containers[sidecar]") ? text : undefined;
+    });
+    assert.match(note, /spec\.template\.spec\.containers\[sidecar\]/);
+    await available();
+    await assertOwnedOnce();
+  });
+
+  test("a paused Deployment shows as DeploymentPaused, and Available again once resumed", async () => {
+    const pause = await c.kubectl(["rollout", "pause", `deployment/${NAME}`, "-n", NS]);
+    assert.equal(pause.code, 0, pause.stderr);
+    const m = await eventually("DeploymentPaused", async () => {
+      const x = await msd();
+      return condition(x, "Degraded")?.reason === "DeploymentPaused" ? x : undefined;
+    });
+    assert.match(condition(m, "Degraded")!.message, /kubectl rollout resume deployment\/faulty/);
+    assert.equal(condition(m, "Ready")?.status, "True", "the replica still serves");
+    const resume = await c.kubectl(["rollout", "resume", `deployment/${NAME}`, "-n", NS]);
+    assert.equal(resume.code, 0, resume.stderr);
+    await available();
+    await assertOwnedOnce();
+  });
+
+  test("the model-cache claim deleted while pods use it shows as CacheClaimTerminating", async () => {
+    // pvc-protection keeps the claim while a pod mounts it: it sits Terminating.
+    const del = await c.kubectl(["delete", "pvc", `${NAME}-model-cache`, "-n", NS, "--wait=false"]);
+    assert.equal(del.code, 0, del.stderr);
+    const m = await eventually("CacheClaimTerminating", async () => {
+      const x = await msd();
+      return condition(x, "Degraded")?.reason === "CacheClaimTerminating" ? x : undefined;
+    });
+    assert.match(condition(m, "Degraded")!.message, /faulty-model-cache is being deleted/);
+    // Deleting the resource removes everything it owns, the terminating claim included.
+    await c.client.delete(RESOURCES.msd, NAME, NS);
+    await eventually("nothing left behind", async () => {
+      const left = await Promise.all(
+        OWNED.map(([r]) =>
+          c.client.list<KubeObject>(r, { namespace: NS, labelSelector: SELECTOR }),
+        ),
+      );
+      const pods = await c.client.list<KubeObject>(RESOURCES.pod, {
+        namespace: NS,
+        labelSelector: SELECTOR,
+      });
+      return left.every((l) => l.items.length === 0) && pods.items.length === 0;
+    });
+  });
+});
