@@ -42,10 +42,14 @@ export const REASONS = {
   ScaledToZero: "ScaledToZero",
   Converged: "Converged",
   AsExpected: "AsExpected",
+  /** The image's vLLM release has its own engine contract. */
+  EngineVerified: "EngineVerified",
+  /** The image's release cannot be read from its tag, or has no contract of its own. */
+  EngineVersionUnverified: "EngineVersionUnverified",
 } as const;
 export type Reason = (typeof REASONS)[keyof typeof REASONS];
 
-export type ConditionType = "Ready" | "Progressing" | "Degraded";
+export type ConditionType = "Ready" | "Progressing" | "Degraded" | "EngineVerified";
 
 export interface Condition {
   type: ConditionType;
@@ -506,7 +510,8 @@ function verdict(o: Observation): Verdict {
       degraded: ["False", REASONS.AsExpected, "no problem observed"],
     };
   }
-  const problem = blocking ?? refinedProblem(o) ?? deadlineProblem(dep, depName);
+  const found = blocking ?? refinedProblem(o) ?? deadlineProblem(dep, depName);
+  const problem = found === undefined ? undefined : withEngineHint(found, o.plan);
   if (problem?.reason === REASONS.ProvisioningNodes) {
     // Waiting for nodes Karpenter is launching is progress, not a fault.
     return {
@@ -541,6 +546,27 @@ function verdict(o: Observation): Verdict {
   };
 }
 
+/**
+ * A crash of the default CUDA 13 image on an older driver looks like any crash: say what to
+ * try. (The driver branch is NVIDIA's rule, not read from a source here.)
+ */
+function withEngineHint(problem: PodProblem, plan: Plan | undefined): PodProblem {
+  if (problem.reason !== REASONS.CrashLoopBackOff || plan === undefined) return problem;
+  const hint =
+    plan.engine.cudaVersion === "13.0"
+      ? `; ${plan.engine.image} is a CUDA 13.0 build: if the log shows a CUDA driver error, the nodes need an R580+ driver, or set spec.engine.cudaVersion: "12.9"`
+      : `; ${plan.engine.image} is a CUDA 12.9 build: it needs an R575+ driver on the nodes`;
+  return { ...problem, message: problem.message + hint };
+}
+
+/** Whether the command line was checked against the image's own vLLM release. */
+function engineVerdict(plan: Plan): [Condition["status"], Reason, string] {
+  const e = plan.engine;
+  return e.verified
+    ? ["True", REASONS.EngineVerified, `vLLM ${e.release} (${e.image}): every flag checked against its contract`]
+    : ["False", REASONS.EngineVersionUnverified, e.unverifiedReason];
+}
+
 /** Keep lastTransitionTime unless the status value flips. */
 function condition(
   type: ConditionType,
@@ -570,6 +596,9 @@ export function computeStatus(o: Observation, previous: Status | undefined, now:
       condition("Ready", v.ready, o.generation, prev, now),
       condition("Progressing", v.progressing, o.generation, prev, now),
       condition("Degraded", v.degraded, o.generation, prev, now),
+      ...(o.plan === undefined
+        ? []
+        : [condition("EngineVerified", engineVerdict(o.plan), o.generation, prev, now)]),
     ],
     replicas: o.deployment?.status?.replicas ?? 0,
     readyReplicas: o.deployment?.status?.readyReplicas ?? 0,
@@ -586,6 +615,10 @@ export function computeStatus(o: Observation, previous: Status | undefined, now:
       maxModelLen: p.maxModelLen,
       kvCacheTokensPerReplica: p.kvCacheTokensPerReplica,
       fullContextSequences: p.fullContextSequences,
+      vllmRelease: p.engine.release,
+      image: p.engine.image,
+      attentionBackend: p.engine.attentionBackend ?? "",
+      moeBackend: p.engine.moeBackend ?? "",
     };
   } else if (previous?.plan !== undefined) {
     status.plan = previous.plan;

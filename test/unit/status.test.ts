@@ -135,10 +135,33 @@ describe("computeStatus", () => {
         ["Ready", "True", "Available", 3],
         ["Progressing", "False", "Converged", 3],
         ["Degraded", "False", "AsExpected", 3],
+        ["EngineVerified", "True", "EngineVerified", 3],
       ],
     );
     assert.equal(s.readyReplicas, 2);
     assert.equal(s.plan?.tensorParallelSize, 2);
+    assert.equal(s.plan?.vllmRelease, "0.24.0");
+    assert.equal(s.plan?.attentionBackend, "TRITON_MLA");
+  });
+
+  test("an image whose release cannot be read: EngineVerified False, saying why", () => {
+    const digest = plan(
+      parseSpec({
+        gpu: { type: "h100-80gb" },
+        engine: { image: "registry.example/vllm@sha256:abc" },
+      }),
+    );
+    const s = computeStatus(obs({ plan: digest, deployment: rolledOut }), undefined, NOW);
+    assert.equal(cond(s, "EngineVerified").status, "False");
+    assert.equal(cond(s, "EngineVerified").reason, "EngineVersionUnverified");
+    assert.match(cond(s, "EngineVerified").message, /cannot be read from its tag.*0\.24\.0/);
+    assert.equal(cond(s, "Ready").reason, "Available", "serving is not blocked by it");
+  });
+
+  test("a crash loop on the CUDA 13 image names the driver it needs and the 12.9 build", () => {
+    const s = computeStatus(obs({ plan: feasible, pods: [crashing] }), undefined, NOW);
+    assert.equal(cond(s, "Ready").reason, "CrashLoopBackOff");
+    assert.match(cond(s, "Ready").message, /CUDA 13\.0 build.*R580.*cudaVersion: "12\.9"/);
   });
 
   test("an old template hash means still rolling out, not Available", () => {
