@@ -625,7 +625,10 @@ export const StatusSchema = z
         maxModelLen: z.number().int(),
         kvCacheTokensPerReplica: z.number().int(),
         fullContextSequences: z.number().int(),
-        vllmRelease: z.string().optional().describe("The vLLM release the command line was checked against."),
+        vllmRelease: z
+          .string()
+          .optional()
+          .describe("The vLLM release the command line was checked against."),
         image: z.string().optional().describe("The vLLM image."),
         attentionBackend: z.string().optional().describe("The MLA attention backend vLLM picks."),
         moeBackend: z.string().optional().describe("The fused-MoE backend vLLM runs."),

@@ -563,7 +563,11 @@ function withEngineHint(problem: PodProblem, plan: Plan | undefined): PodProblem
 function engineVerdict(plan: Plan): [Condition["status"], Reason, string] {
   const e = plan.engine;
   return e.verified
-    ? ["True", REASONS.EngineVerified, `vLLM ${e.release} (${e.image}): every flag checked against its contract`]
+    ? [
+        "True",
+        REASONS.EngineVerified,
+        `vLLM ${e.release} (${e.image}): every flag checked against its contract`,
+      ]
     : ["False", REASONS.EngineVersionUnverified, e.unverifiedReason];
 }
 
