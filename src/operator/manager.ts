@@ -35,6 +35,7 @@ import { ApiEventRecorder } from "./events.ts";
 import { BuiltinAutoscaler } from "./autoscaler.ts";
 import { OperatorMetrics, startHttpServer } from "./metrics.ts";
 import { memoKeyOf, reconcile, type ReconcilerDeps } from "./reconcile.ts";
+import { OWNED_KINDS } from "../render/owned.ts";
 
 export interface OperatorOptions {
   readonly kubeconfig?: string;
@@ -360,35 +361,23 @@ export class Operator {
     });
     this.queue = queue;
     const msd = this.informer(RESOURCES.msd);
-    const owned = [
-      RESOURCES.deployment,
-      RESOURCES.service,
-      RESOURCES.pdb,
-      RESOURCES.pvc,
-      RESOURCES.pod,
-    ].map((r) => this.informer(r, MANAGED_SELECTOR));
-    const [deployments, services, pdbs, pvcs, pods] = owned as [
-      SharedCache<KubeObject>,
-      SharedCache<KubeObject>,
-      SharedCache<KubeObject>,
-      SharedCache<KubeObject>,
-      SharedCache<KubeObject>,
-    ];
-    const nodePools = (await this.installed(RESOURCES.nodePool, "nodePool.provider karpenter"))
-      ? this.informer(RESOURCES.nodePool, MANAGED_SELECTOR, true)
-      : undefined;
+    const pods = this.informer(RESOURCES.pod, MANAGED_SELECTOR);
+    // One informer per owned kind; a kind from an optional CRD only when it is installed.
+    const owned = new Map<string, SharedCache<KubeObject>>();
+    for (const k of OWNED_KINDS) {
+      const r = k.resource;
+      if (k.optionalCrd !== undefined && !(await this.installed(r, k.optionalCrd.neededFor))) {
+        continue;
+      }
+      owned.set(r.kind, this.informer(r, MANAGED_SELECTOR, !r.namespaced));
+    }
+    const karpenter = owned.has(RESOURCES.nodePool.kind);
     // NodeClaims carry our pool template's owner-uid label; events are Karpenter's only.
-    const nodeClaims =
-      nodePools === undefined
-        ? undefined
-        : this.informer(RESOURCES.nodeClaim, OWNER_UID_LABEL, true);
-    const karpenterEvents =
-      nodePools === undefined
-        ? undefined
-        : this.informer(RESOURCES.coreEvent, undefined, false, "source=karpenter");
-    const hpas = this.informer(RESOURCES.hpa, MANAGED_SELECTOR);
-    const scaledObjects = (await this.installed(RESOURCES.scaledObject, "autoscaling.mode keda"))
-      ? this.informer(RESOURCES.scaledObject, MANAGED_SELECTOR)
+    const nodeClaims = karpenter
+      ? this.informer(RESOURCES.nodeClaim, OWNER_UID_LABEL, true)
+      : undefined;
+    const karpenterEvents = karpenter
+      ? this.informer(RESOURCES.coreEvent, undefined, false, "source=karpenter")
       : undefined;
 
     const enqueue = (obj: KubeObject) => queue.add(objectKey(obj));
@@ -403,10 +392,7 @@ export class Operator {
       if (key !== undefined) queue.add(key);
     };
     const appliedMemo = new Map<string, { digest: string; resourceVersion: string }>();
-    const optional = [nodePools, scaledObjects].filter(
-      (i): i is SharedCache<KubeObject> => i !== undefined,
-    );
-    for (const inf of [...owned, hpas, ...optional]) {
+    for (const inf of [...owned.values(), pods]) {
       inf.addHandlers({
         onAdd: enqueueOwner,
         onUpdate: (_o, n) => enqueueOwner(n),
@@ -443,19 +429,7 @@ export class Operator {
       now: () => new Date(),
       statusMemo: new Map(),
       appliedMemo,
-      caches: {
-        msd,
-        deployments,
-        services,
-        pdbs,
-        pvcs,
-        pods,
-        nodePools,
-        nodeClaims,
-        karpenterEvents,
-        hpas,
-        scaledObjects,
-      },
+      caches: { msd, pods, owned, nodeClaims, karpenterEvents },
     };
     for (const inf of this.informers) inf.start();
     await Promise.all(this.informers.map((i) => i.waitForSync()));

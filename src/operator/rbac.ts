@@ -1,3 +1,6 @@
+import { RESOURCES } from "../kube/client.ts";
+import { OWNED_KINDS } from "../render/owned.ts";
+
 /**
  * The exact permissions the operator needs, in one place. The Helm chart, the
  * Pulumi component and the integration tests (which run the operator with only
@@ -9,7 +12,19 @@ export interface PolicyRule {
   verbs: string[];
 }
 
-const OWNED = ["get", "list", "watch", "create", "update", "patch", "delete"];
+/** One rule per API group for the owned kinds, with their verbs (from the owned-kinds table). */
+function ownedRules(): PolicyRule[] {
+  const rules: PolicyRule[] = [];
+  for (const k of OWNED_KINDS) {
+    const verbs = [...k.verbs];
+    const same = rules.find(
+      (r) => r.apiGroups[0] === k.resource.group && r.verbs.join() === verbs.join(),
+    );
+    if (same !== undefined) same.resources.push(k.resource.plural);
+    else rules.push({ apiGroups: [k.resource.group], resources: [k.resource.plural], verbs });
+  }
+  return rules;
+}
 
 export const CLUSTER_RULES: readonly PolicyRule[] = [
   {
@@ -35,24 +50,21 @@ export const CLUSTER_RULES: readonly PolicyRule[] = [
     // Needed to set blockOwnerDeletion on owned objects.
     verbs: ["update"],
   },
-  { apiGroups: ["apps"], resources: ["deployments"], verbs: OWNED },
-  { apiGroups: [""], resources: ["services", "persistentvolumeclaims"], verbs: OWNED },
-  { apiGroups: ["policy"], resources: ["poddisruptionbudgets"], verbs: OWNED },
+  ...ownedRules(),
   // Pods are only read, to surface their real failure causes on the resource.
   { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
   { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
-  { apiGroups: ["karpenter.sh"], resources: ["nodepools"], verbs: OWNED },
   // Read only: status names the NodeClaims a pool is launching, and deletion waits for them.
   { apiGroups: ["karpenter.sh"], resources: ["nodeclaims"], verbs: ["get", "list", "watch"] },
   // Karpenter's own events on pending pods (core/v1, source=karpenter), quoted in status.
   { apiGroups: [""], resources: ["events"], verbs: ["list", "watch"] },
-  // autoscaling.mode hpa / keda.
-  { apiGroups: ["autoscaling"], resources: ["horizontalpodautoscalers"], verbs: OWNED },
-  { apiGroups: ["keda.sh"], resources: ["scaledobjects"], verbs: OWNED },
 ];
 
-/** Kinds without a namespace: only a ClusterRole can grant them (Karpenter NodePools). */
-const CLUSTER_SCOPED_RESOURCES = new Set(["nodepools"]);
+/** Kinds without a namespace: only a ClusterRole can grant them (Karpenter NodePools, NodeClaims). */
+const CLUSTER_SCOPED_RESOURCES = new Set([
+  ...OWNED_KINDS.filter((k) => !k.resource.namespaced).map((k) => k.resource.plural),
+  RESOURCES.nodeClaim.plural,
+]);
 
 /**
  * The namespaced install mode: these rules go into a Role in every watched namespace, and

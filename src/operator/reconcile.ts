@@ -9,13 +9,13 @@ import { API_VERSION, KIND, type MistralSmallDeployment, type Status } from "../
 import { parseResource, ValidationError } from "../api/validate.ts";
 import { plan as planFor, type Plan } from "../planner/plan.ts";
 import { VLLM_PORT } from "../engine/command.ts";
-import { renderAll, type Manifest } from "../render/index.ts";
+import { renderDesired, type Manifest } from "../render/index.ts";
+import { OWNED_KINDS, ownedKind } from "../render/owned.ts";
 import { asStored, securityDrift } from "../render/security.ts";
 import { foreignEntries } from "./foreign.ts";
 import {
   FIELD_MANAGER,
   OWNER_UID_LABEL,
-  TEMPLATE_HASH_ANNOTATION,
   cacheClaimName,
   labelSelectorString,
   serviceUrl,
@@ -27,6 +27,7 @@ import {
   resourceFor,
   type KubeClient,
   type KubeObject,
+  type ResourceType,
 } from "../kube/client.ts";
 import {
   REASONS,
@@ -64,20 +65,13 @@ export interface ReconcilerDeps {
   readonly appliedMemo?: Map<string, { digest: string; resourceVersion: string }>;
   readonly caches: {
     readonly msd: Cache<KubeObject>;
-    readonly deployments: Cache<KubeObject>;
-    readonly services: Cache<KubeObject>;
-    readonly pdbs: Cache<KubeObject>;
-    readonly pvcs: Cache<KubeObject>;
     readonly pods: Cache<KubeObject>;
-    /** Absent when the Karpenter CRDs are not installed. */
-    readonly nodePools: Cache<KubeObject> | undefined;
+    /** One cache per owned kind (OWNED_KINDS), by kind; absent when its optional CRD is not installed. */
+    readonly owned: ReadonlyMap<string, Cache<KubeObject>>;
     /** Karpenter NodeClaims of our pools (absent without the CRDs). */
     readonly nodeClaims?: Cache<KubeObject> | undefined;
     /** core/v1 Events written by Karpenter (source=karpenter). */
     readonly karpenterEvents?: Cache<KubeObject> | undefined;
-    readonly hpas?: Cache<KubeObject>;
-    /** Absent when the KEDA CRDs are not installed. */
-    readonly scaledObjects?: Cache<KubeObject> | undefined;
   };
 }
 
@@ -87,6 +81,16 @@ export interface ReconcileResult {
 
 export class ReconcileError extends Error {
   override name = "ReconcileError";
+}
+
+/** The spec needs a kind whose CRD is not installed (Karpenter, KEDA): nothing is applied. */
+export class CrdMissingError extends Error {
+  override name = "CrdMissingError";
+  readonly kind: string;
+  constructor(kind: string, message: string) {
+    super(message);
+    this.kind = kind;
+  }
 }
 
 /**
@@ -106,28 +110,16 @@ function cacheKey(obj: { metadata: { name: string; namespace?: string } }): stri
 }
 
 function cacheFor(deps: ReconcilerDeps, kind: string): Cache<KubeObject> | undefined {
-  switch (kind) {
-    case "Deployment":
-      return deps.caches.deployments;
-    case "Service":
-      return deps.caches.services;
-    case "PodDisruptionBudget":
-      return deps.caches.pdbs;
-    case "PersistentVolumeClaim":
-      return deps.caches.pvcs;
-    case "NodePool":
-      return deps.caches.nodePools;
-    case "HorizontalPodAutoscaler":
-      return deps.caches.hpas;
-    case "ScaledObject":
-      return deps.caches.scaledObjects;
-    default:
-      return undefined;
-  }
+  return deps.caches.owned.get(kind);
+}
+
+/** The API type of a rendered object: from the owned-kinds table. */
+function resourceOf(obj: Manifest): ResourceType {
+  return ownedKind(obj.kind)?.resource ?? resourceFor(obj.apiVersion, obj.kind);
 }
 
 function ownedNodePools(deps: ReconcilerDeps, uid: string): KubeObject[] {
-  return (deps.caches.nodePools?.list() ?? []).filter(
+  return (cacheFor(deps, "NodePool")?.list() ?? []).filter(
     (np) => np.metadata.labels?.[OWNER_UID_LABEL] === uid,
   );
 }
@@ -247,47 +239,50 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
 
   const plan = msd === undefined ? undefined : planFor(msd.spec);
   let applyError: string | undefined;
+  let crdMissing: string | undefined;
   let rejected: string | undefined;
   let retry: ApiError | undefined;
   let desiredTemplateHash: string | undefined;
   if (msd !== undefined && plan !== undefined && plan.feasible) {
-    const desired = renderAll({ ...msd, metadata: { ...msd.metadata, uid } }, plan);
-    desiredTemplateHash = desired.find((o) => o.kind === "Deployment")?.metadata.annotations?.[
-      TEMPLATE_HASH_ANNOTATION
-    ];
+    const desired = renderDesired({ ...msd, metadata: { ...msd.metadata, uid } }, plan);
+    desiredTemplateHash = desired.templateHash;
     try {
-      await applyDesired(desired, deps, log, raw);
-      await pruneUndesired(desired, deps, log, raw, msd);
+      await applyDesired(desired.objects, deps, log, raw);
+      await pruneUndesired(desired.objects, deps, log, raw, msd);
     } catch (err) {
-      if (err instanceof RenderRejectedError) {
+      if (err instanceof CrdMissingError) {
+        crdMissing = err.message;
+        log.warn({ kind: err.kind }, err.message);
+      } else if (err instanceof RenderRejectedError) {
         rejected = err.message;
         log.warn({ err }, "a rendered object is refused by the API server; nothing applied");
-      } else if (!(err instanceof ApiError)) {
-        throw err;
-      }
-      if (rejected === undefined) {
+      } else if (err instanceof ApiError) {
         applyError = err.message;
         log.error({ err }, "apply failed");
-      }
-      // Say so in status first; transient failures then go back to the queue with backoff.
-      if (err.status === 0 || err.status >= 500 || err.status === 409 || err.status === 429) {
-        retry = err;
+        // Say so in status first; transient failures then go back to the queue with backoff.
+        if (err.status === 0 || err.status >= 500 || err.status === 409 || err.status === 429) {
+          retry = err;
+        }
+      } else {
+        throw err;
       }
     }
   } else if (plan !== undefined && !plan.feasible) {
     log.info({ reasons: plan.reasons }, "plan is infeasible; no new workload");
   }
 
-  const deployment = deps.caches.deployments.get(key) as (KubeObject & DeploymentView) | undefined;
+  const deployment = cacheFor(deps, "Deployment")?.get(key) as
+    | (KubeObject & DeploymentView)
+    | undefined;
   const owned = deployment !== undefined && ownedBy(deployment, uid) ? deployment : undefined;
   const pods = podsOf(deps, raw);
   const capacity = capacityOf(deps, msd, raw, pods);
   const cacheClaim =
     msd === undefined
       ? undefined
-      : (deps.caches.pvcs.get(`${raw.metadata.namespace}/${cacheClaimName(msd)}`) as
-          | (KubeObject & ClaimView)
-          | undefined);
+      : (cacheFor(deps, "PersistentVolumeClaim")?.get(
+          `${raw.metadata.namespace}/${cacheClaimName(msd)}`,
+        ) as (KubeObject & ClaimView) | undefined);
   const status = computeStatus(
     {
       generation: raw.metadata.generation ?? 0,
@@ -299,6 +294,7 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
       ...(desiredTemplateHash === undefined ? {} : { desiredTemplateHash }),
       pods,
       ...(applyError === undefined ? {} : { applyError }),
+      ...(crdMissing === undefined ? {} : { crdMissing }),
       ...(capacity === undefined ? {} : { capacity }),
       ...(rejected === undefined ? {} : { rejected }),
       selector: msd === undefined ? "" : labelSelectorString(msd),
@@ -321,25 +317,17 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
 }
 
 async function applyDesired(
-  desired: Manifest[],
+  desired: readonly Manifest[],
   deps: ReconcilerDeps,
   log: Logger,
   owner: RawMsd,
 ): Promise<void> {
   const changed = desired.filter((obj) => needsApply(obj, deps));
-  if (changed.some((o) => o.kind === "NodePool") && deps.caches.nodePools === undefined) {
-    throw new ApiError(
-      404,
-      "NotFound",
-      "the Karpenter karpenter.sh/v1 NodePool CRD is not installed in this cluster",
-    );
-  }
-  if (changed.some((o) => o.kind === "ScaledObject") && deps.caches.scaledObjects === undefined) {
-    throw new ApiError(
-      404,
-      "NotFound",
-      "autoscaling.mode keda needs KEDA: the keda.sh/v1alpha1 ScaledObject CRD is not installed in this cluster",
-    );
+  for (const obj of changed) {
+    const crd = ownedKind(obj.kind)?.optionalCrd;
+    if (crd !== undefined && cacheFor(deps, obj.kind) === undefined) {
+      throw new CrdMissingError(obj.kind, crd.missing);
+    }
   }
   await removeForeignEntries(changed, deps, log, owner);
   await dryRunAll(changed, deps);
@@ -348,7 +336,7 @@ async function applyDesired(
   const results = await Promise.allSettled(
     changed.map(async (obj) => {
       const applied = await deps.client.apply(
-        resourceFor(obj.apiVersion, obj.kind),
+        resourceOf(obj),
         obj as unknown as KubeObject,
         FIELD_MANAGER,
       );
@@ -403,12 +391,10 @@ async function removeForeignEntries(
     const foreign = live === undefined ? undefined : foreignEntries(obj.kind, obj, live);
     if (live === undefined || foreign === undefined) continue;
     // Guarded by resourceVersion: a newer live object is looked at again on the next pass.
-    await deps.client.mergePatch(
-      resourceFor(obj.apiVersion, obj.kind),
-      obj.metadata.name,
-      obj.metadata.namespace,
-      { ...foreign.patch, metadata: { resourceVersion: live.metadata.resourceVersion } },
-    );
+    await deps.client.mergePatch(resourceOf(obj), obj.metadata.name, obj.metadata.namespace, {
+      ...foreign.patch,
+      metadata: { resourceVersion: live.metadata.resourceVersion },
+    });
     log.warn(
       { kind: obj.kind, name: obj.metadata.name, removed: foreign.removed },
       "removed list entries added by hand",
@@ -447,14 +433,9 @@ function refusalText(obj: Manifest, err: ApiError): string {
 async function dryRunAll(changed: readonly Manifest[], deps: ReconcilerDeps): Promise<void> {
   const results = await Promise.allSettled(
     changed.map((obj) =>
-      deps.client.apply(
-        resourceFor(obj.apiVersion, obj.kind),
-        obj as unknown as KubeObject,
-        FIELD_MANAGER,
-        {
-          dryRun: true,
-        },
-      ),
+      deps.client.apply(resourceOf(obj), obj as unknown as KubeObject, FIELD_MANAGER, {
+        dryRun: true,
+      }),
     ),
   );
   const refused: string[] = [];
@@ -488,7 +469,7 @@ function reportSecurityDrift(
 ): void {
   for (const obj of changed) {
     if (obj.kind !== "Deployment") continue;
-    const live = deps.caches.deployments.get(cacheKey(obj));
+    const live = cacheFor(deps, "Deployment")?.get(cacheKey(obj));
     if (live === undefined) continue;
     const drift = securityDrift(obj, live);
     if (drift.length === 0) continue;
@@ -526,7 +507,7 @@ function needsApply(obj: Manifest, deps: ReconcilerDeps): boolean {
 }
 
 async function pruneUndesired(
-  desired: Manifest[],
+  desired: readonly Manifest[],
   deps: ReconcilerDeps,
   log: Logger,
   raw: RawMsd,
@@ -534,22 +515,20 @@ async function pruneUndesired(
 ): Promise<void> {
   const uid = raw.metadata.uid!;
   const want = new Set(desired.map((o) => `${o.kind}/${o.metadata.name}`));
-  const candidates: [string, KubeObject][] = [
-    ...deps.caches.pvcs
-      .list()
-      .filter((o) => o.metadata.namespace === msd.metadata.namespace && ownedBy(o, uid))
-      .map((o) => ["PersistentVolumeClaim", o] as [string, KubeObject]),
-    ...ownedNodePools(deps, uid).map((o) => ["NodePool", o] as [string, KubeObject]),
-    ...(["HorizontalPodAutoscaler", "ScaledObject"] as const).flatMap((kind) =>
-      (cacheFor(deps, kind)?.list() ?? [])
-        .filter((o) => o.metadata.namespace === msd.metadata.namespace && ownedBy(o, uid))
-        .map((o) => [kind, o] as [string, KubeObject]),
-    ),
-  ];
+  // Cluster-scoped kinds cannot carry an owner reference to us: they carry our uid label.
+  const ours = (o: KubeObject, namespaced: boolean) =>
+    namespaced
+      ? o.metadata.namespace === msd.metadata.namespace && ownedBy(o, uid)
+      : o.metadata.labels?.[OWNER_UID_LABEL] === uid;
+  const candidates = OWNED_KINDS.filter((k) => k.prune).flatMap((k) =>
+    (cacheFor(deps, k.resource.kind)?.list() ?? [])
+      .filter((o) => ours(o, k.resource.namespaced))
+      .map((o) => [k.resource.kind, o] as [string, KubeObject]),
+  );
   for (const [kind, obj] of candidates) {
     if (want.has(`${kind}/${obj.metadata.name}`) || obj.metadata.deletionTimestamp !== undefined)
       continue;
-    const r = resourceFor(String(obj.apiVersion ?? ""), kind);
+    const r = ownedKind(kind)!.resource;
     await deps.client.delete(r, obj.metadata.name, obj.metadata.namespace, {
       uid: obj.metadata.uid!,
     });
@@ -574,7 +553,7 @@ async function finalize(raw: RawMsd, deps: ReconcilerDeps, log: Logger): Promise
   if (!(raw.metadata.finalizers ?? []).includes(FINALIZER)) return {};
   const uid = raw.metadata.uid!;
   const pools = ownedNodePools(deps, uid);
-  const deployment = deps.caches.deployments.get(cacheKey(raw));
+  const deployment = cacheFor(deps, "Deployment")?.get(cacheKey(raw));
   if (
     pools.length > 0 &&
     deployment !== undefined &&

@@ -11,7 +11,8 @@ export const REASONS = {
   InvalidSpec: "InvalidSpec",
   Infeasible: "Infeasible",
   InfeasibleKeepsServing: "InfeasibleKeepsServing",
-  NodePoolUnavailable: "NodePoolUnavailable",
+  /** The spec needs a kind whose CRD is not installed (Karpenter NodePool, KEDA ScaledObject). */
+  CrdMissing: "CrdMissing",
   ApplyFailed: "ApplyFailed",
   ObjectRejected: "ObjectRejected",
   Unschedulable: "Unschedulable",
@@ -356,6 +357,8 @@ export interface Observation {
   /** The model-cache claim the pods mount, when it exists. */
   readonly cacheClaim?: ClaimView;
   readonly applyError?: string;
+  /** The CRD an owned kind needs is not installed: which, and for what. */
+  readonly crdMissing?: string;
   /** A rendered object the API server refused on a dry run: which object, which field. */
   readonly rejected?: string;
   readonly selector: string;
@@ -475,6 +478,15 @@ function verdict(o: Observation): Verdict {
         : ["False", REASONS.ObjectRejected, o.rejected],
       progressing: ["False", REASONS.ObjectRejected, "nothing is applied until the spec changes"],
       degraded: ["True", REASONS.ObjectRejected, o.rejected],
+    };
+  }
+  if (o.crdMissing !== undefined) {
+    return {
+      ready: serving
+        ? ["True", REASONS.CrdMissing, `serving the last applied objects; ${o.crdMissing}`]
+        : ["False", REASONS.CrdMissing, o.crdMissing],
+      progressing: ["False", REASONS.CrdMissing, "nothing is applied until the CRD is installed"],
+      degraded: ["True", REASONS.CrdMissing, o.crdMissing],
     };
   }
   if (o.applyError !== undefined) {

@@ -173,6 +173,11 @@ function podTemplate(msd: MistralSmallDeployment, plan: Plan): V1PodTemplateSpec
   return template;
 }
 
+/** The hash naming the pod template a plan renders: a rollout is done once it is live. */
+export function podTemplateHash(msd: MistralSmallDeployment, plan: Plan): string {
+  return podTemplate(msd, plan).metadata!.annotations![TEMPLATE_HASH_ANNOTATION]!;
+}
+
 export function renderDeployment(
   msd: MistralSmallDeployment,
   plan: Plan,

@@ -1,29 +1,26 @@
 /** spec + plan -> every object the operator owns, in a fixed order. Pure. */
-import type { KubernetesObject } from "@kubernetes/client-node";
 import type { MistralSmallDeployment } from "../api/schema.ts";
 import type { Plan } from "../planner/plan.ts";
-import { renderDeployment } from "./deployment.ts";
-import { renderNodePool } from "./nodepool.ts";
-import { renderPdb } from "./pdb.ts";
-import { renderCacheClaim } from "./pvc.ts";
-import { renderService } from "./service.ts";
-import { renderHpa, renderScaledObject } from "./autoscaler.ts";
+import { podTemplateHash } from "./deployment.ts";
+import type { Manifest } from "./manifest.ts";
+import { OWNED_KINDS } from "./owned.ts";
 
-export type Manifest = KubernetesObject & {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string };
-};
+export type { Manifest };
 
 export function renderAll(msd: MistralSmallDeployment, plan: Plan): Manifest[] {
-  const objects = [
-    renderNodePool(msd, plan),
-    renderCacheClaim(msd),
-    renderService(msd),
-    renderPdb(msd),
-    renderDeployment(msd, plan, msd.spec.replicas),
-    renderHpa(msd, plan),
-    renderScaledObject(msd, plan),
-  ];
-  return objects.filter((o): o is NonNullable<typeof o> => o !== undefined) as Manifest[];
+  return OWNED_KINDS.flatMap((k) => {
+    const o = k.render(msd, plan);
+    return o === undefined ? [] : [o as Manifest];
+  });
+}
+
+export interface Desired {
+  readonly objects: readonly Manifest[];
+  /** The pod template hash the Deployment carries: a rollout is done when it is live. */
+  readonly templateHash: string;
+}
+
+/** What the reconciler applies: the objects and the pod-template hash they name. */
+export function renderDesired(msd: MistralSmallDeployment, plan: Plan): Desired {
+  return { objects: renderAll(msd, plan), templateHash: podTemplateHash(msd, plan) };
 }
