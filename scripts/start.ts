@@ -16,10 +16,12 @@ import { KubeClient, RESOURCES, type KubeObject } from "../src/kube/client.ts";
 import { Operator } from "../src/operator/manager.ts";
 import { rbacManifests } from "../src/operator/rbac.ts";
 import { runPlan } from "../src/cli/commands.ts";
+import { KWOK_NODE_CLASS, startKarpenter } from "../src/cluster/karpenter.ts";
 
 const { values } = parseArgs({
   options: {
     keep: { type: "boolean" },
+    "no-karpenter": { type: "boolean" },
     example: { type: "string", default: "examples/a100-80gb-fp8.yaml" },
     dir: { type: "string", default: ".tmp/start" },
   },
@@ -97,27 +99,7 @@ try {
   ).trim();
   say(`applied ${values.example} (${name}); watching its status`);
 
-  let last = "";
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const m = await admin.get<
-      KubeObject & {
-        status?: {
-          conditions?: { type: string; status: string; reason: string; message: string }[];
-        };
-      }
-    >(RESOURCES.msd, name, "default");
-    const ready = m.status?.conditions?.find((c) => c.type === "Ready");
-    const line =
-      ready === undefined
-        ? "no status yet"
-        : `Ready=${ready.status} ${ready.reason}: ${ready.message}`;
-    if (line !== last) say(line);
-    last = line;
-    if (ready?.status === "True" && ready.reason === "Available") break;
-    if (Date.now() > deadline) throw new Error(`not Ready after 120 s: ${line}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  await watchReady(admin, name);
   console.log(`\n$ kubectl get msd -o wide\n${kubectl(["get", "msd", "-o", "wide"])}`);
   console.log(
     `$ kubectl get deploy,svc,pdb,pvc,pods -l app.kubernetes.io/instance=${name}\n${kubectl(["get", "deploy,svc,pdb,pvc,pods", "-o", "wide", "-l", `app.kubernetes.io/instance=${name}`])}`,
@@ -125,6 +107,7 @@ try {
   console.log(
     `$ kubectl get events (for ${name})\n${kubectl(["get", "events.events.k8s.io", "--field-selector", `regarding.name=${name}`, "-o", "custom-columns=TYPE:.type,REASON:.reason,NOTE:.note"])}`,
   );
+  if (values["no-karpenter"] !== true) await karpenterAct(admin);
   if (values.keep === true) {
     say(
       `running until Ctrl-C. In another shell:\n  export KUBECONFIG=${cluster.kubeconfig}\n  kubectl get msd -o wide`,
@@ -137,4 +120,76 @@ try {
   await shutdown();
   console.error(err);
   process.exitCode = 1;
+}
+
+type MsdView = KubeObject & {
+  status?: { conditions?: { type: string; status: string; reason: string; message: string }[] };
+};
+
+/** Prints each new Ready verdict until the resource is Available. */
+async function watchReady(client: KubeClient, name: string): Promise<void> {
+  let last = "";
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    const m = await client.get<MsdView>(RESOURCES.msd, name, "default");
+    const ready = m.status?.conditions?.find((c) => c.type === "Ready");
+    const line =
+      ready === undefined
+        ? "no status yet"
+        : `Ready=${ready.status} ${ready.reason}: ${ready.message}`;
+    if (line !== last) say(line);
+    last = line;
+    if (ready?.status === "True" && ready.reason === "Available") return;
+    if (Date.now() > deadline) throw new Error(`not Ready after 180 s: ${line}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/**
+ * The second act: real Karpenter (its KWOK provider, on a fake GPU cloud generated from our
+ * catalog) launches the GPU nodes for a resource with a NodePool of its own, and gives them
+ * back when the resource is deleted.
+ */
+async function karpenterAct(client: KubeClient): Promise<void> {
+  say("starting Karpenter (its KWOK provider, real controllers; first run builds it, ~13 min)");
+  const k = await startKarpenter(cluster, { detached: false, quietBuild: false });
+  say(`Karpenter running (log: ${k.logFile}); a KWOKNodeClass named default is Ready`);
+  const name = "mistral-small-karpenter";
+  const manifest = {
+    apiVersion: "serving.mistralsmall.dev/v1alpha1",
+    kind: "MistralSmallDeployment",
+    metadata: { name, namespace: "default" },
+    spec: {
+      gpu: { type: "a100-80gb" },
+      maxModelLen: 65536,
+      nodePool: {
+        provider: "karpenter",
+        karpenter: { nodeClassRef: { ...KWOK_NODE_CLASS }, consolidateAfter: "30s" },
+      },
+    },
+  };
+  console.log(`\n$ kubectl apply -f - <<EOF\n${stringify(manifest)}EOF`);
+  kubectl(["apply", "-f", "-"], JSON.stringify(manifest));
+  await watchReady(client, name);
+  const columns =
+    "custom-columns=NODECLAIM:.metadata.name,TYPE:.metadata.labels.node\\.kubernetes\\.io/instance-type,CAPACITY:.metadata.labels.karpenter\\.sh/capacity-type,NODE:.status.nodeName";
+  console.log(`\n$ kubectl get nodeclaims\n${kubectl(["get", "nodeclaims", "-o", columns])}`);
+  console.log(
+    `$ kubectl get pods -o wide -l app.kubernetes.io/instance=${name}\n${kubectl(["get", "pods", "-o", "wide", "-l", `app.kubernetes.io/instance=${name}`])}`,
+  );
+  kubectl(["delete", "msd", name, "--wait=false"]);
+  say(`deleted ${name}: the operator removes its replicas, then its NodePool; Karpenter drains`);
+  const deadline = Date.now() + 180_000;
+  let last = "";
+  for (;;) {
+    const claims = kubectl(["get", "nodeclaims", "-o", "name"]).trim();
+    const gone = kubectl(["get", "msd", name, "--ignore-not-found", "-o", "name"]).trim() === "";
+    const line = `${claims === "" ? 0 : claims.split("\n").length} NodeClaim(s) left${gone ? ", resource gone" : ""}`;
+    if (line !== last) say(line);
+    last = line;
+    if (claims === "" && gone) break;
+    if (Date.now() > deadline) throw new Error(`not cleaned up after 180 s: ${line}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  say("the NodePool, its NodeClaims and their nodes are gone; nothing left behind");
 }
