@@ -179,6 +179,8 @@ function tokenWebhookArgs(dir: string, url: string | undefined): string[] {
 export class LocalCluster {
   private readonly children: ChildProcess[] = [];
   private stopped = false;
+  /** How kube-apiserver was started, to start it again (restartApiServer). */
+  private apiServer: { args: string[]; detached: boolean } | undefined;
   private constructor(
     readonly state: ClusterState,
     private readonly bins: Binaries,
@@ -250,7 +252,7 @@ export class LocalCluster {
         join(logs, "etcd.log"),
       );
 
-      const apiserver = launch("kube-apiserver", [
+      const apiServerArgs = [
         `--etcd-servers=http://127.0.0.1:${ports.etcd}`,
         "--bind-address=127.0.0.1",
         `--secure-port=${ports.apiserver}`,
@@ -268,14 +270,9 @@ export class LocalCluster {
         "--max-requests-inflight=2000",
         "--max-mutating-requests-inflight=1000",
         ...tokenWebhookArgs(dir, options.tokenWebhookUrl),
-      ]);
-      await waitFor(
-        "kube-apiserver",
-        async () => (await probe(`${apiServerUrl}/readyz`, ADMIN_TOKEN)) === 200,
-        60_000,
-        () => apiserver.exitCode === null,
-        join(logs, "kube-apiserver.log"),
-      );
+      ];
+      cluster.apiServer = { args: apiServerArgs, detached: options.detached === true };
+      await cluster.startApiServer();
 
       const cm = launch("kube-controller-manager", [
         `--kubeconfig=${kubeconfig}`,
@@ -366,6 +363,32 @@ export class LocalCluster {
     this.children.push(child);
     if (child.pid !== undefined) (this.state.pids as Record<string, number>)[name] = child.pid;
     return child;
+  }
+
+  private async startApiServer(): Promise<void> {
+    const { args, detached } = this.apiServer!;
+    const apiserver = this.launch("kube-apiserver", args, detached);
+    await waitFor(
+      "kube-apiserver",
+      async () => (await probe(`${this.state.apiServerUrl}/readyz`, ADMIN_TOKEN)) === 200,
+      60_000,
+      () => apiserver.exitCode === null,
+      join(this.state.dir, "logs", "kube-apiserver.log"),
+    );
+  }
+
+  /**
+   * Stops kube-apiserver and starts it again with the same flags (etcd keeps the data): every
+   * client sees its connections drop, and watches resumed from before the restart find their
+   * resourceVersion older than the new watch cache (410 Gone).
+   */
+  async restartApiServer(): Promise<void> {
+    const pid = this.state.pids["kube-apiserver"];
+    if (pid !== undefined) await stopPids([pid]);
+    const i = this.children.findIndex((c) => c.pid === pid);
+    if (i >= 0) this.children.splice(i, 1);
+    await this.startApiServer();
+    this.saveState();
   }
 
   /** Rewrites state.json, after a process was added with spawnProcess. */

@@ -4,9 +4,11 @@
  * model-cache claim deleted while pods use it. Each case must converge (or say why it cannot),
  * with nothing duplicated and nothing left behind. Operator SIGKILL mid-reconcile is in
  * leader.test.ts; a security-field hand patch and missing permissions are in operator.test.ts.
+ * An API server restart forces the operator's watches to expire (410) and relist.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { RESOURCES, type KubeObject, type ResourceType } from "../../src/kube/client.ts";
 import { eventually, startTestCluster, type TestCluster } from "./cluster.ts";
 import {
@@ -184,6 +186,29 @@ describe("fault injection: hand edits and deletions converge, nothing duplicated
     assert.equal(resume.code, 0, resume.stderr);
     await available();
     await assertOwnedOnce();
+  });
+
+  test("an API server restart: resumed watches expire (410) and relist; later hand edits still converge", async () => {
+    assert.ok(c.local !== undefined, "needs the local control plane");
+    // A write just before the restart moves the resourceVersion past what the operator's
+    // informers last saw, so their resumed watches are older than the new watch cache: 410.
+    const marker = await c.kubectl(["create", "configmap", "restart-marker", "-n", NS]);
+    assert.equal(marker.code, 0, marker.stderr);
+    const log = () => readFileSync(op.logFile, "utf8");
+    const logBefore = log().length;
+    await c.local.restartApiServer();
+    await eventually("the operator relisted after a 410", async () =>
+      /resourceVersion expired; relisting/.test(log().slice(logBefore)) ? true : undefined,
+    );
+    const svc = await c.client.get<KubeObject>(RESOURCES.service, NAME, NS);
+    await c.client.delete(RESOURCES.service, NAME, NS);
+    await eventually("the Service recreated after the restart", async () => {
+      const now = await c.client.getOrUndefined<KubeObject>(RESOURCES.service, NAME, NS);
+      return now !== undefined && now.metadata.uid !== svc.metadata.uid ? now : undefined;
+    });
+    await available();
+    await assertOwnedOnce();
+    await c.kubectl(["delete", "configmap", "restart-marker", "-n", NS]);
   });
 
   test("the model-cache claim deleted while pods use it shows as CacheClaimTerminating", async () => {
