@@ -66,21 +66,7 @@ all_warm() {
   have kwok-stages.yaml "$KWOK_STAGES_STAMP" && have karpenter-crds "$CRDS_STAMP"
 }
 
-if [[ -d "$OUT" ]] && all_warm; then
-  log "cache warm: $OUT"
-  echo "$OUT"
-  exit 0
-fi
-
-lock_cache "$OUT"
-if all_warm; then
-  log "built by another process: $OUT"
-  echo "$OUT"
-  exit 0
-fi
-trap_build_exits
-# Leftovers of an interrupted build (we hold the lock, so nobody else is writing).
-rm -rf -- "$OUT"/.*.tmp.* 2>/dev/null || true
+enter_build "$OUT" "$OUT" all_warm
 
 use_go
 log "Go: $(go version); Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION, karpenter $KARPENTER_VERSION"

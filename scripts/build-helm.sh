@@ -39,24 +39,9 @@ STAMP="helm.sh/helm/v3@$HELM_VERSION k8s=1.$K8S_MINOR"
 
 have() { [[ -x "$BIN" && -f "$OUT/.stamp.helm" && "$(<"$OUT/.stamp.helm")" == "$STAMP" ]]; }
 
-if have; then
-  log "cache warm: $BIN"
-  echo "$BIN"
-  exit 0
-fi
-
-lock_cache "$OUT"
-if have; then
-  log "built by another process: $BIN"
-  echo "$BIN"
-  exit 0
-fi
-
+enter_build "$OUT" "$BIN" have
 TMP="$OUT/.helm.tmp.$$"
 TMPS+=("$TMP")
-trap_build_exits
-# Leftovers of an interrupted build (we hold the lock, so nobody else is writing).
-rm -f -- "$OUT"/.helm.tmp.* 2>/dev/null || true
 
 use_go
 log "Go: $(go version); helm $HELM_VERSION (client-go $CLIENT_GO_VERSION: Kubernetes 1.$K8S_MINOR)"

@@ -36,21 +36,7 @@ have() { # output: exists and was built from $STAMP
 }
 all_warm() { have "$BIN" && have "$CRDS"; }
 
-if all_warm; then
-  log "cache warm: $OUT"
-  echo "$OUT"
-  exit 0
-fi
-
-lock_cache "$OUT"
-if all_warm; then
-  log "built by another process: $OUT"
-  echo "$OUT"
-  exit 0
-fi
-trap_build_exits
-# Leftovers of an interrupted build (we hold the lock, so nobody else is writing).
-rm -rf -- "$OUT"/.*.tmp.* 2>/dev/null || true
+enter_build "$OUT" "$OUT" all_warm
 
 install_stamp() { # name   (written after the output is in place)
   printf '%s\n' "$STAMP" >"$OUT/.stamp.$1.tmp.$$"

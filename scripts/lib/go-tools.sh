@@ -37,6 +37,27 @@ trap_build_exits() {
   trap 'on_signal 143' TERM
 }
 
+# The cache check every build script starts with: prints $2 (what the caller hands back) and
+# exits when the check command $3 says the cache is warm, before or after taking $1's lock;
+# otherwise returns holding the lock with the exit traps set and old temporaries of $1 removed.
+enter_build() {
+  local out=$1 result=$2 warm=$3
+  if [[ -d "$out" ]] && "$warm"; then
+    log "cache warm: $result"
+    echo "$result"
+    exit 0
+  fi
+  lock_cache "$out"
+  if "$warm"; then
+    log "built by another process: $result"
+    echo "$result"
+    exit 0
+  fi
+  trap_build_exits
+  # Leftovers of an interrupted build (we hold the lock, so nobody else is writing).
+  rm -rf -- "$out"/.*.tmp.* 2>/dev/null || true
+}
+
 # The local Go toolchain, for static binaries from modules.
 use_go() {
   command -v go >/dev/null 2>&1 || die "go not found on PATH (need Go >= 1.26; /usr/local/go/bin?)"
