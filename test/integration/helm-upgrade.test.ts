@@ -80,7 +80,17 @@ function helmBinary(): string {
 
 /** The chart folder as it was at `commit`, extracted into `dir`. */
 function chartAt(commit: string, dir: string): string {
-  const tar = execFileSync("git", ["-C", REPO, "archive", "--format=tar", commit, CHART_PATH]);
+  let tar: Buffer;
+  try {
+    tar = execFileSync("git", ["-C", REPO, "archive", "--format=tar", commit, CHART_PATH], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  } catch (err) {
+    // A shallow clone (CI's default checkout depth of 1) lacks the commit.
+    throw new Error(`the chart of ${commit} is not in git history (fetch-depth: 0?)`, {
+      cause: err,
+    });
+  }
   execFileSync("tar", ["-x", "-C", dir], { input: tar });
   return join(dir, CHART_PATH);
 }
