@@ -2,7 +2,18 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "dist/", ".tmp/", "infra/node_modules/", "charts/", "crds/"] },
+  {
+    ignores: [
+      "node_modules/",
+      "dist/",
+      ".tmp/",
+      "infra/node_modules/",
+      "infra/dist/",
+      "infra/src/generated/",
+      "charts/",
+      "crds/",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

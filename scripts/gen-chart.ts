@@ -1,9 +1,10 @@
 /**
- * Writes the generated parts of charts/mistral-small-operator/ (Chart.yaml, crds/,
- * templates/rbac.yaml) from package.json, crds/ and src/operator/rbac.ts.
+ * Writes the generated parts of charts/mistral-small-operator/ (Chart.yaml,
+ * templates/crds.yaml, templates/rbac.yaml, values.schema.json) from package.json, crds/,
+ * src/operator/rbac.ts and src/delivery/values.ts.
  * `--check` writes nothing and exits 1 when a file differs (what the unit test does too).
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { CHART_DIR, REPO_ROOT, generatedChartFiles } from "../src/delivery/chart.ts";
 
@@ -23,16 +24,15 @@ for (const [rel, content] of files) {
   writeFileSync(path, content);
   console.log(`wrote ${rel}`);
 }
-// A CRD removed from crds/ must leave the chart too.
+// The CRD is a template now (templates/crds.yaml): a chart crds/ folder is stale. Helm
+// would install it on a fresh install besides the template and never upgrade it.
 const chartCrds = join(REPO_ROOT, CHART_DIR, "crds");
-for (const f of existsSync(chartCrds) ? readdirSync(chartCrds) : []) {
-  const rel = join(CHART_DIR, "crds", f);
-  if (files.has(rel)) continue;
+if (existsSync(chartCrds)) {
   stale++;
-  if (check) console.error(`${rel}: not generated from crds/ (stale)`);
+  if (check) console.error(`${join(CHART_DIR, "crds")}: stale (the CRD is templates/crds.yaml)`);
   else {
-    rmSync(join(REPO_ROOT, rel));
-    console.log(`removed ${rel}`);
+    rmSync(chartCrds, { recursive: true });
+    console.log(`removed ${join(CHART_DIR, "crds")}`);
   }
 }
 if (check && stale > 0) {

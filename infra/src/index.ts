@@ -3,6 +3,9 @@ export { MistralSmallOperator, crdManifests, type MistralSmallOperatorArgs } fro
 export {
   MistralSmallDeployment,
   type Condition,
+  type DeepInput,
   type MistralSmallDeploymentArgs,
+  type SpecArgs,
 } from "./deployment.ts";
-export type { SpecInput, Status } from "../../src/api/schema.ts";
+export type { SpecInput, Status } from "./generated/api/schema.ts";
+export { ValidationError } from "./generated/api/validate.ts";

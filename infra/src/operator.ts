@@ -1,32 +1,46 @@
 /**
  * `MistralSmallOperator`: the operator installed by Pulumi. It declares the same objects as
- * the Helm chart, built by the same code (src/delivery/manifests.ts, with the generated RBAC
- * rules of src/operator/rbac.ts) plus the CRDs from the repository's crds/ folder.
+ * the Helm chart, built by the same code (the operator's src/delivery/manifests.ts, with the
+ * generated RBAC rules of src/operator/rbac.ts) plus the CRDs of crds/, all vendored into
+ * ./generated/ by scripts/gen-infra.ts so that this package imports nothing outside infra/.
  */
-import { readFileSync, readdirSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
-import { parse } from "yaml";
 import {
   DEFAULT_NAMESPACE,
   METRICS_PORT,
   OPERATOR_APP,
   operatorManifests,
   type OperatorInstallOptions,
-} from "../../src/delivery/manifests.ts";
+} from "./generated/delivery/manifests.ts";
+import { CRDS } from "./generated/crds.ts";
 
-const CRDS_DIR = fileURLToPath(new URL("../../crds/", import.meta.url));
+/**
+ * Stand-ins for the values that may be Outputs: the manifests are built from them, then each
+ * string holding one becomes an Output with the resolved value (so every object is declared
+ * at once, in preview too, not inside an apply).
+ */
+const PLACEHOLDERS = {
+  namespace: "mso-placeholder-namespace",
+  image: "mso-placeholder-image",
+  watchNamespace: "mso-placeholder-watch-namespace",
+} as const;
 
 /**
  * The install options shared with the Helm chart (image, replicas, resources, lease, watched
  * namespace; see OperatorInstallOptions), all optional here, plus what only Pulumi decides.
+ * namespace, image and watchNamespace may be Outputs of other resources.
  */
 export interface MistralSmallOperatorArgs
-  extends Partial<Omit<OperatorInstallOptions, "labels" | "name" | "namespace">> {
+  extends Partial<
+    Omit<OperatorInstallOptions, "labels" | "name" | "namespace" | "image" | "watchNamespace">
+  > {
   /** Namespace of the operator (its Lease, ServiceAccount, Deployment). Default mistral-small-system. */
-  readonly namespace?: string;
+  readonly namespace?: pulumi.Input<string>;
+  /** The operator image; default the released image of this package's version. */
+  readonly image?: pulumi.Input<string>;
+  /** Watch this namespace only (`msd run --namespace`); all namespaces when omitted. */
+  readonly watchNamespace?: pulumi.Input<string>;
   /** Create the namespace (default true); false when it exists already. */
   readonly createNamespace?: boolean;
   /** Name of the operator's objects. Default mistral-small-operator. */
@@ -42,15 +56,28 @@ export interface MistralSmallOperatorArgs
   readonly skipAwait?: boolean;
 }
 
-/** The CRDs of crds/, parsed. */
+/** The CRDs of crds/ (vendored as data). */
 export function crdManifests(): Record<string, unknown>[] {
-  return readdirSync(CRDS_DIR)
-    .filter((f) => f.endsWith(".yaml"))
-    .sort()
-    .map((f) => parse(readFileSync(join(CRDS_DIR, f), "utf8")) as Record<string, unknown>);
+  return CRDS.map((c) => structuredClone(c));
 }
 
 type Manifest = ReturnType<typeof operatorManifests>[number];
+
+/** `value` with every placeholder in its strings replaced by the resolved Inputs. */
+function substitute(value: unknown, inputs: Record<string, pulumi.Output<string>>): unknown {
+  if (typeof value === "string") {
+    const used = Object.entries(PLACEHOLDERS).filter(([, p]) => value.includes(p));
+    if (used.length === 0) return value;
+    return pulumi
+      .all(used.map(([k]) => inputs[k]!))
+      .apply((resolved) => used.reduce((s, [, p], i) => s.replaceAll(p, resolved[i]!), value));
+  }
+  if (Array.isArray(value)) return value.map((v) => substitute(v, inputs));
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, inputs)]));
+  }
+  return value;
+}
 
 export class MistralSmallOperator extends pulumi.ComponentResource {
   readonly namespace: pulumi.Output<string>;
@@ -70,16 +97,22 @@ export class MistralSmallOperator extends pulumi.ComponentResource {
     super("mistral-small:index:MistralSmallOperator", name, {}, opts);
     const install: OperatorInstallOptions = {
       name: args.name ?? OPERATOR_APP,
-      namespace: args.namespace ?? DEFAULT_NAMESPACE,
-      ...(args.image === undefined ? {} : { image: args.image }),
+      namespace: PLACEHOLDERS.namespace,
+      ...(args.image === undefined ? {} : { image: PLACEHOLDERS.image }),
       ...(args.imagePullPolicy === undefined ? {} : { imagePullPolicy: args.imagePullPolicy }),
       ...(args.replicas === undefined ? {} : { replicas: args.replicas }),
       ...(args.resources === undefined ? {} : { resources: args.resources }),
       ...(args.leaseDurationSeconds === undefined
         ? {}
         : { leaseDurationSeconds: args.leaseDurationSeconds }),
-      ...(args.watchNamespace === undefined ? {} : { watchNamespace: args.watchNamespace }),
+      ...(args.watchNamespace === undefined ? {} : { watchNamespace: PLACEHOLDERS.watchNamespace }),
       labels: { "app.kubernetes.io/managed-by": "pulumi" },
+    };
+    const namespace = pulumi.output(args.namespace ?? DEFAULT_NAMESPACE);
+    const inputs = {
+      namespace,
+      image: pulumi.output(args.image ?? ""),
+      watchNamespace: pulumi.output(args.watchNamespace ?? ""),
     };
     const child = { parent: this };
 
@@ -87,10 +120,10 @@ export class MistralSmallOperator extends pulumi.ComponentResource {
     if (args.createNamespace !== false) {
       const ns = new k8s.core.v1.Namespace(
         `${name}-namespace`,
-        { metadata: { name: install.namespace } },
+        { metadata: { name: namespace } },
         child,
       );
-      this.objects.set(`Namespace/${install.namespace}`, ns);
+      this.objects.set("Namespace", ns);
       before.push(ns);
     }
     if (args.installCrds !== false) {
@@ -109,20 +142,19 @@ export class MistralSmallOperator extends pulumi.ComponentResource {
     const deps = { parent: this, dependsOn: before };
     const rbac: pulumi.Resource[] = [];
     let deployment: k8s.apps.v1.Deployment | undefined;
-    for (const m of operatorManifests(install)) {
-      const key = `${m.kind}/${m.metadata.name}`;
+    for (const built of operatorManifests(install)) {
+      const key = `${built.kind}/${built.metadata.name}`;
+      const m = substitute(built, inputs) as Manifest;
       const r = this.declare(name, m, args, deps, [...rbac, ...this.crds]);
       if (m.kind === "Deployment") deployment = r as k8s.apps.v1.Deployment;
       else rbac.push(r);
       this.objects.set(key, r);
     }
 
-    this.namespace = pulumi.output(install.namespace);
+    this.namespace = namespace;
     this.serviceAccountName = pulumi.output(install.name);
     this.deploymentName = deployment!.metadata.name;
-    this.metricsUrl = pulumi.output(
-      `http://${install.name}-metrics.${install.namespace}.svc:${METRICS_PORT}/metrics`,
-    );
+    this.metricsUrl = pulumi.interpolate`http://${install.name}-metrics.${namespace}.svc:${METRICS_PORT}/metrics`;
     this.registerOutputs({
       namespace: this.namespace,
       serviceAccountName: this.serviceAccountName,
@@ -159,6 +191,12 @@ export class MistralSmallOperator extends pulumi.ComponentResource {
         return new k8s.coordination.v1.Lease(id, m as k8s.coordination.v1.LeaseArgs, opts);
       case "Service":
         return new k8s.core.v1.Service(id, m as k8s.core.v1.ServiceArgs, opts);
+      case "PodDisruptionBudget":
+        return new k8s.policy.v1.PodDisruptionBudget(
+          id,
+          m as k8s.policy.v1.PodDisruptionBudgetArgs,
+          opts,
+        );
       case "Deployment": {
         const dep = m as k8s.apps.v1.DeploymentArgs & { metadata: Manifest["metadata"] };
         const metadata =

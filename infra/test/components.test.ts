@@ -6,8 +6,11 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
-import { CLUSTER_RULES, NAMESPACE_RULES } from "../../src/operator/rbac.ts";
-import { operatorManifests } from "../../src/delivery/manifests.ts";
+import * as k8s from "@pulumi/kubernetes";
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { CLUSTER_RULES, NAMESPACE_RULES } from "../src/generated/operator/rbac.ts";
+import { operatorManifests } from "../src/generated/delivery/manifests.ts";
 
 interface Declared {
   type: string;
@@ -77,11 +80,20 @@ async function declaredBy(
   await Promise.all([...objects].map((r) => value(r.urn)));
   return declared.filter((d) => d.name.startsWith(prefix) && d.type.startsWith("kubernetes:"));
 }
+/** Runs a program under tsx in its own process; resolves with its exit code and output. */
+function runProgram(file: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ["--import", "tsx", file], (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === "number" ? err.code : 1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
 const byType = (ds: Declared[], kind: string) => ds.filter((d) => d.type.endsWith(`:${kind}`));
 const plain = (x: unknown) => JSON.parse(JSON.stringify(x)) as unknown;
 
 describe("MistralSmallOperator", () => {
-  test("declares the namespace, CRDs, ServiceAccount, generated RBAC, Lease, Deployment and Service", async () => {
+  test("declares the namespace, CRDs, ServiceAccount, generated RBAC, Lease, Deployment, PodDisruptionBudget and Service", async () => {
     const op = new MistralSmallOperator("op1", { namespace: "msd-ops" });
     const ds = await declaredBy(op.objects.values(), "op1-");
     assert.deepEqual(ds.map((d) => d.type).sort(), [
@@ -91,6 +103,7 @@ describe("MistralSmallOperator", () => {
       "kubernetes:core/v1:Namespace",
       "kubernetes:core/v1:Service",
       "kubernetes:core/v1:ServiceAccount",
+      "kubernetes:policy/v1:PodDisruptionBudget",
       "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole",
       "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
       "kubernetes:rbac.authorization.k8s.io/v1:Role",
@@ -176,6 +189,76 @@ describe("MistralSmallOperator", () => {
     assert.equal(spec.replicas, 3);
     assert.equal(spec.template.spec.containers[0]!.image, "registry.example/operator:dev");
     assert.ok(spec.template.spec.containers[0]!.args.includes("--namespace=team-a"));
+  });
+});
+
+describe("Inputs from other resources' Outputs", () => {
+  test("the operator's namespace and image from Outputs reach every object", async () => {
+    const ns = new k8s.core.v1.Namespace("shared-ns", { metadata: { name: "from-output" } });
+    const op = new MistralSmallOperator("op4", {
+      namespace: ns.metadata.name,
+      createNamespace: false,
+      installCrds: false,
+      image: pulumi.output("registry.example/operator:from-output"),
+      watchNamespace: pulumi.output("team-b"),
+    });
+    const ds = await declaredBy(op.objects.values(), "op4-");
+    assert.ok(ds.length >= 8, `declared ${ds.length}`);
+    assert.doesNotMatch(JSON.stringify(ds), /mso-placeholder/, "every stand-in was replaced");
+    for (const d of ds.filter((x) => !x.type.includes(":ClusterRole"))) {
+      assert.equal(d.inputs.metadata?.namespace, "from-output", d.type);
+    }
+    for (const b of [...byType(ds, "ClusterRoleBinding"), ...byType(ds, "RoleBinding")]) {
+      assert.deepEqual(b.inputs.subjects, [
+        { kind: "ServiceAccount", name: "mistral-small-operator", namespace: "from-output" },
+      ]);
+    }
+    const c = (
+      byType(ds, "Deployment")[0]!.inputs.spec as {
+        template: { spec: { containers: { image: string; args: string[] }[] } };
+      }
+    ).template.spec.containers[0]!;
+    assert.equal(c.image, "registry.example/operator:from-output");
+    assert.ok(c.args.includes("--lease-namespace=from-output"), c.args.join(" "));
+    assert.ok(c.args.includes("--namespace=team-b"), c.args.join(" "));
+    assert.equal(
+      await value(op.metricsUrl),
+      "http://mistral-small-operator-metrics.from-output.svc:8080/metrics",
+    );
+  });
+
+  test("a deployment's namespace and token Secret name from Outputs", async () => {
+    const secret = new k8s.core.v1.Secret("hf", { metadata: { name: "hf-token-abc" } });
+    const msd = new MistralSmallDeployment("llm-out", {
+      namespace: pulumi.output("models-out"),
+      spec: {
+        gpu: { type: "a100-80gb" },
+        model: { tokenSecretRef: { name: secret.metadata.name } },
+      },
+      waitForReady: false,
+    });
+    assert.equal(await value(msd.endpoint), "http://llm-out.models-out.svc:8000/v1");
+    assert.equal(await value(msd.spec.apply((s) => s.model?.tokenSecretRef?.name)), "hf-token-abc");
+    await value(msd.resource.urn);
+    const d = declared.find((x) => x.type === MSD_TYPE && x.name === "llm-out")!;
+    assert.equal(d.inputs.metadata?.namespace, "models-out");
+    assert.deepEqual((d.inputs.spec as { model: unknown }).model, {
+      tokenSecretRef: { name: "hf-token-abc" },
+    });
+  });
+
+  test("a spec that is only known later is still validated, naming the field", async () => {
+    const r = await runProgram(join(import.meta.dirname, "programs", "spec-from-output.ts"));
+    assert.match(
+      r.stdout,
+      /validation: ValidationError: .*\n?.*spec\.gpu\.tensorParallelSize: must be one of 1, 2, 4, 8/,
+    );
+    // What `pulumi up` reports: the resource's spec failed, naming the field.
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      /error serializing property "spec"[\s\S]*spec\.gpu\.tensorParallelSize: must be one of 1, 2, 4, 8/,
+    );
   });
 });
 

@@ -1,6 +1,7 @@
 /**
  * The generated files of the Helm chart: Chart.yaml (versions from package.json), the
- * CRD (a copy of crds/) and the RBAC template (the rules of src/operator/rbac.ts).
+ * CRD template (crds/ behind crds.enabled and crds.keep), the RBAC template (the rules of
+ * src/operator/rbac.ts) and values.schema.json (the zod schema of src/delivery/values.ts).
  * scripts/gen-chart.ts writes them; test/unit/delivery.test.ts fails when they drift.
  * Everything else in the chart is written by hand.
  */
@@ -15,6 +16,7 @@ import {
   type PolicyRule,
 } from "../operator/rbac.ts";
 import { OPERATOR_APP, appVersion } from "./manifests.ts";
+import { valuesJsonSchemaFile } from "./values.ts";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** The chart's folder, relative to the repository root. */
@@ -139,14 +141,63 @@ ${binding("RoleBinding", "Role", "{{ .Release.Namespace }}", ".")}{{- end }}
 `;
 }
 
+export class ChartGenerationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ChartGenerationError";
+  }
+}
+
+/** The CRD's own metadata block, as scripts/gen-crd.ts writes it (src/api/crd.ts). */
+const CRD_METADATA =
+  "metadata:\n  labels:\n    app.kubernetes.io/part-of: mistral-small-operator\n";
+
+/**
+ * One CRD as a template, cert-manager's convention: rendered only with crds.enabled, so that
+ * `helm upgrade` updates it (Helm never upgrades a chart's crds/ folder), and annotated
+ * helm.sh/resource-policy: keep with crds.keep, so that an uninstall or crds.enabled=false
+ * never deletes it (which would delete every MistralSmallDeployment and stop every vLLM pod).
+ */
+export function crdTemplate(file: string, crdYaml: string): string {
+  if (crdYaml.includes("{{")) {
+    throw new ChartGenerationError(`${file}: holds "{{", which Helm would read as a template`);
+  }
+  const body = crdYaml.replace(/^(#.*\n)+/, "");
+  if (!body.includes(CRD_METADATA)) {
+    throw new ChartGenerationError(
+      `${file}: metadata is not the generated ${JSON.stringify(CRD_METADATA)}`,
+    );
+  }
+  const metadata = `metadata:
+  {{- if .Values.crds.keep }}
+  annotations:
+    helm.sh/resource-policy: keep
+  {{- end }}
+  labels:
+    app.kubernetes.io/part-of: mistral-small-operator
+    app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+    app.kubernetes.io/managed-by: {{ .Release.Service }}
+    helm.sh/chart: {{ include "mso.chart" . }}
+`;
+  return `{{- /* ${HEADER(`crds/${file}`)} */ -}}
+{{- if .Values.crds.enabled }}
+${body.replace(CRD_METADATA, metadata)}{{- end }}
+`;
+}
+
 /** Every generated file: path relative to the repository root -> content. */
 export function generatedChartFiles(root: string = REPO_ROOT): Map<string, string> {
   const files = new Map<string, string>();
   files.set(join(CHART_DIR, "Chart.yaml"), chartYaml());
   files.set(join(CHART_DIR, "templates", "rbac.yaml"), rbacTemplate());
-  for (const f of readdirSync(join(root, CRDS_DIR)).sort()) {
-    if (!f.endsWith(".yaml")) continue;
-    files.set(join(CHART_DIR, "crds", f), readFileSync(join(root, CRDS_DIR, f), "utf8"));
-  }
+  files.set(join(CHART_DIR, "values.schema.json"), valuesJsonSchemaFile());
+  const crds = readdirSync(join(root, CRDS_DIR))
+    .filter((f) => f.endsWith(".yaml"))
+    .sort();
+  // One file: the chart has one CRD today; more would each need their own template name.
+  files.set(
+    join(CHART_DIR, "templates", "crds.yaml"),
+    crds.map((f) => crdTemplate(f, readFileSync(join(root, CRDS_DIR, f), "utf8"))).join("---\n"),
+  );
   return files;
 }

@@ -213,6 +213,23 @@ export function leaderLease(o: OperatorInstallOptions): Manifest {
   };
 }
 
+/**
+ * A drain evicts at most one operator pod at a time, so the standby takes over (the chart's
+ * templates/poddisruptionbudget.yaml renders the same budget by default).
+ */
+export function operatorPdb(o: OperatorInstallOptions): Manifest {
+  return {
+    apiVersion: "policy/v1",
+    kind: "PodDisruptionBudget",
+    metadata: { name: o.name, namespace: o.namespace, labels: operatorLabels(o) },
+    spec: {
+      selector: { matchLabels: selectorLabels(o.name) },
+      maxUnavailable: 1,
+      unhealthyPodEvictionPolicy: "AlwaysAllow",
+    },
+  };
+}
+
 /** The generated least-privilege RBAC, bound to the operator's ServiceAccount. */
 export function operatorRbac(o: OperatorInstallOptions): Manifest[] {
   return rbacManifests(o.name, o.namespace, {
@@ -232,6 +249,7 @@ export function operatorManifests(o: OperatorInstallOptions): Manifest[] {
     ...operatorRbac(o),
     leaderLease(o),
     operatorDeployment(o),
+    operatorPdb(o),
     metricsService(o),
   ];
 }

@@ -3,7 +3,8 @@
  * modules (scripts/build-helm.sh): lint, template (accepted by the API server in a
  * server-side dry run), values rejected by values.schema.json, install, the operator
  * running with exactly the installed ServiceAccount's permissions reconciling an example
- * to Ready, and an uninstall that leaves nothing of the chart behind but the CRD.
+ * to Ready, and an uninstall that leaves nothing of the chart behind but the CRD (crds.keep).
+ * test/integration/helm-upgrade.test.ts upgrades from the previous release's chart.
  *
  * The chart's own operator pods never run here (KWOK only fakes pods, and ours stay
  * Pending: every fake node carries the nvidia.com/gpu taint), so the operator runs as a
@@ -115,7 +116,7 @@ describe("helm chart", () => {
   });
 
   test("helm template renders the generated RBAC and the operator pod, and the API server accepts it", async () => {
-    const r = await helm(["template", RELEASE, CHART, "--namespace", NS, "--include-crds"]);
+    const r = await helm(["template", RELEASE, CHART, "--namespace", NS]);
     assert.equal(r.code, 0, r.stderr);
     const all = docs(r.stdout);
     assert.deepEqual(all.map((d) => d.kind).sort(), [
@@ -124,6 +125,7 @@ describe("helm chart", () => {
       "CustomResourceDefinition",
       "Deployment",
       "Lease",
+      "PodDisruptionBudget",
       "Role",
       "RoleBinding",
       "Service",
@@ -184,6 +186,19 @@ describe("helm chart", () => {
     );
     const off = await helm(["template", RELEASE, CHART, "--namespace", NS]);
     assert.ok(!docs(off.stdout).some((d) => d.kind === "ServiceMonitor"), "off by default");
+  });
+
+  test("crds.enabled and crds.keep: the CRD is a template, kept unless told otherwise", async () => {
+    const on = docs((await helm(["template", RELEASE, CHART, "--namespace", NS])).stdout);
+    const crd = find(on, "CustomResourceDefinition", CRD);
+    assert.equal(crd.metadata.annotations?.["helm.sh/resource-policy"], "keep");
+    assert.equal(crd.metadata.labels?.["app.kubernetes.io/managed-by"], "Helm");
+    const off = await helm(["template", RELEASE, CHART, "--set", "crds.enabled=false"]);
+    assert.equal(off.code, 0, off.stderr);
+    assert.ok(!docs(off.stdout).some((d) => d.kind === "CustomResourceDefinition"));
+    const unkept = await helm(["template", RELEASE, CHART, "--set", "crds.keep=false"]);
+    const c2 = find(docs(unkept.stdout), "CustomResourceDefinition", CRD);
+    assert.equal(c2.metadata.annotations?.["helm.sh/resource-policy"], undefined);
   });
 
   test("watchNamespaces: a Role per watched namespace, a ClusterRole only for NodePools, --namespace passed", async () => {
@@ -274,6 +289,7 @@ describe("helm chart", () => {
       ["-n", NS, "deployment", RELEASE],
       ["-n", NS, "service", `${RELEASE}-metrics`],
       ["-n", NS, "lease", LEASE_NAME],
+      ["-n", NS, "poddisruptionbudget", RELEASE],
     ]) {
       assert.ok(await getJson(obj), `${obj.join(" ")} installed`);
     }
@@ -382,6 +398,7 @@ describe("helm chart", () => {
       ["-n", NS, "deployment", RELEASE],
       ["-n", NS, "service", `${RELEASE}-metrics`],
       ["-n", NS, "lease", LEASE_NAME],
+      ["-n", NS, "poddisruptionbudget", RELEASE],
     ]) {
       assert.equal(await getJson(obj), undefined, `${obj.join(" ")} left behind`);
     }
@@ -413,7 +430,8 @@ describe("helm chart", () => {
     const records = await c.kubectl(["get", "secrets", "-n", NS, "-l", "owner=helm", "-o", "name"]);
     assert.equal(records.stdout.trim(), "", "release history deleted");
     assert.equal((await helm(["list", "--all", "--namespace", NS, "-q"])).stdout.trim(), "");
-    // Helm never deletes what a chart's crds/ folder installed: the user's resources survive.
+    // crds.keep (helm.sh/resource-policy: keep): the user's resources survive an uninstall.
+    assert.match(r.stdout + r.stderr, /kept due to the resource policy/);
     assert.ok(await getJson([`crd/${CRD}`]), "the CRD is kept");
     // What the operator created for the example is garbage-collected with it (owner references).
     await eventually("the example's objects collected", async () => {

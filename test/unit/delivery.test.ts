@@ -8,7 +8,14 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { CHART_DIR, REPO_ROOT, generatedChartFiles } from "../../src/delivery/chart.ts";
+import {
+  CHART_DIR,
+  ChartGenerationError,
+  REPO_ROOT,
+  crdTemplate,
+  generatedChartFiles,
+} from "../../src/delivery/chart.ts";
+import { chartValuesSchema, valuesJsonSchema } from "../../src/delivery/values.ts";
 import {
   DEFAULT_LEASE_DURATION_SECONDS,
   DEFAULT_RESOURCES,
@@ -46,14 +53,52 @@ describe("helm chart", () => {
           `  generated: ${b[line] ?? "<end of file>"}`,
       );
     }
-    const crds = readdirSync(join(REPO_ROOT, CHART_DIR, "crds")).sort();
-    assert.deepEqual(
-      crds,
-      readdirSync(join(REPO_ROOT, "crds"))
-        .filter((f) => f.endsWith(".yaml"))
-        .sort(),
-      "the chart's crds/ holds exactly the repository's CRDs",
+    assert.ok(
+      !existsSync(join(REPO_ROOT, CHART_DIR, "crds")),
+      "no crds/ folder: Helm would never upgrade it (the CRD is templates/crds.yaml)",
     );
+  });
+
+  test("the CRD template is crds/ behind crds.enabled, kept by crds.keep", () => {
+    const t = chart("templates/crds.yaml");
+    const crd = read(join("crds", readdirSync(join(REPO_ROOT, "crds"))[0]!));
+    assert.match(t, /^\{\{- \/\*.*\*\/ -\}\}\n\{\{- if \.Values\.crds\.enabled \}\}\n/);
+    assert.ok(
+      t.includes(
+        "{{- if .Values.crds.keep }}\n  annotations:\n    helm.sh/resource-policy: keep\n",
+      ),
+      "the keep annotation, only with crds.keep",
+    );
+    // Everything from spec: on is the CRD, byte for byte.
+    assert.ok(t.includes(crd.slice(crd.indexOf("\nspec:\n"))), "the CRD's spec verbatim");
+    assert.throws(
+      () => crdTemplate("x.yaml", crd.replace("spec:", "spec: {{ x }}")),
+      ChartGenerationError,
+    );
+  });
+
+  test("values.yaml conforms to the zod schema values.schema.json is generated from", () => {
+    const values = parse(chart("values.yaml")) as unknown;
+    const r = chartValuesSchema.safeParse(values);
+    assert.ok(r.success, r.error?.message);
+    // And the schema refuses what Helm's would (a typo, a wrong type).
+    assert.equal(chartValuesSchema.safeParse({ replicas: 3 }).success, false);
+    assert.equal(
+      chartValuesSchema.safeParse({ crds: { enabled: "yes", keep: true } }).success,
+      false,
+    );
+    assert.equal(
+      chartValuesSchema.safeParse({ resources: { limits: { memory: "lots" } } }).success,
+      false,
+    );
+    assert.equal(chartValuesSchema.safeParse({ resources: { limits: { cpu: 2 } } }).success, true);
+    assert.deepEqual(JSON.parse(chart("values.schema.json")), valuesJsonSchema());
+  });
+
+  test("the PodDisruptionBudget lets a drain evict one of the two operator pods at a time", () => {
+    const v = parse(chart("values.yaml")) as { podDisruptionBudget: Json; replicaCount: number };
+    assert.deepEqual(v.podDisruptionBudget, { enabled: true, maxUnavailable: 1 });
+    assert.ok(v.replicaCount > 1, "a budget of one needs a standby");
   });
 
   test("the RBAC template holds every generated rule", () => {
@@ -104,8 +149,12 @@ describe("helm chart", () => {
     const schema = JSON.parse(chart("values.schema.json")) as Json;
     const values = parse(chart("values.yaml")) as Json;
     const defs = schema.definitions as Record<string, Json>;
-    const resolve = (s: Json): Json =>
-      typeof s.$ref === "string" ? resolve(defs[s.$ref.replace("#/definitions/", "")]!) : s;
+    const resolve = (s: Json): Json => {
+      if (typeof s.$ref === "string") return resolve(defs[s.$ref.replace("#/definitions/", "")]!);
+      // A described reference is {description, allOf: [{$ref}]}.
+      const all = s.allOf as Json[] | undefined;
+      return all?.length === 1 ? resolve(all[0]!) : s;
+    };
     const walk = (v: Json, s: Json, path: string) => {
       const node = resolve(s);
       const props = node.properties as Record<string, Json> | undefined;
@@ -117,7 +166,8 @@ describe("helm chart", () => {
           walk(child as Json, props[k]!, `${path}/${k}`);
       }
       for (const k of Object.keys(props)) {
-        if (k === "global") continue;
+        // No default by design: minAvailable replaces the default maxUnavailable when set.
+        if (k === "global" || `${path}/${k}` === "/podDisruptionBudget/minAvailable") continue;
         assert.ok(k in v, `${path}/${k} is in the schema but has no default in values.yaml`);
       }
     };
