@@ -1,4 +1,4 @@
-import { RESOURCES } from "../kube/client.ts";
+import { RESOURCES } from "../kube/resources.ts";
 import { OWNED_KINDS } from "../render/owned.ts";
 
 /**

@@ -4,7 +4,7 @@
  * from it: adding a kind is one render file plus one entry here.
  */
 import type { MistralSmallDeployment } from "../api/schema.ts";
-import { RESOURCES, type ResourceType } from "../kube/client.ts";
+import { RESOURCES, type ResourceType } from "../kube/resources.ts";
 import type { Plan } from "../planner/plan.ts";
 import { renderHpa, renderScaledObject } from "./autoscaler.ts";
 import { renderDeployment } from "./deployment.ts";

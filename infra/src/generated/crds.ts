@@ -810,7 +810,7 @@ export const CRDS: readonly Record<string, unknown>[] = [
                             "type": "string"
                           },
                           "type": {
-                            "description": "Ready, Progressing or Degraded.",
+                            "description": "Ready, Progressing, Degraded or EngineVerified.",
                             "type": "string"
                           }
                         },
@@ -841,6 +841,10 @@ export const CRDS: readonly Record<string, unknown>[] = [
                     "plan": {
                       "description": "The sizing plan in brief.",
                       "properties": {
+                        "attentionBackend": {
+                          "description": "The MLA attention backend vLLM picks.",
+                          "type": "string"
+                        },
                         "fullContextSequences": {
                           "maximum": 9007199254740991,
                           "minimum": -9007199254740991,
@@ -854,6 +858,10 @@ export const CRDS: readonly Record<string, unknown>[] = [
                           "minimum": -9007199254740991,
                           "type": "integer"
                         },
+                        "image": {
+                          "description": "The vLLM image.",
+                          "type": "string"
+                        },
                         "kvCacheTokensPerReplica": {
                           "maximum": 9007199254740991,
                           "minimum": -9007199254740991,
@@ -864,6 +872,10 @@ export const CRDS: readonly Record<string, unknown>[] = [
                           "minimum": -9007199254740991,
                           "type": "integer"
                         },
+                        "moeBackend": {
+                          "description": "The fused-MoE backend vLLM runs.",
+                          "type": "string"
+                        },
                         "quantization": {
                           "type": "string"
                         },
@@ -871,6 +883,10 @@ export const CRDS: readonly Record<string, unknown>[] = [
                           "maximum": 9007199254740991,
                           "minimum": -9007199254740991,
                           "type": "integer"
+                        },
+                        "vllmRelease": {
+                          "description": "The vLLM release the command line was checked against.",
+                          "type": "string"
                         }
                       },
                       "required": [

@@ -590,7 +590,7 @@ export type SpecInput = z.input<typeof SpecSchema>;
 
 export const ConditionSchema = z
   .object({
-    type: z.string().describe("Ready, Progressing or Degraded."),
+    type: z.string().describe("Ready, Progressing, Degraded or EngineVerified."),
     status: z.enum(["True", "False", "Unknown"]),
     reason: z.string().describe("CamelCase reason from the operator's list."),
     message: z.string().describe("Human-readable detail, with numbers."),
@@ -626,6 +626,13 @@ export const StatusSchema = z
         maxModelLen: z.number().int(),
         kvCacheTokensPerReplica: z.number().int(),
         fullContextSequences: z.number().int(),
+        vllmRelease: z
+          .string()
+          .optional()
+          .describe("The vLLM release the command line was checked against."),
+        image: z.string().optional().describe("The vLLM image."),
+        attentionBackend: z.string().optional().describe("The MLA attention backend vLLM picks."),
+        moeBackend: z.string().optional().describe("The fused-MoE backend vLLM runs."),
       })
       .optional()
       .describe("The sizing plan in brief."),

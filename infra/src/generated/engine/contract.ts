@@ -23,7 +23,8 @@ export const MLA_HEAD_SIZE = MODEL.kvLoraRank + MODEL.qkRopeHeadDim;
 
 export type CheckpointFormat = "mistral" | "hf";
 
-export interface EngineChoice {
+/** Which contract an image runs under. */
+interface ReleaseResolution {
   /** The contract the command line is checked against. */
   readonly release: Release;
   readonly image: string;
@@ -34,11 +35,14 @@ export interface EngineChoice {
   readonly verified: boolean;
   /** Why the release is unverified (empty when verified). */
   readonly unverifiedReason: string;
+  readonly problems: readonly string[];
+}
+
+export interface EngineChoice extends ReleaseResolution {
   readonly format: CheckpointFormat;
   readonly reasoning: boolean;
   readonly mlaBackend: MlaBackend | null;
   readonly moe: MoeRule | null;
-  readonly problems: readonly string[];
   readonly caveats: readonly string[];
 }
 
@@ -59,16 +63,6 @@ export function reasoningEnabled(spec: Spec): boolean {
 
 export function defaultImage(release: Release, cuda: CudaVersion): string {
   return release.images[cuda];
-}
-
-interface ReleaseResolution {
-  readonly release: Release;
-  readonly image: string;
-  readonly cuda: CudaVersion;
-  readonly imageVersion: string | null;
-  readonly verified: boolean;
-  readonly unverifiedReason: string;
-  readonly problems: string[];
 }
 
 function releaseFor(version: string): Release | undefined {
@@ -264,12 +258,7 @@ export function chooseEngine(spec: Spec, gpu: GpuSpec): EngineChoice {
   }
   if (!resolved.verified) caveats.push(`engine version unverified: ${resolved.unverifiedReason}`);
   return {
-    release,
-    image: resolved.image,
-    cuda: resolved.cuda,
-    imageVersion: resolved.imageVersion,
-    verified: resolved.verified,
-    unverifiedReason: resolved.unverifiedReason,
+    ...resolved,
     format,
     reasoning,
     mlaBackend,

@@ -140,13 +140,29 @@ function moeRules(at: string, oracle: { fp8: string; nvfp4: string; wna16: strin
   ];
 }
 
+/** The official images of a release: CUDA 13.0 by default, and the -cu129 build. */
+function officialImages(version: string): Release["images"] {
+  return { "13.0": `vllm/vllm-openai:v${version}`, "12.9": `vllm/vllm-openai:v${version}-cu129` };
+}
+
+/**
+ * What the releases below share: torch 2.11 (requirements/cuda.txt), the MLA priority, and an
+ * FP8 KV cache below SM 8.9 accepted by vLLM but failing at run time (the explicit refusal,
+ * PR #47060, landed after the v0.24 branch).
+ */
+const SHARED = {
+  torch: "2.11.0",
+  mlaOrder: { "8": MLA_ORDER_SM8_SM9, "9": MLA_ORDER_SM8_SM9 },
+  fp8KvMinCc: 8.9,
+  fp8KvBelowMin: "fails-at-run-time",
+} as const;
+
 export const V0_20: Release = {
+  ...SHARED,
   versions: ["0.20.0", "0.20.1"],
   version: "0.20.1",
   flags: flags020,
-  images: { "13.0": "vllm/vllm-openai:v0.20.1", "12.9": "vllm/vllm-openai:v0.20.1-cu129" },
-  torch: "2.11.0",
-  mlaOrder: { "8": MLA_ORDER_SM8_SM9, "9": MLA_ORDER_SM8_SM9 },
+  images: officialImages("0.20.1"),
   mlaBackends: mlaBackends(V20, {
     FLASH_ATTN_MLA: "L44-49, L72",
     FLASHMLA: "L48-96",
@@ -154,8 +170,6 @@ export const V0_20: Release = {
     CUTLASS_MLA: "",
     TRITON_MLA: "L32-38, L66-67",
   }),
-  fp8KvMinCc: 8.9,
-  fp8KvBelowMin: "fails-at-run-time",
   moe: moeRules(V20, {
     fp8: "fused_moe/fused_moe.py L1915-1936, oracle/fp8.py L212-420 (FlashInfer on SM 9.0 not derived: audit row 28)",
     nvfp4: "fused_moe/oracle/nvfp4.py L132-146",
@@ -171,12 +185,11 @@ export const V0_20: Release = {
 };
 
 export const V0_24: Release = {
+  ...SHARED,
   versions: ["0.24.0"],
   version: "0.24.0",
   flags: flags024,
-  images: { "13.0": "vllm/vllm-openai:v0.24.0", "12.9": "vllm/vllm-openai:v0.24.0-cu129" },
-  torch: "2.11.0",
-  mlaOrder: { "8": MLA_ORDER_SM8_SM9, "9": MLA_ORDER_SM8_SM9 },
+  images: officialImages("0.24.0"),
   mlaBackends: mlaBackends(V24, {
     FLASH_ATTN_MLA: "L45-49, L80-81",
     FLASHMLA: "L49-55, L82-83",
@@ -184,9 +197,6 @@ export const V0_24: Release = {
     CUTLASS_MLA: "L40-46, L73-74",
     TRITON_MLA: "L38-48, L85-86",
   }),
-  // PR #47060 (an explicit refusal below SM 8.9) landed after the v0.24 branch.
-  fp8KvMinCc: 8.9,
-  fp8KvBelowMin: "fails-at-run-time",
   moe: moeRules(V24, {
     fp8: "fused_moe/oracle/fp8.py L75-88, L223-240; experts/flashinfer_cutlass_moe.py L132-175; experts/triton_moe.py L99-120",
     nvfp4: "fused_moe/oracle/nvfp4.py L132-148",
