@@ -62,22 +62,30 @@ const dnsLabel = z
     "must be a lowercase DNS name: letters, digits, '-' and '.'",
   );
 
-export const SecretKeyRefSchema = z
-  .object({
-    name: dnsLabel.describe("Name of a Secret in the same namespace."),
-    key: z
-      .string()
-      .min(1)
-      .max(253)
-      .regex(
-        new RegExp(CONFIG_MAP_KEY_PATTERN),
-        "must be a Secret key: letters, digits, '-', '_', '.'",
-      )
-      .default("HF_TOKEN")
-      .describe("Key in the Secret holding the token."),
-  })
-  .strict()
-  .describe("Secret holding a Hugging Face token, passed to vLLM as HF_TOKEN.");
+/** A key of a Secret in the resource's namespace; the operator only names it, never reads it. */
+const secretKeyRef = (defaultKey: string, holding: string, description: string) =>
+  z
+    .object({
+      name: dnsLabel.describe("Name of a Secret in the same namespace."),
+      key: z
+        .string()
+        .min(1)
+        .max(253)
+        .regex(
+          new RegExp(CONFIG_MAP_KEY_PATTERN),
+          "must be a Secret key: letters, digits, '-', '_', '.'",
+        )
+        .default(defaultKey)
+        .describe(`Key in the Secret holding ${holding}.`),
+    })
+    .strict()
+    .describe(description);
+
+export const SecretKeyRefSchema = secretKeyRef(
+  "HF_TOKEN",
+  "the token",
+  "Secret holding a Hugging Face token, passed to vLLM as HF_TOKEN.",
+);
 
 export const ModelCacheSchema = withRules(
   z
@@ -545,6 +553,17 @@ export const NodePoolSchema = withRules(
   ],
 );
 
+export const AccessSchema = z
+  .object({
+    apiKeySecretRef: secretKeyRef(
+      "VLLM_API_KEY",
+      "the API key",
+      "Secret holding the API key clients must send as `Authorization: Bearer <key>` to /v1/*, passed to vLLM as VLLM_API_KEY. /health and /metrics stay open for probes and Prometheus. The operator never reads the Secret; a missing Secret or key shows in status as the kubelet reports it. No key: the API is open to whoever reaches the Service.",
+    ).optional(),
+  })
+  .strict()
+  .describe("Who may call the OpenAI-compatible API.");
+
 export const SpecSchema = withRules(
   z
     .object({
@@ -568,6 +587,7 @@ export const SpecSchema = withRules(
         .describe("Replicas when autoscaling is off (also the scale subresource)."),
       autoscaling: AutoscalingSchema.prefault({}),
       nodePool: NodePoolSchema.prefault({}),
+      access: AccessSchema.prefault({}),
     })
     .strict()
     .describe("Desired state of a Mistral Small 4 deployment."),
@@ -615,7 +635,27 @@ export const StatusSchema = z
     replicas: z.number().int().optional().describe("Pods of this deployment."),
     readyReplicas: z.number().int().optional().describe("Pods serving."),
     selector: z.string().optional().describe("Label selector of the pods (scale subresource)."),
-    endpoint: z.string().optional().describe("In-cluster URL of the OpenAI-compatible API."),
+    endpoint: z
+      .string()
+      .optional()
+      .describe(
+        "In-cluster URL of the OpenAI-compatible API (base URL for OpenAI clients; see access for the model and key).",
+      ),
+    access: z
+      .object({
+        servedModelName: z.string().describe("The `model` clients send in each request."),
+        authentication: z
+          .enum(["none", "bearer"])
+          .describe(
+            "bearer: send `Authorization: Bearer <key>` with the key from apiKeySecretRef; none: the API is open.",
+          ),
+        apiKeySecretRef: z
+          .object({ name: z.string(), key: z.string() })
+          .optional()
+          .describe("Where the key clients must send is kept (read it with kubectl get secret)."),
+      })
+      .optional()
+      .describe("How clients call the endpoint."),
     plan: z
       .object({
         gpuType: z.string(),

@@ -33,6 +33,7 @@ import {
   computeStatus,
   describeClaim,
   isSubset,
+  clientAccess,
   jsonEqual,
   type CapacityView,
   type ClaimView,
@@ -303,6 +304,7 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
       ...(rejected === undefined ? {} : { rejected }),
       selector: msd === undefined ? "" : labelSelectorString(msd),
       endpoint: msd === undefined ? "" : serviceUrl(msd, VLLM_PORT),
+      ...(msd === undefined ? {} : { access: clientAccess(msd) }),
     },
     raw.status,
     deps

@@ -87,6 +87,14 @@ function env(msd: MistralSmallDeployment): V1EnvVar[] {
   if (ref !== undefined) {
     vars.push({ name: "HF_TOKEN", valueFrom: { secretKeyRef: { name: ref.name, key: ref.key } } });
   }
+  // vLLM reads VLLM_API_KEY as --api-key: the key stays in the Secret, never in the resource.
+  const apiKey = msd.spec.access.apiKeySecretRef;
+  if (apiKey !== undefined) {
+    vars.push({
+      name: "VLLM_API_KEY",
+      valueFrom: { secretKeyRef: { name: apiKey.name, key: apiKey.key } },
+    });
+  }
   return vars;
 }
 

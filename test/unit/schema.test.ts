@@ -433,6 +433,7 @@ describe("defaults", () => {
         scaleDown: { stabilizationWindowSeconds: 300, maxReplicasPerStep: 1, periodSeconds: 60 },
       },
       nodePool: { provider: "static" },
+      access: {},
     });
   });
 
@@ -517,6 +518,7 @@ describe("valid resources with every field set", () => {
         expireAfter: "Never",
       },
     },
+    access: { apiKeySecretRef: { name: "vllm-key", key: "api-key" } },
   };
 
   const staticSpec = {
