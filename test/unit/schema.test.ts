@@ -434,6 +434,7 @@ describe("defaults", () => {
       },
       nodePool: { provider: "static" },
       access: {},
+      pod: {},
     });
   });
 
@@ -519,6 +520,24 @@ describe("valid resources with every field set", () => {
       },
     },
     access: { apiKeySecretRef: { name: "vllm-key", key: "api-key" } },
+    pod: {
+      imagePullSecrets: [{ name: "registry" }],
+      env: [{ name: "VLLM_LOGGING_LEVEL", value: "DEBUG" }],
+      envFrom: [{ prefix: "X_", configMapRef: { name: "env", optional: true } }],
+      serviceAccountName: "vllm",
+      priorityClassName: "high",
+      runtimeClassName: "nvidia",
+      labels: { team: "ml" },
+      annotations: { "example.com/owner": "ml" },
+      topologySpreadConstraints: [
+        {
+          maxSkew: 2,
+          topologyKey: "topology.kubernetes.io/zone",
+          whenUnsatisfiable: "DoNotSchedule",
+          minDomains: 2,
+        },
+      ],
+    },
   };
 
   const staticSpec = {
