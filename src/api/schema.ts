@@ -814,8 +814,75 @@ export const PodSchema = withRules(
   ],
 );
 
+const matchLabels = (what: string) =>
+  z
+    .record(
+      z.string().regex(new RegExp(QUALIFIED_NAME_PATTERN), "keys must be label keys"),
+      z.string().regex(new RegExp(LABEL_VALUE_PATTERN), "must be a label value"),
+    )
+    .describe(`Labels ${what} must carry (all of them).`);
+
+export const PeerSchema = withRules(
+  z
+    .object({
+      namespaceSelector: z
+        .object({ matchLabels: matchLabels("the namespace") })
+        .strict()
+        .optional()
+        .describe(
+          "Namespaces allowed; with podSelector, only those pods in them. Omitted: this resource's namespace.",
+        ),
+      podSelector: z
+        .object({ matchLabels: matchLabels("the pod") })
+        .strict()
+        .optional()
+        .describe("Pods allowed. Omitted: every pod of the selected namespaces."),
+    })
+    .strict()
+    .describe("Clients allowed to reach the API (a NetworkPolicy peer)."),
+  [
+    {
+      cel: "has(self.namespaceSelector) || has(self.podSelector)",
+      message: "a peer needs namespaceSelector, podSelector or both",
+      field: "namespaceSelector",
+      holds: (p) => p.namespaceSelector !== undefined || p.podSelector !== undefined,
+    },
+  ],
+);
+
+export const DEFAULT_MONITORING_NAMESPACE_LABELS = {
+  "kubernetes.io/metadata.name": "monitoring",
+} as const;
+
+export const NetworkPolicySchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Render a NetworkPolicy for the vLLM pods. Turn off on clusters without a policy engine, or to write your own.",
+      ),
+    apiFrom: z
+      .array(PeerSchema)
+      .max(16)
+      .optional()
+      .describe(
+        "Who may reach the API port. Omitted: every pod in this resource's namespace (and nothing outside it).",
+      ),
+    metricsNamespaceSelector: z
+      .object({ matchLabels: matchLabels("the monitoring namespace") })
+      .strict()
+      .prefault({ matchLabels: { ...DEFAULT_MONITORING_NAMESPACE_LABELS } })
+      .describe(
+        "Namespaces whose pods may scrape /metrics (Prometheus). vLLM serves /metrics on the API port, so they reach that port; the API key guards /v1.",
+      ),
+  })
+  .strict()
+  .describe("Ingress isolation of the vLLM pods.");
+
 export const AccessSchema = z
   .object({
+    networkPolicy: NetworkPolicySchema.prefault({}),
     apiKeySecretRef: secretKeyRef(
       "VLLM_API_KEY",
       "the API key",
@@ -824,6 +891,43 @@ export const AccessSchema = z
   })
   .strict()
   .describe("Who may call the OpenAI-compatible API.");
+
+/** prometheus-operator's Duration (pkg/apis/monitoring/v1/types.go). */
+const PROMETHEUS_DURATION =
+  /^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$/;
+
+export const MonitoringSchema = z
+  .object({
+    podMonitor: z
+      .object({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe(
+            "Render a monitoring.coreos.com/v1 PodMonitor for the vLLM pods (needs the prometheus-operator CRDs).",
+          ),
+        interval: z
+          .string()
+          .min(1)
+          .regex(PROMETHEUS_DURATION, "must be a Prometheus duration such as 30s")
+          .default("30s")
+          .describe("Scrape interval."),
+        labels: z
+          .record(
+            z.string().regex(new RegExp(QUALIFIED_NAME_PATTERN), "keys must be label keys"),
+            z.string().regex(new RegExp(LABEL_VALUE_PATTERN), "must be a label value"),
+          )
+          .optional()
+          .describe(
+            "Extra labels on the PodMonitor, for a Prometheus whose podMonitorSelector wants them (e.g. release: kube-prometheus-stack).",
+          ),
+      })
+      .strict()
+      .prefault({})
+      .describe("A PodMonitor so that Prometheus scrapes vLLM's /metrics."),
+  })
+  .strict()
+  .describe("Prometheus scraping of the vLLM pods.");
 
 export const SpecSchema = withRules(
   z
@@ -850,6 +954,7 @@ export const SpecSchema = withRules(
       nodePool: NodePoolSchema.prefault({}),
       access: AccessSchema.prefault({}),
       pod: PodSchema.prefault({}),
+      monitoring: MonitoringSchema.prefault({}),
     })
     .strict()
     .describe("Desired state of a Mistral Small 4 deployment."),

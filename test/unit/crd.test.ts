@@ -366,6 +366,10 @@ describe("CEL rules and zod say the same thing", () => {
       },
     },
     {
+      why: "a NetworkPolicy peer with no selector",
+      spec: { gpu: { type: "h100-80gb" }, access: { networkPolicy: { apiFrom: [{}] } } },
+    },
+    {
       why: "an envFrom entry with no source",
       spec: { gpu: { type: "h100-80gb" }, pod: { envFrom: [{ prefix: "A_" }] } },
     },

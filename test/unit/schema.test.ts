@@ -433,8 +433,16 @@ describe("defaults", () => {
         scaleDown: { stabilizationWindowSeconds: 300, maxReplicasPerStep: 1, periodSeconds: 60 },
       },
       nodePool: { provider: "static" },
-      access: {},
+      access: {
+        networkPolicy: {
+          enabled: true,
+          metricsNamespaceSelector: {
+            matchLabels: { "kubernetes.io/metadata.name": "monitoring" },
+          },
+        },
+      },
       pod: {},
+      monitoring: { podMonitor: { enabled: false, interval: "30s" } },
     });
   });
 
@@ -519,7 +527,18 @@ describe("valid resources with every field set", () => {
         expireAfter: "Never",
       },
     },
-    access: { apiKeySecretRef: { name: "vllm-key", key: "api-key" } },
+    access: {
+      apiKeySecretRef: { name: "vllm-key", key: "api-key" },
+      networkPolicy: {
+        enabled: true,
+        apiFrom: [
+          { namespaceSelector: { matchLabels: { team: "apps" } } },
+          { podSelector: { matchLabels: { role: "gateway" } } },
+        ],
+        metricsNamespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "prom" } },
+      },
+    },
+    monitoring: { podMonitor: { enabled: true, interval: "15s", labels: { release: "kps" } } },
     pod: {
       imagePullSecrets: [{ name: "registry" }],
       env: [{ name: "VLLM_LOGGING_LEVEL", value: "DEBUG" }],
