@@ -1,6 +1,7 @@
 /**
  * Writes the generated parts of charts/mistral-small-operator/ (Chart.yaml, crds/,
- * templates/rbac.yaml) from package.json, crds/ and src/operator/rbac.ts.
+ * templates/rbac.yaml, dashboards/) from package.json, crds/, src/operator/rbac.ts and
+ * src/delivery/dashboard.ts.
  * `--check` writes nothing and exits 1 when a file differs (what the unit test does too).
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";

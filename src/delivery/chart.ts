@@ -1,6 +1,7 @@
 /**
  * The generated files of the Helm chart: Chart.yaml (versions from package.json), the
- * CRD (a copy of crds/) and the RBAC template (the rules of src/operator/rbac.ts).
+ * CRD (a copy of crds/), the RBAC template (the rules of src/operator/rbac.ts) and the
+ * Grafana dashboard (src/delivery/dashboard.ts).
  * scripts/gen-chart.ts writes them; test/unit/delivery.test.ts fails when they drift.
  * Everything else in the chart is written by hand.
  */
@@ -15,6 +16,7 @@ import {
   type PolicyRule,
 } from "../operator/rbac.ts";
 import { OPERATOR_APP, appVersion } from "./manifests.ts";
+import { DASHBOARD_FILE, dashboardFile } from "./dashboard.ts";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** The chart's folder, relative to the repository root. */
@@ -144,6 +146,9 @@ export function generatedChartFiles(root: string = REPO_ROOT): Map<string, strin
   const files = new Map<string, string>();
   files.set(join(CHART_DIR, "Chart.yaml"), chartYaml());
   files.set(join(CHART_DIR, "templates", "rbac.yaml"), rbacTemplate());
+  // Read by templates/grafana-dashboard.yaml with .Files.Get: JSON full of {{legend}} braces
+  // must not pass through Helm's template engine.
+  files.set(join(CHART_DIR, "dashboards", DASHBOARD_FILE), dashboardFile());
   for (const f of readdirSync(join(root, CRDS_DIR)).sort()) {
     if (!f.endsWith(".yaml")) continue;
     files.set(join(CHART_DIR, "crds", f), readFileSync(join(root, CRDS_DIR, f), "utf8"));
