@@ -303,7 +303,7 @@ async function benchOne(n: number): Promise<Result> {
     const writes = (m: Map<string, number>) => sum(m, (v, r) => WRITE.has(v) && r !== "leases");
     const leases = (m: Map<string, number>) => sum(m, (v, r) => WRITE.has(v) && r === "leases");
     const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    const heap = /^msd_process_nodejs_heap_size_used_bytes (\d+)/m.exec(
+    const heap = /^msd_nodejs_heap_size_used_bytes (\d+)/m.exec(
       await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(),
     );
     process.stderr.write(

@@ -1,6 +1,8 @@
 /** `msd run`: the operator process. */
 import { parseArgs } from "node:util";
+import { pino } from "pino";
 import { Operator } from "../operator/manager.ts";
+import { OPERATOR_NAME } from "../render/names.ts";
 import { EXIT, type CommandResult } from "./commands.ts";
 import { UsageError } from "./main.ts";
 
@@ -21,6 +23,17 @@ export function namespaceList(value: string): string[] {
   return [...new Set(names)];
 }
 
+/** pino's levels, most to least verbose; `silent` logs nothing. */
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const DEFAULT_LOG_LEVEL: LogLevel = "info";
+
+export function logLevel(value: string | undefined): LogLevel {
+  if (value === undefined) return DEFAULT_LOG_LEVEL;
+  if ((LOG_LEVELS as readonly string[]).includes(value)) return value as LogLevel;
+  throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(", ")}, got ${value}`);
+}
+
 export async function runOperator(argv: string[]): Promise<CommandResult> {
   const { values } = parseArgs({
     args: argv,
@@ -35,6 +48,7 @@ export async function runOperator(argv: string[]): Promise<CommandResult> {
       concurrency: { type: "string" },
       "resync-seconds": { type: "string" },
       "autoscale-interval-seconds": { type: "string" },
+      "log-level": { type: "string" },
     },
     strict: true,
   });
@@ -47,7 +61,9 @@ export async function runOperator(argv: string[]): Promise<CommandResult> {
   };
   const podNamespace = process.env.POD_NAMESPACE === "" ? undefined : process.env.POD_NAMESPACE;
   const leaseNamespace = values["lease-namespace"] ?? podNamespace;
+  const logger = pino({ name: OPERATOR_NAME, level: logLevel(values["log-level"]) });
   const operator = new Operator({
+    logger,
     ...(values.kubeconfig === undefined ? {} : { kubeconfig: values.kubeconfig }),
     ...(values.context === undefined ? {} : { context: values.context }),
     // A comma-separated list: the namespaced install mode (Roles in each, no ClusterRole).

@@ -1,7 +1,8 @@
 /**
  * The generated files of the Helm chart: Chart.yaml (versions from package.json), the
  * CRD template (crds/ behind crds.enabled and crds.keep), the RBAC template (the rules of
- * src/operator/rbac.ts) and values.schema.json (the zod schema of src/delivery/values.ts).
+ * src/operator/rbac.ts), values.schema.json (the zod schema of src/delivery/values.ts) and the
+ * Grafana dashboard (src/delivery/dashboard.ts).
  * scripts/gen-chart.ts writes them; test/unit/delivery.test.ts fails when they drift.
  * Everything else in the chart is written by hand.
  */
@@ -17,6 +18,7 @@ import {
 } from "../operator/rbac.ts";
 import { OPERATOR_APP, appVersion } from "./manifests.ts";
 import { valuesJsonSchemaFile } from "./values.ts";
+import { DASHBOARD_FILE, dashboardFile } from "./dashboard.ts";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** The chart's folder, relative to the repository root. */
@@ -199,5 +201,8 @@ export function generatedChartFiles(root: string = REPO_ROOT): Map<string, strin
     join(CHART_DIR, "templates", "crds.yaml"),
     crds.map((f) => crdTemplate(f, readFileSync(join(root, CRDS_DIR, f), "utf8"))).join("---\n"),
   );
+  // Read by templates/grafana-dashboard.yaml with .Files.Get: JSON full of {{legend}} braces
+  // must not pass through Helm's template engine.
+  files.set(join(CHART_DIR, "dashboards", DASHBOARD_FILE), dashboardFile());
   return files;
 }

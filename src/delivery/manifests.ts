@@ -22,6 +22,8 @@ export const LEASE_NAME = "mistral-small-operator";
 export const RUN_AS_USER = 65532;
 export const DEFAULT_NAMESPACE = "mistral-small-system";
 export const DEFAULT_LEASE_DURATION_SECONDS = 15;
+/** `msd run`'s default (src/cli/run.ts DEFAULT_LOG_LEVEL; a unit test keeps them equal). */
+export const DEFAULT_LOG_LEVEL = "info";
 
 /** The operator's version: package.json's, also the chart's appVersion and the image tag. */
 export function appVersion(): string {
@@ -54,6 +56,8 @@ export interface OperatorInstallOptions {
   readonly replicas?: number;
   readonly resources?: ResourceRequirements;
   readonly leaseDurationSeconds?: number;
+  /** `msd run --log-level`: trace, debug, info (default), warn, error, fatal or silent. */
+  readonly logLevel?: string;
   /** Watch this namespace only (`msd run --namespace`); all namespaces when omitted. */
   readonly watchNamespace?: string;
   /** Extra labels on every object (e.g. Helm's or Pulumi's own). */
@@ -88,6 +92,7 @@ export function operatorArgs(o: OperatorInstallOptions): string[] {
     `--port=${METRICS_PORT}`,
     `--lease-namespace=${o.namespace}`,
     `--lease-duration=${o.leaseDurationSeconds ?? DEFAULT_LEASE_DURATION_SECONDS}`,
+    `--log-level=${o.logLevel ?? DEFAULT_LOG_LEVEL}`,
     ...(o.watchNamespace === undefined || o.watchNamespace === ""
       ? []
       : [`--namespace=${o.watchNamespace}`]),

@@ -108,6 +108,19 @@ export const chartValuesSchema = z
         annotations: stringMap,
       }),
     }),
+    logLevel: z
+      .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"])
+      .describe("The operator's log level (msd run --log-level)."),
+    grafanaDashboard: z
+      .strictObject({
+        enabled: z.boolean(),
+        namespace: dnsLabel,
+        labels: stringMap,
+        annotations: stringMap,
+      })
+      .describe(
+        'A ConfigMap with the Grafana dashboard, labelled grafana_dashboard: "1" for Grafana\'s dashboard sidecar.',
+      ),
     serviceMonitor: z.strictObject({
       enabled: z.boolean(),
       namespace: dnsLabel,

@@ -98,4 +98,18 @@ export const RESOURCES = {
     kind: "Namespace",
     namespaced: false,
   },
+  networkPolicy: {
+    group: "networking.k8s.io",
+    version: "v1",
+    plural: "networkpolicies",
+    kind: "NetworkPolicy",
+    namespaced: true,
+  },
+  podMonitor: {
+    group: "monitoring.coreos.com",
+    version: "v1",
+    plural: "podmonitors",
+    kind: "PodMonitor",
+    namespaced: true,
+  },
 } as const satisfies Record<string, ResourceType>;

@@ -2,6 +2,9 @@
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
+/** Prefix of prom-client's default process and Node.js metrics. */
+export const PROCESS_METRICS_PREFIX = "msd_";
+
 export class OperatorMetrics {
   readonly registry = new Registry();
   readonly reconciles = new Counter({
@@ -46,7 +49,9 @@ export class OperatorMetrics {
   });
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: "msd_process_" });
+    // prom-client's names already start with process_ or nodejs_: one msd_ prefix, so
+    // msd_process_cpu_seconds_total rather than msd_process_process_cpu_seconds_total.
+    collectDefaultMetrics({ register: this.registry, prefix: PROCESS_METRICS_PREFIX });
   }
 }
 

@@ -34,6 +34,7 @@ import {
   computeStatus,
   describeClaim,
   isSubset,
+  clientAccess,
   jsonEqual,
   type CapacityView,
   type ClaimView,
@@ -299,6 +300,7 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
       ...(rejected === undefined ? {} : { rejected }),
       selector: msd === undefined ? "" : labelSelectorString(msd),
       endpoint: msd === undefined ? "" : serviceUrl(msd, VLLM_PORT),
+      ...(msd === undefined ? {} : { access: clientAccess(msd) }),
     },
     raw.status,
     deps

@@ -2,7 +2,7 @@
  * Status that explains itself, computed purely from what the operator observed:
  * the parsed spec (or why it could not be parsed), the plan, the Deployment and its pods.
  */
-import type { Status } from "../api/schema.ts";
+import type { MistralSmallDeployment, Status } from "../api/schema.ts";
 import type { Plan } from "../planner/plan.ts";
 
 /** Every reason a condition can carry: one list, so docs and alerts can rely on it. */
@@ -182,7 +182,7 @@ function waitingProblem(
   if (kubelet === "CreateContainerConfigError" && namesMissingSecret(message ?? "")) {
     return {
       reason: REASONS.TokenSecretMissing,
-      message: `pod ${pod}: container ${container} cannot start, ${kubelet}${quoted}; create the Secret (and key) named by spec.model.tokenSecretRef in this namespace`,
+      message: `pod ${pod}: container ${container} cannot start, ${kubelet}${quoted}; create the Secret (and key) it names in this namespace (spec.model.tokenSecretRef or spec.access.apiKeySecretRef)`,
     };
   }
   const known = WAITING[kubelet];
@@ -363,8 +363,22 @@ export interface Observation {
   readonly rejected?: string;
   readonly selector: string;
   readonly endpoint: string;
+  /** How clients call the endpoint (model name, key), from clientAccess. */
+  readonly access?: ClientAccess;
   /** Present for a Karpenter pool: its NodeClaims and Karpenter's events on the pods. */
   readonly capacity?: CapacityView;
+}
+
+export type ClientAccess = NonNullable<Status["access"]>;
+
+/** What a client needs besides the URL: the model id to send and where the API key is kept. */
+export function clientAccess(msd: MistralSmallDeployment): ClientAccess {
+  const ref = msd.spec.access.apiKeySecretRef;
+  return {
+    servedModelName: msd.spec.model.servedModelName,
+    authentication: ref === undefined ? "none" : "bearer",
+    ...(ref === undefined ? {} : { apiKeySecretRef: { name: ref.name, key: ref.key } }),
+  };
 }
 
 /** Karpenter's account replaces the scheduler's when a pod waits for a node of the pool. */
@@ -620,6 +634,7 @@ export function computeStatus(o: Observation, previous: Status | undefined, now:
     readyReplicas: o.deployment?.status?.readyReplicas ?? 0,
     selector: o.selector,
     endpoint: o.endpoint,
+    ...(o.access === undefined ? {} : { access: o.access }),
   };
   const p = o.plan?.feasible === true ? o.plan : undefined;
   if (p !== undefined) {

@@ -1,5 +1,11 @@
 /** The vLLM Deployment: one pod per replica, TP GPUs each. */
-import type { V1Deployment, V1EnvVar, V1PodTemplateSpec } from "@kubernetes/client-node";
+import type {
+  V1Deployment,
+  V1EnvFromSource,
+  V1EnvVar,
+  V1PodSpec,
+  V1PodTemplateSpec,
+} from "@kubernetes/client-node";
 import type { MistralSmallDeployment } from "../api/schema.ts";
 import type { Plan } from "../planner/plan.ts";
 import { VLLM_PORT } from "../engine/command.ts";
@@ -15,79 +21,59 @@ import {
 import { GPU_RESOURCE, gpuAffinity, gpuTolerations, nodeSelector } from "./scheduling.ts";
 import { sortKeys } from "../api/crd.ts";
 import { hardenPodSpec } from "./security.ts";
+import { FIXED_ENV, HOME_PATH, MODEL_CACHE_PATH, SECRET_ENV } from "./env.ts";
 
-export const MODEL_CACHE_PATH = "/models";
+export { HOME_PATH, MODEL_CACHE_PATH, MANAGED_ENV, WRITABLE_PATHS } from "./env.ts";
+
 /** Startup budget: period x failures = 90 minutes for download plus weight load. */
 export const STARTUP_PROBE = { periodSeconds: 10, failureThreshold: 540 } as const;
 export const TERMINATION_GRACE_SECONDS = 120;
 export const PRESTOP_SLEEP_SECONDS = 20;
-/**
- * The pod runs as this UID, which the official image has no passwd entry for. torch >= 2.11
- * calls getpass.getuser() while `import vllm` runs, which reads USER/LOGNAME before the
- * passwd database: without them every pod dies with KeyError (vllm#44548).
- */
+/** The pod's UID; see RUN_AS_USER in ./env.ts for why USER and LOGNAME are set. */
 const RUN_AS = 1000;
-const RUN_AS_USER = "vllm";
-/** HOME and every cache under it live on an emptyDir: the root filesystem stays read-only. */
-export const HOME_PATH = "/home/vllm";
-
-/**
- * Where vLLM and the libraries under it write, each pointed at a writable volume. The root
- * filesystem is read-only, so a path missing here fails loudly instead of filling the image.
- */
-export const WRITABLE_PATHS: readonly {
-  readonly env?: string;
-  readonly path: string;
-  readonly what: string;
-}[] = [
-  {
-    env: "HOME",
-    path: HOME_PATH,
-    what: "home; default parent of ~/.cache, ~/.triton, ~/.config/vllm, ~/.nv",
-  },
-  {
-    env: "XDG_CACHE_HOME",
-    path: `${HOME_PATH}/.cache`,
-    what: "torch hub, FlashInfer JIT and outlines caches",
-  },
-  { env: "TRITON_CACHE_DIR", path: `${HOME_PATH}/.triton/cache`, what: "compiled Triton kernels" },
-  {
-    env: "TORCHINDUCTOR_CACHE_DIR",
-    path: `${HOME_PATH}/.cache/torchinductor`,
-    what: "torch.compile (inductor) output",
-  },
-  {
-    env: "FLASHINFER_WORKSPACE_BASE",
-    path: HOME_PATH,
-    what: "FlashInfer's JIT workspace (~/.cache/flashinfer)",
-  },
-  {
-    env: "VLLM_CACHE_ROOT",
-    path: `${MODEL_CACHE_PATH}/vllm`,
-    what: "vLLM's torch.compile cache, kept across restarts on the model cache",
-  },
-  {
-    env: "HF_HOME",
-    path: `${MODEL_CACHE_PATH}/huggingface`,
-    what: "downloaded weights (huggingface_hub)",
-  },
-  { path: "/tmp", what: "inductor temp files, vLLM's ZMQ IPC sockets, tempfile" },
-  { path: "/dev/shm", what: "NCCL and multiprocessing shared memory" },
-];
 
 function env(msd: MistralSmallDeployment): V1EnvVar[] {
-  const vars: V1EnvVar[] = [
-    { name: "USER", value: RUN_AS_USER },
-    { name: "LOGNAME", value: RUN_AS_USER },
-    ...WRITABLE_PATHS.flatMap((w) => (w.env === undefined ? [] : [{ name: w.env, value: w.path }])),
-    { name: "VLLM_NO_USAGE_STATS", value: "1" },
-    { name: "DO_NOT_TRACK", value: "1" },
-  ];
+  const vars: V1EnvVar[] = [...FIXED_ENV];
   const ref = msd.spec.model.tokenSecretRef;
   if (ref !== undefined) {
-    vars.push({ name: "HF_TOKEN", valueFrom: { secretKeyRef: { name: ref.name, key: ref.key } } });
+    vars.push({
+      name: SECRET_ENV.hfToken,
+      valueFrom: { secretKeyRef: { name: ref.name, key: ref.key } },
+    });
   }
+  // vLLM reads VLLM_API_KEY as --api-key: the key stays in the Secret, never in the resource.
+  const apiKey = msd.spec.access.apiKeySecretRef;
+  if (apiKey !== undefined) {
+    vars.push({
+      name: SECRET_ENV.apiKey,
+      valueFrom: { secretKeyRef: { name: apiKey.name, key: apiKey.key } },
+    });
+  }
+  // Appended after the operator's: admission refuses a name of MANAGED_ENV, so none overrides one.
+  for (const e of msd.spec.pod.env ?? []) vars.push(structuredClone(e) as V1EnvVar);
   return vars;
+}
+
+/** Pod-level fields from spec.pod, each present only when set (an absent field stays unowned). */
+function podSettings(msd: MistralSmallDeployment): Partial<V1PodSpec> {
+  const p = msd.spec.pod;
+  return {
+    ...(p.imagePullSecrets === undefined
+      ? {}
+      : { imagePullSecrets: p.imagePullSecrets.map((s) => ({ name: s.name })) }),
+    ...(p.serviceAccountName === undefined ? {} : { serviceAccountName: p.serviceAccountName }),
+    ...(p.priorityClassName === undefined ? {} : { priorityClassName: p.priorityClassName }),
+    ...(p.runtimeClassName === undefined ? {} : { runtimeClassName: p.runtimeClassName }),
+    ...(p.topologySpreadConstraints === undefined
+      ? {}
+      : {
+          topologySpreadConstraints: p.topologySpreadConstraints.map((t) => ({
+            ...t,
+            // Always this deployment's own pods: spreading them is what the field is for.
+            labelSelector: { matchLabels: selectorLabels(msd) },
+          })),
+        }),
+  };
 }
 
 function podTemplate(msd: MistralSmallDeployment, plan: Plan): V1PodTemplateSpec {
@@ -102,8 +88,10 @@ function podTemplate(msd: MistralSmallDeployment, plan: Plan): V1PodTemplateSpec
   });
   const template: V1PodTemplateSpec = {
     metadata: {
-      labels: commonLabels(msd),
+      // The user's first: admission refuses the operator's keys, and ours win regardless.
+      labels: { ...msd.spec.pod.labels, ...commonLabels(msd) },
       annotations: {
+        ...msd.spec.pod.annotations,
         // vLLM pods take many minutes to load: keep Karpenter from disrupting them.
         "karpenter.sh/do-not-disrupt": "true",
       },
@@ -122,6 +110,7 @@ function podTemplate(msd: MistralSmallDeployment, plan: Plan): V1PodTemplateSpec
       ...(Object.keys(nodeSelector(msd)).length === 0 ? {} : { nodeSelector: nodeSelector(msd) }),
       affinity: gpuAffinity(msd),
       tolerations: gpuTolerations(msd),
+      ...podSettings(msd),
       containers: [
         {
           name: "vllm",
@@ -129,6 +118,9 @@ function podTemplate(msd: MistralSmallDeployment, plan: Plan): V1PodTemplateSpec
           command: ["vllm", "serve"],
           args: [...plan.vllmArgs],
           env: env(msd),
+          ...(msd.spec.pod.envFrom === undefined
+            ? {}
+            : { envFrom: structuredClone(msd.spec.pod.envFrom) as V1EnvFromSource[] }),
           ports: [{ name: "http", containerPort: VLLM_PORT, protocol: "TCP" }],
           resources: {
             requests: { cpu, memory, [GPU_RESOURCE]: gpus },

@@ -9,7 +9,9 @@ import type { Plan } from "../planner/plan.ts";
 import { renderHpa, renderScaledObject } from "./autoscaler.ts";
 import { renderDeployment } from "./deployment.ts";
 import type { Manifest } from "./manifest.ts";
+import { renderNetworkPolicy } from "./networkpolicy.ts";
 import { renderNodePool } from "./nodepool.ts";
+import { renderPodMonitor } from "./podmonitor.ts";
 import { renderPdb } from "./pdb.ts";
 import { renderCacheClaim } from "./pvc.ts";
 import { renderService } from "./service.ts";
@@ -55,6 +57,12 @@ export const OWNED_KINDS: readonly OwnedKind[] = [
     prune: false,
     verbs: OWNED_VERBS,
   },
+  {
+    resource: RESOURCES.networkPolicy,
+    render: renderNetworkPolicy,
+    prune: true,
+    verbs: OWNED_VERBS,
+  },
   { resource: RESOURCES.pdb, render: (msd) => renderPdb(msd), prune: false, verbs: OWNED_VERBS },
   {
     resource: RESOURCES.deployment,
@@ -70,6 +78,17 @@ export const OWNED_KINDS: readonly OwnedKind[] = [
       neededFor: "autoscaling.mode keda",
       missing:
         "autoscaling.mode keda needs KEDA: the keda.sh/v1alpha1 ScaledObject CRD is not installed in this cluster",
+    },
+    prune: true,
+    verbs: OWNED_VERBS,
+  },
+  {
+    resource: RESOURCES.podMonitor,
+    render: renderPodMonitor,
+    optionalCrd: {
+      neededFor: "monitoring.podMonitor",
+      missing:
+        "monitoring.podMonitor needs the Prometheus operator: the monitoring.coreos.com/v1 PodMonitor CRD is not installed in this cluster",
     },
     prune: true,
     verbs: OWNED_VERBS,

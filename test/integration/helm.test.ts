@@ -41,6 +41,7 @@ import {
   type ToolResult,
 } from "./cluster.ts";
 import { condition, httpStatus, type Msd } from "./operator-harness.ts";
+import { DASHBOARD_FILE, dashboard } from "../../src/delivery/dashboard.ts";
 
 const REPO = join(import.meta.dirname, "..", "..");
 const CHART = join(REPO, "charts", "mistral-small-operator");
@@ -122,6 +123,7 @@ describe("helm chart", () => {
     assert.deepEqual(all.map((d) => d.kind).sort(), [
       "ClusterRole",
       "ClusterRoleBinding",
+      "ConfigMap",
       "CustomResourceDefinition",
       "Deployment",
       "Lease",
@@ -149,6 +151,10 @@ describe("helm chart", () => {
       assert.equal((dep.spec.template.metadata.labels as Record<string, string>)[k], v, k);
     }
     assert.equal(find(all, "Lease").metadata.name, LEASE_NAME);
+    // The Grafana dashboard reaches the ConfigMap byte for byte, past Helm's template engine.
+    const dash = find(all, "ConfigMap") as Doc & { data: Record<string, string> };
+    assert.equal(dash.metadata.labels?.grafana_dashboard, "1");
+    assert.deepEqual(JSON.parse(dash.data[DASHBOARD_FILE]!), dashboard());
 
     const ns = await c.kubectl(["create", "namespace", NS]);
     assert.equal(ns.code, 0, ns.stderr);

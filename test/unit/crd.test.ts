@@ -322,6 +322,57 @@ describe("CEL rules and zod say the same thing", () => {
       why: "memory below the minimum",
       spec: { gpu: { type: "h100-80gb" }, engine: { resources: { memory: "1" } } },
     },
+    {
+      why: "an env variable the operator manages",
+      spec: { gpu: { type: "h100-80gb" }, pod: { env: [{ name: "HF_HOME", value: "/x" }] } },
+    },
+    {
+      why: "a pod label the operator manages",
+      spec: { gpu: { type: "h100-80gb" }, pod: { labels: { "app.kubernetes.io/name": "x" } } },
+    },
+    {
+      why: "a pod annotation the operator manages",
+      spec: {
+        gpu: { type: "h100-80gb" },
+        pod: { annotations: { "karpenter.sh/do-not-disrupt": "false" } },
+      },
+    },
+    {
+      why: "minDomains with ScheduleAnyway",
+      spec: {
+        gpu: { type: "h100-80gb" },
+        pod: { topologySpreadConstraints: [{ topologyKey: "zone", minDomains: 2 }] },
+      },
+    },
+    {
+      why: "an env entry with neither value nor valueFrom",
+      spec: { gpu: { type: "h100-80gb" }, pod: { env: [{ name: "A" }] } },
+    },
+    {
+      why: "an env valueFrom with two sources",
+      spec: {
+        gpu: { type: "h100-80gb" },
+        pod: {
+          env: [
+            {
+              name: "A",
+              valueFrom: {
+                secretKeyRef: { name: "s", key: "k" },
+                configMapKeyRef: { name: "c", key: "k" },
+              },
+            },
+          ],
+        },
+      },
+    },
+    {
+      why: "a NetworkPolicy peer with no selector",
+      spec: { gpu: { type: "h100-80gb" }, access: { networkPolicy: { apiFrom: [{}] } } },
+    },
+    {
+      why: "an envFrom entry with no source",
+      spec: { gpu: { type: "h100-80gb" }, pod: { envFrom: [{ prefix: "A_" }] } },
+    },
   ];
 
   function zodProblems(spec: Json): readonly FieldProblem[] {
@@ -354,8 +405,11 @@ describe("CEL rules and zod say the same thing", () => {
     const unmatched: string[] = [];
     for (const r of rules) {
       const path = `${r.at}${r.fieldPath ?? ""}`;
+      // zod numbers array items (env.0.value) where the CRD has items (env[].value).
       const hit = produced.find((c) =>
-        c.problems.some((p) => p.message === r.message && p.path === path),
+        c.problems.some(
+          (p) => p.message === r.message && p.path.replace(/\.[0-9]+(?=\.|$)/g, "[]") === path,
+        ),
       );
       if (hit === undefined) unmatched.push(`${path}: ${r.message}`);
     }
@@ -375,7 +429,9 @@ describe("CEL rules and zod say the same thing", () => {
     for (const r of rules) {
       let node: Json = specSchema;
       for (const step of r.at.split(".").slice(1)) {
-        node = obj(obj(node.properties, `${r.at} properties`)[step], `${r.at}.${step}`);
+        const name = step.replace(/\[\]$/, "");
+        node = obj(obj(node.properties, `${r.at} properties`)[name], `${r.at}.${name}`);
+        if (step.endsWith("[]")) node = obj(node.items, `${r.at}.${name} items`);
       }
       const field = r.fieldPath!.slice(1);
       assert.ok(

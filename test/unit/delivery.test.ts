@@ -18,6 +18,7 @@ import {
 import { chartValuesSchema, valuesJsonSchema } from "../../src/delivery/values.ts";
 import {
   DEFAULT_LEASE_DURATION_SECONDS,
+  DEFAULT_LOG_LEVEL,
   DEFAULT_RESOURCES,
   IMAGE_REPOSITORY,
   LEASE_NAME,
@@ -27,8 +28,15 @@ import {
   appVersion,
   defaultImage,
   operatorDeployment,
+  operatorArgs,
   operatorManifests,
 } from "../../src/delivery/manifests.ts";
+import {
+  DEFAULT_LOG_LEVEL as RUN_DEFAULT_LOG_LEVEL,
+  LOG_LEVELS,
+  logLevel,
+} from "../../src/cli/run.ts";
+import { OperatorMetrics } from "../../src/operator/metrics.ts";
 import { CLUSTER_RULES, NAMESPACE_RULES } from "../../src/operator/rbac.ts";
 import { OPERATOR_NAME } from "../../src/render/names.ts";
 
@@ -366,5 +374,43 @@ describe("CI example", () => {
     assert.ok(runs.includes("npm test --prefix infra"), "the mock tests run first");
     assert.equal(wf.jobs.preview?.needs, "test");
     assert.equal(wf.jobs.up?.needs, "test");
+  });
+});
+
+describe("operator log level", () => {
+  test("msd run accepts pino's levels and refuses others with the list", () => {
+    for (const l of LOG_LEVELS) assert.equal(logLevel(l), l);
+    assert.equal(logLevel(undefined), "info");
+    assert.throws(() => logLevel("verbose"), /--log-level must be one of trace, debug, info/);
+  });
+
+  test("the install's default is msd run's, and the chart passes its value", () => {
+    assert.equal(DEFAULT_LOG_LEVEL, RUN_DEFAULT_LOG_LEVEL);
+    const args = (o: Partial<Parameters<typeof operatorArgs>[0]>) =>
+      operatorArgs({ name: "op", namespace: "ops", ...o });
+    assert.ok(args({}).includes("--log-level=info"));
+    assert.ok(args({ logLevel: "debug" }).includes("--log-level=debug"));
+    const template = readFileSync(
+      join(REPO_ROOT, CHART_DIR, "templates", "deployment.yaml"),
+      "utf8",
+    );
+    assert.match(template, /- --log-level=\{\{ \.Values\.logLevel \}\}/);
+    const values = parse(readFileSync(join(REPO_ROOT, CHART_DIR, "values.yaml"), "utf8")) as {
+      logLevel: string;
+    };
+    assert.equal(values.logLevel, DEFAULT_LOG_LEVEL);
+    const schema = JSON.parse(
+      readFileSync(join(REPO_ROOT, CHART_DIR, "values.schema.json"), "utf8"),
+    ) as { properties: { logLevel: { enum: string[] } } };
+    assert.deepEqual(schema.properties.logLevel.enum, [...LOG_LEVELS]);
+  });
+});
+
+describe("operator process metrics", () => {
+  test("prom-client's default metrics carry one msd_ prefix", async () => {
+    const text = await new OperatorMetrics().registry.metrics();
+    assert.match(text, /^msd_process_cpu_seconds_total /m);
+    assert.match(text, /^msd_nodejs_eventloop_lag_seconds /m);
+    assert.doesNotMatch(text, /msd_process_process_|msd_process_nodejs_/);
   });
 });

@@ -123,11 +123,18 @@ describe("karpenter spec", () => {
   test("objects come in a fixed order", () => {
     assert.deepEqual(
       objects.map((o) => o.kind),
-      ["NodePool", "PersistentVolumeClaim", "Service", "PodDisruptionBudget", "Deployment"],
+      [
+        "NodePool",
+        "PersistentVolumeClaim",
+        "Service",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "Deployment",
+      ],
     );
     assert.deepEqual(
       objects.map((o) => o.apiVersion),
-      ["karpenter.sh/v1", "v1", "v1", "policy/v1", "apps/v1"],
+      ["karpenter.sh/v1", "v1", "v1", "networking.k8s.io/v1", "policy/v1", "apps/v1"],
     );
   });
 
@@ -424,7 +431,7 @@ describe("static spec", () => {
   test("no NodePool and no claim when existingClaim is set", () => {
     assert.deepEqual(
       objects.map((o) => o.kind),
-      ["Service", "PodDisruptionBudget", "Deployment"],
+      ["Service", "NetworkPolicy", "PodDisruptionBudget", "Deployment"],
     );
   });
 

@@ -433,6 +433,16 @@ describe("defaults", () => {
         scaleDown: { stabilizationWindowSeconds: 300, maxReplicasPerStep: 1, periodSeconds: 60 },
       },
       nodePool: { provider: "static" },
+      access: {
+        networkPolicy: {
+          enabled: true,
+          metricsNamespaceSelector: {
+            matchLabels: { "kubernetes.io/metadata.name": "monitoring" },
+          },
+        },
+      },
+      pod: {},
+      monitoring: { podMonitor: { enabled: false, interval: "30s" } },
     });
   });
 
@@ -516,6 +526,36 @@ describe("valid resources with every field set", () => {
         consolidateAfter: "1h30m",
         expireAfter: "Never",
       },
+    },
+    access: {
+      apiKeySecretRef: { name: "vllm-key", key: "api-key" },
+      networkPolicy: {
+        enabled: true,
+        apiFrom: [
+          { namespaceSelector: { matchLabels: { team: "apps" } } },
+          { podSelector: { matchLabels: { role: "gateway" } } },
+        ],
+        metricsNamespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "prom" } },
+      },
+    },
+    monitoring: { podMonitor: { enabled: true, interval: "15s", labels: { release: "kps" } } },
+    pod: {
+      imagePullSecrets: [{ name: "registry" }],
+      env: [{ name: "VLLM_LOGGING_LEVEL", value: "DEBUG" }],
+      envFrom: [{ prefix: "X_", configMapRef: { name: "env", optional: true } }],
+      serviceAccountName: "vllm",
+      priorityClassName: "high",
+      runtimeClassName: "nvidia",
+      labels: { team: "ml" },
+      annotations: { "example.com/owner": "ml" },
+      topologySpreadConstraints: [
+        {
+          maxSkew: 2,
+          topologyKey: "topology.kubernetes.io/zone",
+          whenUnsatisfiable: "DoNotSchedule",
+          minDomains: 2,
+        },
+      ],
     },
   };
 

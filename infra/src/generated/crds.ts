@@ -108,6 +108,139 @@ export const CRDS: readonly Record<string, unknown>[] = [
                 "spec": {
                   "description": "Desired state of a Mistral Small 4 deployment.",
                   "properties": {
+                    "access": {
+                      "default": {
+                        "networkPolicy": {
+                          "enabled": true,
+                          "metricsNamespaceSelector": {
+                            "matchLabels": {
+                              "kubernetes.io/metadata.name": "monitoring"
+                            }
+                          }
+                        }
+                      },
+                      "description": "Who may call the OpenAI-compatible API.",
+                      "properties": {
+                        "apiKeySecretRef": {
+                          "description": "Secret holding the API key clients must send as `Authorization: Bearer <key>` to /v1/*, passed to vLLM as VLLM_API_KEY. /health and /metrics stay open for probes and Prometheus. The operator never reads the Secret; a missing Secret or key shows in status as the kubelet reports it. No key: the API is open to whoever reaches the Service.",
+                          "properties": {
+                            "key": {
+                              "default": "VLLM_API_KEY",
+                              "description": "Key in the Secret holding the API key.",
+                              "maxLength": 253,
+                              "minLength": 1,
+                              "pattern": "^[-._a-zA-Z0-9]+$",
+                              "type": "string"
+                            },
+                            "name": {
+                              "description": "Name of a Secret in the same namespace.",
+                              "maxLength": 253,
+                              "minLength": 1,
+                              "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+                              "type": "string"
+                            }
+                          },
+                          "required": [
+                            "name"
+                          ],
+                          "type": "object"
+                        },
+                        "networkPolicy": {
+                          "default": {
+                            "enabled": true,
+                            "metricsNamespaceSelector": {
+                              "matchLabels": {
+                                "kubernetes.io/metadata.name": "monitoring"
+                              }
+                            }
+                          },
+                          "description": "Ingress isolation of the vLLM pods.",
+                          "properties": {
+                            "apiFrom": {
+                              "description": "Who may reach the API port. Omitted: every pod in this resource's namespace (and nothing outside it).",
+                              "items": {
+                                "description": "Clients allowed to reach the API (a NetworkPolicy peer).",
+                                "properties": {
+                                  "namespaceSelector": {
+                                    "description": "Namespaces allowed; with podSelector, only those pods in them. Omitted: this resource's namespace.",
+                                    "properties": {
+                                      "matchLabels": {
+                                        "additionalProperties": {
+                                          "pattern": "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$",
+                                          "type": "string"
+                                        },
+                                        "description": "Labels the namespace must carry (all of them).",
+                                        "type": "object"
+                                      }
+                                    },
+                                    "required": [
+                                      "matchLabels"
+                                    ],
+                                    "type": "object"
+                                  },
+                                  "podSelector": {
+                                    "description": "Pods allowed. Omitted: every pod of the selected namespaces.",
+                                    "properties": {
+                                      "matchLabels": {
+                                        "additionalProperties": {
+                                          "pattern": "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$",
+                                          "type": "string"
+                                        },
+                                        "description": "Labels the pod must carry (all of them).",
+                                        "type": "object"
+                                      }
+                                    },
+                                    "required": [
+                                      "matchLabels"
+                                    ],
+                                    "type": "object"
+                                  }
+                                },
+                                "type": "object",
+                                "x-kubernetes-validations": [
+                                  {
+                                    "fieldPath": ".namespaceSelector",
+                                    "message": "a peer needs namespaceSelector, podSelector or both",
+                                    "rule": "has(self.namespaceSelector) || has(self.podSelector)"
+                                  }
+                                ]
+                              },
+                              "maxItems": 16,
+                              "type": "array"
+                            },
+                            "enabled": {
+                              "default": true,
+                              "description": "Render a NetworkPolicy for the vLLM pods. Turn off on clusters without a policy engine, or to write your own.",
+                              "type": "boolean"
+                            },
+                            "metricsNamespaceSelector": {
+                              "default": {
+                                "matchLabels": {
+                                  "kubernetes.io/metadata.name": "monitoring"
+                                }
+                              },
+                              "description": "Namespaces whose pods may scrape /metrics (Prometheus). vLLM serves /metrics on the API port, so they reach that port; the API key guards /v1.",
+                              "properties": {
+                                "matchLabels": {
+                                  "additionalProperties": {
+                                    "pattern": "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$",
+                                    "type": "string"
+                                  },
+                                  "description": "Labels the monitoring namespace must carry (all of them).",
+                                  "type": "object"
+                                }
+                              },
+                              "required": [
+                                "matchLabels"
+                              ],
+                              "type": "object"
+                            }
+                          },
+                          "type": "object"
+                        }
+                      },
+                      "type": "object"
+                    },
                     "autoscaling": {
                       "default": {
                         "enabled": false,
@@ -595,6 +728,48 @@ export const CRDS: readonly Record<string, unknown>[] = [
                         }
                       ]
                     },
+                    "monitoring": {
+                      "default": {
+                        "podMonitor": {
+                          "enabled": false,
+                          "interval": "30s"
+                        }
+                      },
+                      "description": "Prometheus scraping of the vLLM pods.",
+                      "properties": {
+                        "podMonitor": {
+                          "default": {
+                            "enabled": false,
+                            "interval": "30s"
+                          },
+                          "description": "A PodMonitor so that Prometheus scrapes vLLM's /metrics.",
+                          "properties": {
+                            "enabled": {
+                              "default": false,
+                              "description": "Render a monitoring.coreos.com/v1 PodMonitor for the vLLM pods (needs the prometheus-operator CRDs).",
+                              "type": "boolean"
+                            },
+                            "interval": {
+                              "default": "30s",
+                              "description": "Scrape interval.",
+                              "minLength": 1,
+                              "pattern": "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$",
+                              "type": "string"
+                            },
+                            "labels": {
+                              "additionalProperties": {
+                                "pattern": "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$",
+                                "type": "string"
+                              },
+                              "description": "Extra labels on the PodMonitor, for a Prometheus whose podMonitorSelector wants them (e.g. release: kube-prometheus-stack).",
+                              "type": "object"
+                            }
+                          },
+                          "type": "object"
+                        }
+                      },
+                      "type": "object"
+                    },
                     "nodePool": {
                       "default": {
                         "provider": "static"
@@ -757,6 +932,314 @@ export const CRDS: readonly Record<string, unknown>[] = [
                         }
                       ]
                     },
+                    "pod": {
+                      "default": {},
+                      "description": "Pod settings a platform adds around the vLLM container.",
+                      "properties": {
+                        "annotations": {
+                          "additionalProperties": {
+                            "maxLength": 65536,
+                            "type": "string"
+                          },
+                          "description": "Extra pod annotations. The operator's own (serving.mistralsmall.dev/template-hash, karpenter.sh/do-not-disrupt) are refused.",
+                          "type": "object"
+                        },
+                        "env": {
+                          "description": "Extra environment variables of the vLLM container, after the operator's.",
+                          "items": {
+                            "description": "An environment variable of the vLLM container.",
+                            "properties": {
+                              "name": {
+                                "description": "Variable name. Names the operator sets are refused.",
+                                "maxLength": 253,
+                                "minLength": 1,
+                                "pattern": "^[-._a-zA-Z][-._a-zA-Z0-9]*$",
+                                "type": "string"
+                              },
+                              "value": {
+                                "description": "Literal value.",
+                                "maxLength": 32768,
+                                "type": "string"
+                              },
+                              "valueFrom": {
+                                "description": "Take the value from a Secret, a ConfigMap or the pod (exactly one).",
+                                "properties": {
+                                  "configMapKeyRef": {
+                                    "description": "A key of a ConfigMap.",
+                                    "properties": {
+                                      "key": {
+                                        "description": "Key in the ConfigMap.",
+                                        "maxLength": 253,
+                                        "minLength": 1,
+                                        "pattern": "^[-._a-zA-Z0-9]+$",
+                                        "type": "string"
+                                      },
+                                      "name": {
+                                        "description": "Name of a ConfigMap in the same namespace.",
+                                        "maxLength": 253,
+                                        "minLength": 1,
+                                        "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+                                        "type": "string"
+                                      },
+                                      "optional": {
+                                        "description": "Start the pod even when the ConfigMap or key is missing.",
+                                        "type": "boolean"
+                                      }
+                                    },
+                                    "required": [
+                                      "name",
+                                      "key"
+                                    ],
+                                    "type": "object"
+                                  },
+                                  "fieldRef": {
+                                    "description": "A field of the pod (the downward API).",
+                                    "properties": {
+                                      "fieldPath": {
+                                        "description": "Pod field, e.g. metadata.name or status.podIP.",
+                                        "maxLength": 256,
+                                        "minLength": 1,
+                                        "type": "string"
+                                      }
+                                    },
+                                    "required": [
+                                      "fieldPath"
+                                    ],
+                                    "type": "object"
+                                  },
+                                  "secretKeyRef": {
+                                    "description": "A key of a Secret.",
+                                    "properties": {
+                                      "key": {
+                                        "description": "Key in the Secret.",
+                                        "maxLength": 253,
+                                        "minLength": 1,
+                                        "pattern": "^[-._a-zA-Z0-9]+$",
+                                        "type": "string"
+                                      },
+                                      "name": {
+                                        "description": "Name of a Secret in the same namespace.",
+                                        "maxLength": 253,
+                                        "minLength": 1,
+                                        "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+                                        "type": "string"
+                                      },
+                                      "optional": {
+                                        "description": "Start the pod even when the Secret or key is missing.",
+                                        "type": "boolean"
+                                      }
+                                    },
+                                    "required": [
+                                      "name",
+                                      "key"
+                                    ],
+                                    "type": "object"
+                                  }
+                                },
+                                "type": "object"
+                              }
+                            },
+                            "required": [
+                              "name"
+                            ],
+                            "type": "object",
+                            "x-kubernetes-validations": [
+                              {
+                                "fieldPath": ".value",
+                                "message": "set exactly one of value and valueFrom",
+                                "rule": "has(self.value) != has(self.valueFrom)"
+                              },
+                              {
+                                "fieldPath": ".valueFrom",
+                                "message": "valueFrom needs exactly one of secretKeyRef, configMapKeyRef and fieldRef",
+                                "rule": "!has(self.valueFrom) || [has(self.valueFrom.secretKeyRef), has(self.valueFrom.configMapKeyRef), has(self.valueFrom.fieldRef)].filter(x, x).size() == 1"
+                              }
+                            ]
+                          },
+                          "maxItems": 64,
+                          "type": "array"
+                        },
+                        "envFrom": {
+                          "description": "Secrets and ConfigMaps whose keys become variables of the vLLM container.",
+                          "items": {
+                            "description": "A Secret or ConfigMap whose keys become variables. Variables the operator sets win over these (Kubernetes gives env precedence over envFrom).",
+                            "properties": {
+                              "configMapRef": {
+                                "description": "Every key of a ConfigMap becomes a variable.",
+                                "properties": {
+                                  "name": {
+                                    "description": "Name of a ConfigMap in the same namespace.",
+                                    "maxLength": 253,
+                                    "minLength": 1,
+                                    "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+                                    "type": "string"
+                                  },
+                                  "optional": {
+                                    "description": "Start the pod even when the ConfigMap is missing.",
+                                    "type": "boolean"
+                                  }
+                                },
+                                "required": [
+                                  "name"
+                                ],
+                                "type": "object"
+                              },
+                              "prefix": {
+                                "description": "Prepended to every key.",
+                                "maxLength": 253,
+                                "pattern": "^[-._a-zA-Z][-._a-zA-Z0-9]*$|^$",
+                                "type": "string"
+                              },
+                              "secretRef": {
+                                "description": "Every key of a Secret becomes a variable.",
+                                "properties": {
+                                  "name": {
+                                    "description": "Name of a Secret in the same namespace.",
+                                    "maxLength": 253,
+                                    "minLength": 1,
+                                    "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+                                    "type": "string"
+                                  },
+                                  "optional": {
+                                    "description": "Start the pod even when the Secret is missing.",
+                                    "type": "boolean"
+                                  }
+                                },
+                                "required": [
+                                  "name"
+                                ],
+                                "type": "object"
+                              }
+                            },
+                            "type": "object",
+                            "x-kubernetes-validations": [
+                              {
+                                "fieldPath": ".secretRef",
+                                "message": "set exactly one of secretRef and configMapRef",
+                                "rule": "has(self.secretRef) != has(self.configMapRef)"
+                              }
+                            ]
+                          },
+                          "maxItems": 16,
+                          "type": "array"
+                        },
+                        "imagePullSecrets": {
+                          "description": "Secrets the kubelet uses to pull engine.image from a private registry.",
+                          "items": {
+                            "description": "A Secret of type kubernetes.io/dockerconfigjson in the same namespace.",
+                            "properties": {
+                              "name": {
+                                "description": "Name of a docker-registry Secret.",
+                                "maxLength": 253,
+                                "minLength": 1,
+                                "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+                                "type": "string"
+                              }
+                            },
+                            "required": [
+                              "name"
+                            ],
+                            "type": "object"
+                          },
+                          "maxItems": 16,
+                          "type": "array"
+                        },
+                        "labels": {
+                          "additionalProperties": {
+                            "pattern": "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$",
+                            "type": "string"
+                          },
+                          "description": "Extra pod labels. The operator's own (app.kubernetes.io/instance, app.kubernetes.io/name, app.kubernetes.io/component, app.kubernetes.io/managed-by, app.kubernetes.io/part-of) are refused.",
+                          "type": "object"
+                        },
+                        "priorityClassName": {
+                          "description": "PriorityClass of the pods, so they may preempt lower-priority ones.",
+                          "maxLength": 253,
+                          "minLength": 1,
+                          "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+                          "type": "string"
+                        },
+                        "runtimeClassName": {
+                          "description": "RuntimeClass of the pods, e.g. nvidia where the NVIDIA runtime is not the default.",
+                          "maxLength": 253,
+                          "minLength": 1,
+                          "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+                          "type": "string"
+                        },
+                        "serviceAccountName": {
+                          "description": "ServiceAccount the pods run as (e.g. for image pull credentials or cloud identity). Its API token is still not mounted.",
+                          "maxLength": 253,
+                          "minLength": 1,
+                          "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+                          "type": "string"
+                        },
+                        "topologySpreadConstraints": {
+                          "description": "Spread the pods over zones or nodes.",
+                          "items": {
+                            "description": "Spread this deployment's pods (selected by its selector labels) across domains.",
+                            "properties": {
+                              "maxSkew": {
+                                "default": 1,
+                                "description": "Largest allowed difference in pod count between two domains.",
+                                "maximum": 1000,
+                                "minimum": 1,
+                                "type": "integer"
+                              },
+                              "minDomains": {
+                                "description": "Count at least this many domains (needs DoNotSchedule).",
+                                "maximum": 1000,
+                                "minimum": 1,
+                                "type": "integer"
+                              },
+                              "topologyKey": {
+                                "description": "Node label that defines a domain, e.g. topology.kubernetes.io/zone.",
+                                "maxLength": 317,
+                                "pattern": "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
+                                "type": "string"
+                              },
+                              "whenUnsatisfiable": {
+                                "default": "ScheduleAnyway",
+                                "description": "DoNotSchedule keeps a pod pending rather than skew more; ScheduleAnyway only prefers balance.",
+                                "enum": [
+                                  "DoNotSchedule",
+                                  "ScheduleAnyway"
+                                ],
+                                "type": "string"
+                              }
+                            },
+                            "required": [
+                              "topologyKey"
+                            ],
+                            "type": "object"
+                          },
+                          "maxItems": 8,
+                          "type": "array"
+                        }
+                      },
+                      "type": "object",
+                      "x-kubernetes-validations": [
+                        {
+                          "fieldPath": ".env",
+                          "message": "env must not set variables the operator manages (USER, LOGNAME, HOME, XDG_CACHE_HOME, TRITON_CACHE_DIR, TORCHINDUCTOR_CACHE_DIR, FLASHINFER_WORKSPACE_BASE, VLLM_CACHE_ROOT, HF_HOME, VLLM_NO_USAGE_STATS, DO_NOT_TRACK, HF_TOKEN, VLLM_API_KEY); use the matching spec field",
+                          "rule": "!has(self.env) || self.env.all(e, !(e.name in ['USER', 'LOGNAME', 'HOME', 'XDG_CACHE_HOME', 'TRITON_CACHE_DIR', 'TORCHINDUCTOR_CACHE_DIR', 'FLASHINFER_WORKSPACE_BASE', 'VLLM_CACHE_ROOT', 'HF_HOME', 'VLLM_NO_USAGE_STATS', 'DO_NOT_TRACK', 'HF_TOKEN', 'VLLM_API_KEY']))"
+                        },
+                        {
+                          "fieldPath": ".labels",
+                          "message": "labels must not set the operator's labels (app.kubernetes.io/instance, app.kubernetes.io/name, app.kubernetes.io/component, app.kubernetes.io/managed-by, app.kubernetes.io/part-of): the Deployment and Service select pods by them",
+                          "rule": "!has(self.labels) || self.labels.all(k, !(k in ['app.kubernetes.io/instance', 'app.kubernetes.io/name', 'app.kubernetes.io/component', 'app.kubernetes.io/managed-by', 'app.kubernetes.io/part-of']))"
+                        },
+                        {
+                          "fieldPath": ".annotations",
+                          "message": "annotations must not set the operator's annotations (serving.mistralsmall.dev/template-hash, karpenter.sh/do-not-disrupt)",
+                          "rule": "!has(self.annotations) || self.annotations.all(k, !(k in ['serving.mistralsmall.dev/template-hash', 'karpenter.sh/do-not-disrupt']))"
+                        },
+                        {
+                          "fieldPath": ".topologySpreadConstraints",
+                          "message": "topologySpreadConstraints: minDomains needs whenUnsatisfiable DoNotSchedule",
+                          "rule": "!has(self.topologySpreadConstraints) || self.topologySpreadConstraints.all(t, !has(t.minDomains) || t.whenUnsatisfiable == 'DoNotSchedule')"
+                        }
+                      ]
+                    },
                     "replicas": {
                       "default": 1,
                       "description": "Replicas when autoscaling is off (also the scale subresource).",
@@ -780,6 +1263,44 @@ export const CRDS: readonly Record<string, unknown>[] = [
                 "status": {
                   "description": "Observed state, written by the operator.",
                   "properties": {
+                    "access": {
+                      "description": "How clients call the endpoint.",
+                      "properties": {
+                        "apiKeySecretRef": {
+                          "description": "Where the key clients must send is kept (read it with kubectl get secret).",
+                          "properties": {
+                            "key": {
+                              "type": "string"
+                            },
+                            "name": {
+                              "type": "string"
+                            }
+                          },
+                          "required": [
+                            "name",
+                            "key"
+                          ],
+                          "type": "object"
+                        },
+                        "authentication": {
+                          "description": "bearer: send `Authorization: Bearer <key>` with the key from apiKeySecretRef; none: the API is open.",
+                          "enum": [
+                            "none",
+                            "bearer"
+                          ],
+                          "type": "string"
+                        },
+                        "servedModelName": {
+                          "description": "The `model` clients send in each request.",
+                          "type": "string"
+                        }
+                      },
+                      "required": [
+                        "servedModelName",
+                        "authentication"
+                      ],
+                      "type": "object"
+                    },
                     "conditions": {
                       "items": {
                         "description": "A metav1.Condition.",
@@ -830,7 +1351,7 @@ export const CRDS: readonly Record<string, unknown>[] = [
                       "x-kubernetes-list-type": "map"
                     },
                     "endpoint": {
-                      "description": "In-cluster URL of the OpenAI-compatible API.",
+                      "description": "In-cluster URL of the OpenAI-compatible API (base URL for OpenAI clients; see access for the model and key).",
                       "type": "string"
                     },
                     "observedGeneration": {

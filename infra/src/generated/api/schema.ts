@@ -11,6 +11,7 @@ import { withRules } from "./rules.ts";
 import { MANAGED_FLAGS, managedFlagRegex } from "../engine/command.ts";
 import { NEWEST, RELEASES } from "../engine/releases.ts";
 import { CUDA_VERSIONS } from "../engine/types.ts";
+import { MANAGED_ENV } from "../render/env.ts";
 import {
   CONFIG_MAP_KEY_PATTERN,
   LABEL_VALUE_PATTERN,
@@ -63,22 +64,30 @@ const dnsLabel = z
     "must be a lowercase DNS name: letters, digits, '-' and '.'",
   );
 
-export const SecretKeyRefSchema = z
-  .object({
-    name: dnsLabel.describe("Name of a Secret in the same namespace."),
-    key: z
-      .string()
-      .min(1)
-      .max(253)
-      .regex(
-        new RegExp(CONFIG_MAP_KEY_PATTERN),
-        "must be a Secret key: letters, digits, '-', '_', '.'",
-      )
-      .default("HF_TOKEN")
-      .describe("Key in the Secret holding the token."),
-  })
-  .strict()
-  .describe("Secret holding a Hugging Face token, passed to vLLM as HF_TOKEN.");
+/** A key of a Secret in the resource's namespace; the operator only names it, never reads it. */
+const secretKeyRef = (defaultKey: string, holding: string, description: string) =>
+  z
+    .object({
+      name: dnsLabel.describe("Name of a Secret in the same namespace."),
+      key: z
+        .string()
+        .min(1)
+        .max(253)
+        .regex(
+          new RegExp(CONFIG_MAP_KEY_PATTERN),
+          "must be a Secret key: letters, digits, '-', '_', '.'",
+        )
+        .default(defaultKey)
+        .describe(`Key in the Secret holding ${holding}.`),
+    })
+    .strict()
+    .describe(description);
+
+export const SecretKeyRefSchema = secretKeyRef(
+  "HF_TOKEN",
+  "the token",
+  "Secret holding a Hugging Face token, passed to vLLM as HF_TOKEN.",
+);
 
 export const ModelCacheSchema = withRules(
   z
@@ -546,6 +555,381 @@ export const NodePoolSchema = withRules(
   ],
 );
 
+/**
+ * Pod labels and annotations the operator sets (names.ts commonLabels, deployment.ts). A unit test
+ * checks these lists against a rendered pod; they are spelled out here because names.ts imports
+ * this module.
+ */
+export const MANAGED_POD_LABELS = [
+  "app.kubernetes.io/instance",
+  "app.kubernetes.io/name",
+  "app.kubernetes.io/component",
+  "app.kubernetes.io/managed-by",
+  "app.kubernetes.io/part-of",
+] as const;
+export const MANAGED_POD_ANNOTATIONS = [
+  `${GROUP}/template-hash`,
+  "karpenter.sh/do-not-disrupt",
+] as const;
+
+/** A CEL list literal of strings. */
+const celList = (items: readonly string[]) => `[${items.map((i) => `'${i}'`).join(", ")}]`;
+
+/** Kubernetes' classic environment variable name (IsEnvVarName in apimachinery validation). */
+const ENV_NAME_PATTERN = "^[-._a-zA-Z][-._a-zA-Z0-9]*$";
+
+const envKeySelector = (kind: "Secret" | "ConfigMap") =>
+  z
+    .object({
+      name: dnsLabel.describe(`Name of a ${kind} in the same namespace.`),
+      key: z
+        .string()
+        .min(1)
+        .max(253)
+        .regex(new RegExp(CONFIG_MAP_KEY_PATTERN), `must be a ${kind} key`)
+        .describe(`Key in the ${kind}.`),
+      optional: z
+        .boolean()
+        .optional()
+        .describe(`Start the pod even when the ${kind} or key is missing.`),
+    })
+    .strict()
+    .describe(`A key of a ${kind}.`);
+
+export const EnvVarSchema = withRules(
+  z
+    .object({
+      name: z
+        .string()
+        .min(1)
+        .max(253)
+        .regex(new RegExp(ENV_NAME_PATTERN), "must be an environment variable name")
+        .describe("Variable name. Names the operator sets are refused."),
+      value: z.string().max(32768).optional().describe("Literal value."),
+      valueFrom: z
+        .object({
+          secretKeyRef: envKeySelector("Secret").optional(),
+          configMapKeyRef: envKeySelector("ConfigMap").optional(),
+          fieldRef: z
+            .object({
+              fieldPath: z
+                .string()
+                .min(1)
+                .max(256)
+                .describe("Pod field, e.g. metadata.name or status.podIP."),
+            })
+            .strict()
+            .optional()
+            .describe("A field of the pod (the downward API)."),
+        })
+        .strict()
+        .optional()
+        .describe("Take the value from a Secret, a ConfigMap or the pod (exactly one)."),
+    })
+    .strict()
+    .describe("An environment variable of the vLLM container."),
+  [
+    {
+      cel: "has(self.value) != has(self.valueFrom)",
+      message: "set exactly one of value and valueFrom",
+      field: "value",
+      holds: (e) => (e.value === undefined) !== (e.valueFrom === undefined),
+    },
+    {
+      cel: "!has(self.valueFrom) || [has(self.valueFrom.secretKeyRef), has(self.valueFrom.configMapKeyRef), has(self.valueFrom.fieldRef)].filter(x, x).size() == 1",
+      message: "valueFrom needs exactly one of secretKeyRef, configMapKeyRef and fieldRef",
+      field: "valueFrom",
+      holds: (e) =>
+        e.valueFrom === undefined ||
+        [e.valueFrom.secretKeyRef, e.valueFrom.configMapKeyRef, e.valueFrom.fieldRef].filter(
+          (x) => x !== undefined,
+        ).length === 1,
+    },
+  ],
+);
+
+const envSourceRef = (kind: "Secret" | "ConfigMap") =>
+  z
+    .object({
+      name: dnsLabel.describe(`Name of a ${kind} in the same namespace.`),
+      optional: z.boolean().optional().describe(`Start the pod even when the ${kind} is missing.`),
+    })
+    .strict()
+    .describe(`Every key of a ${kind} becomes a variable.`);
+
+export const EnvFromSchema = withRules(
+  z
+    .object({
+      prefix: z
+        .string()
+        .max(253)
+        .regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$|^$/, "must start an environment variable name")
+        .optional()
+        .describe("Prepended to every key."),
+      secretRef: envSourceRef("Secret").optional(),
+      configMapRef: envSourceRef("ConfigMap").optional(),
+    })
+    .strict()
+    .describe(
+      "A Secret or ConfigMap whose keys become variables. Variables the operator sets win over these (Kubernetes gives env precedence over envFrom).",
+    ),
+  [
+    {
+      cel: "has(self.secretRef) != has(self.configMapRef)",
+      message: "set exactly one of secretRef and configMapRef",
+      field: "secretRef",
+      holds: (e) => (e.secretRef === undefined) !== (e.configMapRef === undefined),
+    },
+  ],
+);
+
+export const TopologySpreadSchema = z
+  .object({
+    maxSkew: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .default(1)
+      .describe("Largest allowed difference in pod count between two domains."),
+    topologyKey: z
+      .string()
+      .max(317)
+      .regex(new RegExp(QUALIFIED_NAME_PATTERN), "must be a label key: [prefix/]name")
+      .describe("Node label that defines a domain, e.g. topology.kubernetes.io/zone."),
+    whenUnsatisfiable: z
+      .enum(["DoNotSchedule", "ScheduleAnyway"])
+      .default("ScheduleAnyway")
+      .describe(
+        "DoNotSchedule keeps a pod pending rather than skew more; ScheduleAnyway only prefers balance.",
+      ),
+    minDomains: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .optional()
+      .describe("Count at least this many domains (needs DoNotSchedule)."),
+  })
+  .strict()
+  .describe("Spread this deployment's pods (selected by its selector labels) across domains.");
+
+const labelKey = z
+  .string()
+  .max(317)
+  .regex(new RegExp(QUALIFIED_NAME_PATTERN), "keys must be label keys: [prefix/]name");
+
+export const PodSchema = withRules(
+  z
+    .object({
+      imagePullSecrets: z
+        .array(
+          z
+            .object({ name: dnsLabel.describe("Name of a docker-registry Secret.") })
+            .strict()
+            .describe("A Secret of type kubernetes.io/dockerconfigjson in the same namespace."),
+        )
+        .max(16)
+        .optional()
+        .describe("Secrets the kubelet uses to pull engine.image from a private registry."),
+      env: z
+        .array(EnvVarSchema)
+        .max(64)
+        .optional()
+        .describe("Extra environment variables of the vLLM container, after the operator's."),
+      envFrom: z
+        .array(EnvFromSchema)
+        .max(16)
+        .optional()
+        .describe("Secrets and ConfigMaps whose keys become variables of the vLLM container."),
+      serviceAccountName: dnsLabel
+        .optional()
+        .describe(
+          "ServiceAccount the pods run as (e.g. for image pull credentials or cloud identity). Its API token is still not mounted.",
+        ),
+      priorityClassName: dnsLabel
+        .optional()
+        .describe("PriorityClass of the pods, so they may preempt lower-priority ones."),
+      runtimeClassName: dnsLabel
+        .optional()
+        .describe(
+          "RuntimeClass of the pods, e.g. nvidia where the NVIDIA runtime is not the default.",
+        ),
+      labels: z
+        .record(
+          labelKey,
+          z.string().regex(new RegExp(LABEL_VALUE_PATTERN), "must be a label value"),
+        )
+        .optional()
+        .describe(
+          `Extra pod labels. The operator's own (${MANAGED_POD_LABELS.join(", ")}) are refused.`,
+        ),
+      annotations: z
+        .record(labelKey, z.string().max(65536))
+        .optional()
+        .describe(
+          `Extra pod annotations. The operator's own (${MANAGED_POD_ANNOTATIONS.join(", ")}) are refused.`,
+        ),
+      topologySpreadConstraints: z
+        .array(TopologySpreadSchema)
+        .max(8)
+        .optional()
+        .describe("Spread the pods over zones or nodes."),
+    })
+    .strict()
+    .describe("Pod settings a platform adds around the vLLM container."),
+  [
+    {
+      cel: `!has(self.env) || self.env.all(e, !(e.name in ${celList(MANAGED_ENV)}))`,
+      message: `env must not set variables the operator manages (${MANAGED_ENV.join(", ")}); use the matching spec field`,
+      field: "env",
+      holds: (p) => (p.env ?? []).every((e) => !MANAGED_ENV.includes(e.name)),
+    },
+    {
+      cel: `!has(self.labels) || self.labels.all(k, !(k in ${celList(MANAGED_POD_LABELS)}))`,
+      message: `labels must not set the operator's labels (${MANAGED_POD_LABELS.join(", ")}): the Deployment and Service select pods by them`,
+      field: "labels",
+      holds: (p) =>
+        Object.keys(p.labels ?? {}).every(
+          (k) => !(MANAGED_POD_LABELS as readonly string[]).includes(k),
+        ),
+    },
+    {
+      cel: `!has(self.annotations) || self.annotations.all(k, !(k in ${celList(MANAGED_POD_ANNOTATIONS)}))`,
+      message: `annotations must not set the operator's annotations (${MANAGED_POD_ANNOTATIONS.join(", ")})`,
+      field: "annotations",
+      holds: (p) =>
+        Object.keys(p.annotations ?? {}).every(
+          (k) => !(MANAGED_POD_ANNOTATIONS as readonly string[]).includes(k),
+        ),
+    },
+    {
+      cel: "!has(self.topologySpreadConstraints) || self.topologySpreadConstraints.all(t, !has(t.minDomains) || t.whenUnsatisfiable == 'DoNotSchedule')",
+      message: "topologySpreadConstraints: minDomains needs whenUnsatisfiable DoNotSchedule",
+      field: "topologySpreadConstraints",
+      holds: (p) =>
+        (p.topologySpreadConstraints ?? []).every(
+          (t) => t.minDomains === undefined || t.whenUnsatisfiable === "DoNotSchedule",
+        ),
+    },
+  ],
+);
+
+const matchLabels = (what: string) =>
+  z
+    .record(
+      z.string().regex(new RegExp(QUALIFIED_NAME_PATTERN), "keys must be label keys"),
+      z.string().regex(new RegExp(LABEL_VALUE_PATTERN), "must be a label value"),
+    )
+    .describe(`Labels ${what} must carry (all of them).`);
+
+export const PeerSchema = withRules(
+  z
+    .object({
+      namespaceSelector: z
+        .object({ matchLabels: matchLabels("the namespace") })
+        .strict()
+        .optional()
+        .describe(
+          "Namespaces allowed; with podSelector, only those pods in them. Omitted: this resource's namespace.",
+        ),
+      podSelector: z
+        .object({ matchLabels: matchLabels("the pod") })
+        .strict()
+        .optional()
+        .describe("Pods allowed. Omitted: every pod of the selected namespaces."),
+    })
+    .strict()
+    .describe("Clients allowed to reach the API (a NetworkPolicy peer)."),
+  [
+    {
+      cel: "has(self.namespaceSelector) || has(self.podSelector)",
+      message: "a peer needs namespaceSelector, podSelector or both",
+      field: "namespaceSelector",
+      holds: (p) => p.namespaceSelector !== undefined || p.podSelector !== undefined,
+    },
+  ],
+);
+
+export const DEFAULT_MONITORING_NAMESPACE_LABELS = {
+  "kubernetes.io/metadata.name": "monitoring",
+} as const;
+
+export const NetworkPolicySchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Render a NetworkPolicy for the vLLM pods. Turn off on clusters without a policy engine, or to write your own.",
+      ),
+    apiFrom: z
+      .array(PeerSchema)
+      .max(16)
+      .optional()
+      .describe(
+        "Who may reach the API port. Omitted: every pod in this resource's namespace (and nothing outside it).",
+      ),
+    metricsNamespaceSelector: z
+      .object({ matchLabels: matchLabels("the monitoring namespace") })
+      .strict()
+      .prefault({ matchLabels: { ...DEFAULT_MONITORING_NAMESPACE_LABELS } })
+      .describe(
+        "Namespaces whose pods may scrape /metrics (Prometheus). vLLM serves /metrics on the API port, so they reach that port; the API key guards /v1.",
+      ),
+  })
+  .strict()
+  .describe("Ingress isolation of the vLLM pods.");
+
+export const AccessSchema = z
+  .object({
+    networkPolicy: NetworkPolicySchema.prefault({}),
+    apiKeySecretRef: secretKeyRef(
+      "VLLM_API_KEY",
+      "the API key",
+      "Secret holding the API key clients must send as `Authorization: Bearer <key>` to /v1/*, passed to vLLM as VLLM_API_KEY. /health and /metrics stay open for probes and Prometheus. The operator never reads the Secret; a missing Secret or key shows in status as the kubelet reports it. No key: the API is open to whoever reaches the Service.",
+    ).optional(),
+  })
+  .strict()
+  .describe("Who may call the OpenAI-compatible API.");
+
+/** prometheus-operator's Duration (pkg/apis/monitoring/v1/types.go). */
+const PROMETHEUS_DURATION =
+  /^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$/;
+
+export const MonitoringSchema = z
+  .object({
+    podMonitor: z
+      .object({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe(
+            "Render a monitoring.coreos.com/v1 PodMonitor for the vLLM pods (needs the prometheus-operator CRDs).",
+          ),
+        interval: z
+          .string()
+          .min(1)
+          .regex(PROMETHEUS_DURATION, "must be a Prometheus duration such as 30s")
+          .default("30s")
+          .describe("Scrape interval."),
+        labels: z
+          .record(
+            z.string().regex(new RegExp(QUALIFIED_NAME_PATTERN), "keys must be label keys"),
+            z.string().regex(new RegExp(LABEL_VALUE_PATTERN), "must be a label value"),
+          )
+          .optional()
+          .describe(
+            "Extra labels on the PodMonitor, for a Prometheus whose podMonitorSelector wants them (e.g. release: kube-prometheus-stack).",
+          ),
+      })
+      .strict()
+      .prefault({})
+      .describe("A PodMonitor so that Prometheus scrapes vLLM's /metrics."),
+  })
+  .strict()
+  .describe("Prometheus scraping of the vLLM pods.");
+
 export const SpecSchema = withRules(
   z
     .object({
@@ -569,6 +953,9 @@ export const SpecSchema = withRules(
         .describe("Replicas when autoscaling is off (also the scale subresource)."),
       autoscaling: AutoscalingSchema.prefault({}),
       nodePool: NodePoolSchema.prefault({}),
+      access: AccessSchema.prefault({}),
+      pod: PodSchema.prefault({}),
+      monitoring: MonitoringSchema.prefault({}),
     })
     .strict()
     .describe("Desired state of a Mistral Small 4 deployment."),
@@ -616,7 +1003,27 @@ export const StatusSchema = z
     replicas: z.number().int().optional().describe("Pods of this deployment."),
     readyReplicas: z.number().int().optional().describe("Pods serving."),
     selector: z.string().optional().describe("Label selector of the pods (scale subresource)."),
-    endpoint: z.string().optional().describe("In-cluster URL of the OpenAI-compatible API."),
+    endpoint: z
+      .string()
+      .optional()
+      .describe(
+        "In-cluster URL of the OpenAI-compatible API (base URL for OpenAI clients; see access for the model and key).",
+      ),
+    access: z
+      .object({
+        servedModelName: z.string().describe("The `model` clients send in each request."),
+        authentication: z
+          .enum(["none", "bearer"])
+          .describe(
+            "bearer: send `Authorization: Bearer <key>` with the key from apiKeySecretRef; none: the API is open.",
+          ),
+        apiKeySecretRef: z
+          .object({ name: z.string(), key: z.string() })
+          .optional()
+          .describe("Where the key clients must send is kept (read it with kubectl get secret)."),
+      })
+      .optional()
+      .describe("How clients call the endpoint."),
     plan: z
       .object({
         gpuType: z.string(),

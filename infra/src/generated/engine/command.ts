@@ -42,7 +42,7 @@ export const MANAGED_FLAGS: Readonly<Record<string, string>> = {
   "--reasoning-parser": "spec.capabilities.reasoning",
   "--moe-backend": "the engine contract (the MoE backend that runs on this GPU)",
   "--speculative-config": "spec.engine.speculative",
-  "--api-key": "a future spec field (never a literal key in the resource)",
+  "--api-key": "spec.access.apiKeySecretRef (a Secret, never a literal key in the resource)",
   "--config": "the operator (a config file could set any flag, unseen by the planner)",
 };
 
