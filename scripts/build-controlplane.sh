@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build (once) the real Kubernetes control plane used by the integration tests:
 #   etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok
-#   karpenter-crds/*.yaml kwok-stages.yaml
+#   karpenter-crds/*.yaml prometheus-crds/*.yaml kwok-stages.yaml
 # from the Go modules pinned in test/controlplane/ (no Docker, no downloads
 # other than the Go module proxy), into a cache folder keyed by version:
 #   ${MSD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mistral-small-operator}/controlplane/<k8s version>/
@@ -28,7 +28,8 @@ K8S_VERSION=$(modver "$MOD/go.mod" k8s.io/kubernetes)
 ETCD_VERSION=$(modver "$MOD/go.mod" go.etcd.io/etcd/server/v3)
 KWOK_VERSION=$(modver "$MOD/kwok/go.mod" sigs.k8s.io/kwok)
 KARPENTER_VERSION=$(modver "$MOD/karpenter/go.mod" sigs.k8s.io/karpenter)
-[[ -n "$K8S_VERSION" && -n "$ETCD_VERSION" && -n "$KWOK_VERSION" && -n "$KARPENTER_VERSION" ]] ||
+PROMETHEUS_VERSION=$(modver "$MOD/prometheus/go.mod" github.com/prometheus-operator/prometheus-operator)
+[[ -n "$K8S_VERSION" && -n "$ETCD_VERSION" && -n "$KWOK_VERSION" && -n "$KARPENTER_VERSION" && -n "$PROMETHEUS_VERSION" ]] ||
   die "could not read pinned versions from test/controlplane/*/go.mod"
 
 OUT="$CACHE_ROOT/controlplane/$K8S_VERSION"
@@ -44,6 +45,7 @@ TARGETS=(
 )
 KWOK_STAGES_STAMP="sigs.k8s.io/kwok@$KWOK_VERSION"
 CRDS_STAMP="sigs.k8s.io/karpenter@$KARPENTER_VERSION"
+PROMETHEUS_CRDS_STAMP="github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_VERSION"
 
 # Stamp a binary should carry: its module version, or where it was linked from.
 want_stamp() { # name stamp
@@ -63,7 +65,8 @@ all_warm() {
     IFS='|' read -r name stamp _ _ <<<"$t"
     have "$name" "$(want_stamp "$name" "$stamp")" || return 1
   done
-  have kwok-stages.yaml "$KWOK_STAGES_STAMP" && have karpenter-crds "$CRDS_STAMP"
+  have kwok-stages.yaml "$KWOK_STAGES_STAMP" && have karpenter-crds "$CRDS_STAMP" &&
+    have prometheus-crds "$PROMETHEUS_CRDS_STAMP"
 }
 
 enter_build "$OUT" "$OUT" all_warm
@@ -173,6 +176,22 @@ if ! have karpenter-crds "$CRDS_STAMP"; then
   mv -f "$tmp" "$OUT/karpenter-crds"
   install_stamp karpenter-crds "$CRDS_STAMP"
   log "copied karpenter CRDs: $(cd "$OUT/karpenter-crds" && echo *.yaml)"
+fi
+
+# Prometheus operator CRDs (monitoring.coreos.com/v1 PodMonitor, ServiceMonitor, ...).
+if ! have prometheus-crds "$PROMETHEUS_CRDS_STAMP"; then
+  pdir=$(moddir "$MOD/prometheus" "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_VERSION")
+  [[ -f "$pdir/example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml" ]] ||
+    die "prometheus-operator module has no example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml (dir: '$pdir')"
+  tmp="$OUT/.prometheus-crds.tmp.$$"
+  TMPS+=("$tmp")
+  mkdir -p "$tmp"
+  cp "$pdir"/example/prometheus-operator-crd/monitoring.coreos.com_{podmonitors,servicemonitors}.yaml "$tmp/"
+  chmod u+w "$tmp"/*.yaml # the module cache is read-only
+  rm -rf "$OUT/prometheus-crds"
+  mv -f "$tmp" "$OUT/prometheus-crds"
+  install_stamp prometheus-crds "$PROMETHEUS_CRDS_STAMP"
+  log "copied prometheus-operator CRDs: $(cd "$OUT/prometheus-crds" && echo *.yaml)"
 fi
 
 log "done in $((SECONDS - TOTAL_START))s: $OUT ($(du -sh "$OUT" | cut -f1))"

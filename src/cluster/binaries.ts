@@ -21,6 +21,8 @@ export interface Binaries {
   readonly dir: string;
   readonly path: (c: Component) => string;
   readonly karpenterCrdsDir: string;
+  /** monitoring.coreos.com CRDs (PodMonitor, ServiceMonitor) from the prometheus-operator module. */
+  readonly prometheusCrdsDir: string;
   readonly kwokStages: string | undefined;
 }
 
@@ -61,6 +63,7 @@ export function ensureBinaries(options: { quiet?: boolean } = {}): Binaries {
     dir,
     path,
     karpenterCrdsDir: join(dir, "karpenter-crds"),
+    prometheusCrdsDir: join(dir, "prometheus-crds"),
     kwokStages: existsSync(stages) ? stages : undefined,
   };
 }

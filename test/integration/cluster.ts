@@ -137,6 +137,9 @@ export async function startTestCluster(
     if (options.karpenterCrds !== false) {
       const r = await kubectl(["apply", "--server-side", "-f", bins.karpenterCrdsDir]);
       if (r.code !== 0) throw new Error(`installing Karpenter CRDs failed: ${r.stderr}`);
+      // The Prometheus operator's PodMonitor and ServiceMonitor, as its module ships them.
+      const p = await kubectl(["apply", "--server-side", "-f", bins.prometheusCrdsDir]);
+      if (p.code !== 0) throw new Error(`installing prometheus-operator CRDs failed: ${p.stderr}`);
     }
   }
   return {
