@@ -774,10 +774,31 @@ export const PodSchema = withRules(
         .max(8)
         .optional()
         .describe("Spread the pods over zones or nodes."),
+      nodeSelector: z
+        .record(
+          z.string().regex(new RegExp(QUALIFIED_NAME_PATTERN), "keys must be label keys"),
+          z.string().regex(new RegExp(LABEL_VALUE_PATTERN), "must be a label value"),
+        )
+        .optional()
+        .describe(
+          "Extra node labels the pods require, with either node-pool provider (added to the operator's own selector; karpenter.sh/nodepool is refused).",
+        ),
+      tolerations: z
+        .array(TolerationSchema)
+        .max(16)
+        .optional()
+        .describe("Extra tolerations of the pods, with either node-pool provider."),
     })
     .strict()
     .describe("Pod settings a platform adds around the vLLM container."),
   [
+    {
+      cel: "!has(self.nodeSelector) || !('karpenter.sh/nodepool' in self.nodeSelector)",
+      message:
+        "nodeSelector must not set karpenter.sh/nodepool: the operator pins the pods to their own NodePool",
+      field: "nodeSelector",
+      holds: (p) => !Object.keys(p.nodeSelector ?? {}).includes("karpenter.sh/nodepool"),
+    },
     {
       cel: `!has(self.env) || self.env.all(e, !(e.name in ${celList(MANAGED_ENV)}))`,
       message: `env must not set variables the operator manages (${MANAGED_ENV.join(", ")}); use the matching spec field`,

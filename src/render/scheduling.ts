@@ -9,7 +9,10 @@ export const GPU_TAINT_KEY = "nvidia.com/gpu";
 
 export function gpuTolerations(msd: MistralSmallDeployment): V1Toleration[] {
   const base: V1Toleration[] = [{ key: GPU_TAINT_KEY, operator: "Exists", effect: "NoSchedule" }];
-  const extra = msd.spec.nodePool.static?.tolerations ?? [];
+  const extra = [
+    ...(msd.spec.nodePool.static?.tolerations ?? []),
+    ...(msd.spec.pod.tolerations ?? []),
+  ];
   return [...base, ...extra.map((t) => ({ ...t }))];
 }
 
@@ -63,8 +66,9 @@ export function karpenterAwsGpuRequirements(gpu: GpuSpec) {
 }
 
 export function nodeSelector(msd: MistralSmallDeployment): Record<string, string> {
+  const extra = msd.spec.pod.nodeSelector ?? {};
   if (msd.spec.nodePool.provider === "karpenter") {
-    return { "karpenter.sh/nodepool": nodePoolName(msd) };
+    return { ...extra, "karpenter.sh/nodepool": nodePoolName(msd) };
   }
-  return { ...(msd.spec.nodePool.static?.nodeSelector ?? {}) };
+  return { ...(msd.spec.nodePool.static?.nodeSelector ?? {}), ...extra };
 }

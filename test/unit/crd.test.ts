@@ -300,6 +300,10 @@ describe("CEL rules and zod say the same thing", () => {
       },
     },
     {
+      why: "a pod node selector overriding the NodePool pin",
+      spec: { gpu: { type: "h100-80gb" }, pod: { nodeSelector: { "karpenter.sh/nodepool": "x" } } },
+    },
+    {
       why: "a CUDA version the image's tag contradicts",
       spec: {
         gpu: { type: "h100-80gb" },

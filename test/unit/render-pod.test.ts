@@ -214,3 +214,43 @@ describe("spec.pod validation", () => {
     );
   });
 });
+
+describe("spec.pod.nodeSelector and tolerations, with either node-pool provider", () => {
+  const toleration = { key: "team", operator: "Equal", value: "ml", effect: "NoSchedule" };
+  const karpenter = {
+    provider: "karpenter",
+    karpenter: { nodeClassRef: { name: "gpu" } },
+  };
+  for (const nodePool of [{ provider: "static" }, karpenter]) {
+    test(`${nodePool.provider}: added to the operator's own selector and tolerations`, () => {
+      const msd = parseResource(
+        resource({
+          nodePool,
+          pod: {
+            nodeSelector: { "topology.kubernetes.io/zone": "eu-west-1a" },
+            tolerations: [toleration],
+          },
+        }),
+      );
+      const pod = deploymentOf(msd).spec!.template.spec!;
+      assert.equal(pod.nodeSelector?.["topology.kubernetes.io/zone"], "eu-west-1a");
+      if (nodePool.provider === "karpenter") {
+        assert.ok(
+          pod.nodeSelector?.["karpenter.sh/nodepool"] !== undefined,
+          "still pinned to its pool",
+        );
+      }
+      assert.ok(pod.tolerations?.some((t) => t.key === "team" && t.value === "ml"));
+      assert.ok(
+        pod.tolerations?.some((t) => t.key === "nvidia.com/gpu"),
+        "the GPU toleration stays",
+      );
+    });
+  }
+
+  test("the operator's NodePool pin cannot be overridden", () => {
+    assert.deepEqual(refused({ pod: { nodeSelector: { "karpenter.sh/nodepool": "other" } } }), [
+      "spec.pod.nodeSelector: nodeSelector must not set karpenter.sh/nodepool: the operator pins the pods to their own NodePool",
+    ]);
+  });
+});

@@ -1152,6 +1152,14 @@ export const CRDS: readonly Record<string, unknown>[] = [
                           "description": "Extra pod labels. The operator's own (app.kubernetes.io/instance, app.kubernetes.io/name, app.kubernetes.io/component, app.kubernetes.io/managed-by, app.kubernetes.io/part-of) are refused.",
                           "type": "object"
                         },
+                        "nodeSelector": {
+                          "additionalProperties": {
+                            "pattern": "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$",
+                            "type": "string"
+                          },
+                          "description": "Extra node labels the pods require, with either node-pool provider (added to the operator's own selector; karpenter.sh/nodepool is refused).",
+                          "type": "object"
+                        },
                         "priorityClassName": {
                           "description": "PriorityClass of the pods, so they may preempt lower-priority ones.",
                           "maxLength": 253,
@@ -1172,6 +1180,45 @@ export const CRDS: readonly Record<string, unknown>[] = [
                           "minLength": 1,
                           "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
                           "type": "string"
+                        },
+                        "tolerations": {
+                          "description": "Extra tolerations of the pods, with either node-pool provider.",
+                          "items": {
+                            "description": "A toleration added to the vLLM pods.",
+                            "properties": {
+                              "effect": {
+                                "description": "Taint effect.",
+                                "enum": [
+                                  "NoSchedule",
+                                  "PreferNoSchedule",
+                                  "NoExecute"
+                                ],
+                                "type": "string"
+                              },
+                              "key": {
+                                "description": "Taint key.",
+                                "maxLength": 317,
+                                "pattern": "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
+                                "type": "string"
+                              },
+                              "operator": {
+                                "description": "Exists or Equal.",
+                                "enum": [
+                                  "Exists",
+                                  "Equal"
+                                ],
+                                "type": "string"
+                              },
+                              "value": {
+                                "description": "Taint value for Equal.",
+                                "pattern": "^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$",
+                                "type": "string"
+                              }
+                            },
+                            "type": "object"
+                          },
+                          "maxItems": 16,
+                          "type": "array"
                         },
                         "topologySpreadConstraints": {
                           "description": "Spread the pods over zones or nodes.",
@@ -1218,6 +1265,11 @@ export const CRDS: readonly Record<string, unknown>[] = [
                       },
                       "type": "object",
                       "x-kubernetes-validations": [
+                        {
+                          "fieldPath": ".nodeSelector",
+                          "message": "nodeSelector must not set karpenter.sh/nodepool: the operator pins the pods to their own NodePool",
+                          "rule": "!has(self.nodeSelector) || !('karpenter.sh/nodepool' in self.nodeSelector)"
+                        },
                         {
                           "fieldPath": ".env",
                           "message": "env must not set variables the operator manages (USER, LOGNAME, HOME, XDG_CACHE_HOME, TRITON_CACHE_DIR, TORCHINDUCTOR_CACHE_DIR, FLASHINFER_WORKSPACE_BASE, VLLM_CACHE_ROOT, HF_HOME, VLLM_NO_USAGE_STATS, DO_NOT_TRACK, HF_TOKEN, VLLM_API_KEY); use the matching spec field",
