@@ -186,6 +186,9 @@ describe("helm chart", () => {
       assert.equal(svc.metadata.labels?.[k], v, `the Service carries ${k}`);
     }
     assert.equal(sm.spec.endpoints[0]?.port, "metrics");
+    // Against the real monitoring.coreos.com/v1 CRD (prometheus-operator module, in the test bed).
+    const dry = await c.kubectl(["apply", "--dry-run=server", "-f", "-"], JSON.stringify(sm));
+    assert.equal(dry.code, 0, dry.stderr);
     assert.deepEqual(
       svc.spec.ports.map((p) => [p.name, p.port]),
       [["metrics", METRICS_PORT]],
