@@ -162,37 +162,39 @@ if ! have kwok-stages.yaml "$KWOK_STAGES_STAMP"; then
   log "wrote kwok-stages.yaml"
 fi
 
-# Karpenter CRDs (karpenter.sh/v1 NodePool, NodeClaim, v1alpha1 NodeOverlay, ...).
-if ! have karpenter-crds "$CRDS_STAMP"; then
-  kdir=$(moddir "$MOD/karpenter" "sigs.k8s.io/karpenter@$KARPENTER_VERSION")
-  [[ -f "$kdir/pkg/apis/crds/karpenter.sh_nodepools.yaml" ]] ||
-    die "karpenter module has no pkg/apis/crds/karpenter.sh_nodepools.yaml (dir: '$kdir')"
-  tmp="$OUT/.karpenter-crds.tmp.$$"
+# Copies CRD YAML files (globs, relative to a folder of a pinned module) into $OUT/<name>:
+# atomically, then stamped; a no-op when the stamp already matches.
+copy_crds() { # name stamp module-dir module@version folder glob...
+  local name=$1 stamp=$2 moddir_=$3 module=$4 folder=$5
+  shift 5
+  have "$name" "$stamp" && return 0
+  local dir tmp g
+  dir="$(moddir "$moddir_" "$module")/$folder"
+  tmp="$OUT/.$name.tmp.$$"
   TMPS+=("$tmp")
   mkdir -p "$tmp"
-  cp "$kdir"/pkg/apis/crds/*.yaml "$tmp/"
+  for g in "$@"; do
+    # shellcheck disable=SC2086 # $g is a glob on purpose
+    compgen -G "$dir/$g" >/dev/null || die "$module has no $folder/$g (dir: '$dir')"
+    # shellcheck disable=SC2086
+    cp "$dir"/$g "$tmp/"
+  done
   chmod u+w "$tmp"/*.yaml # the module cache is read-only
-  rm -rf "$OUT/karpenter-crds"
-  mv -f "$tmp" "$OUT/karpenter-crds"
-  install_stamp karpenter-crds "$CRDS_STAMP"
-  log "copied karpenter CRDs: $(cd "$OUT/karpenter-crds" && echo *.yaml)"
-fi
+  rm -rf "${OUT:?}/$name"
+  mv -f "$tmp" "$OUT/$name"
+  install_stamp "$name" "$stamp"
+  log "copied $name: $(cd "$OUT/$name" && echo *.yaml)"
+}
 
-# Prometheus operator CRDs (monitoring.coreos.com/v1 PodMonitor, ServiceMonitor, ...).
-if ! have prometheus-crds "$PROMETHEUS_CRDS_STAMP"; then
-  pdir=$(moddir "$MOD/prometheus" "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_VERSION")
-  [[ -f "$pdir/example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml" ]] ||
-    die "prometheus-operator module has no example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml (dir: '$pdir')"
-  tmp="$OUT/.prometheus-crds.tmp.$$"
-  TMPS+=("$tmp")
-  mkdir -p "$tmp"
-  cp "$pdir"/example/prometheus-operator-crd/monitoring.coreos.com_{podmonitors,servicemonitors}.yaml "$tmp/"
-  chmod u+w "$tmp"/*.yaml # the module cache is read-only
-  rm -rf "$OUT/prometheus-crds"
-  mv -f "$tmp" "$OUT/prometheus-crds"
-  install_stamp prometheus-crds "$PROMETHEUS_CRDS_STAMP"
-  log "copied prometheus-operator CRDs: $(cd "$OUT/prometheus-crds" && echo *.yaml)"
-fi
+# Karpenter CRDs (karpenter.sh/v1 NodePool, NodeClaim, v1alpha1 NodeOverlay, ...).
+copy_crds karpenter-crds "$CRDS_STAMP" "$MOD/karpenter" "sigs.k8s.io/karpenter@$KARPENTER_VERSION" \
+  pkg/apis/crds 'karpenter.sh_nodepools.yaml' '*.yaml'
+
+# Prometheus operator CRDs (monitoring.coreos.com/v1 PodMonitor, ServiceMonitor).
+copy_crds prometheus-crds "$PROMETHEUS_CRDS_STAMP" "$MOD/prometheus" \
+  "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_VERSION" \
+  example/prometheus-operator-crd monitoring.coreos.com_podmonitors.yaml \
+  monitoring.coreos.com_servicemonitors.yaml
 
 log "done in $((SECONDS - TOTAL_START))s: $OUT ($(du -sh "$OUT" | cut -f1))"
 echo "$OUT"
