@@ -4,6 +4,7 @@
  * differences are mended here in one walk.
  */
 import { z } from "zod";
+import { OPERATOR_NAME } from "../util/identity.ts";
 import {
   GROUP,
   KIND,
@@ -114,7 +115,7 @@ export function buildCrd(): Json {
     kind: "CustomResourceDefinition",
     metadata: {
       name: `${PLURAL}.${GROUP}`,
-      labels: { "app.kubernetes.io/part-of": "mistral-small-operator" },
+      labels: { "app.kubernetes.io/part-of": OPERATOR_NAME },
     },
     spec: {
       group: GROUP,

@@ -74,7 +74,7 @@ export async function clusterUp(argv: string[]): Promise<CommandResult> {
     try {
       await startKarpenter(cluster, { detached: true, quietBuild: false });
     } catch (err) {
-      await cluster.stop({ keepLogs: true });
+      await cluster.stop();
       throw err;
     }
   }

@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { Operator } from "../operator/manager.ts";
 import { OPERATOR_NAME } from "../render/names.ts";
+import { LOG_LEVELS, RUN_DEFAULTS, type LogLevel } from "../util/identity.ts";
 import { EXIT, type CommandResult } from "./commands.ts";
 import { UsageError } from "./main.ts";
 
@@ -23,10 +24,8 @@ export function namespaceList(value: string): string[] {
   return [...new Set(names)];
 }
 
-/** pino's levels, most to least verbose; `silent` logs nothing. */
-export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-export const DEFAULT_LOG_LEVEL: LogLevel = "info";
+export { LOG_LEVELS, type LogLevel };
+export const DEFAULT_LOG_LEVEL: LogLevel = RUN_DEFAULTS.logLevel;
 
 export function logLevel(value: string | undefined): LogLevel {
   if (value === undefined) return DEFAULT_LOG_LEVEL;
@@ -68,15 +67,23 @@ export async function runOperator(argv: string[]): Promise<CommandResult> {
     ...(values.context === undefined ? {} : { context: values.context }),
     // A comma-separated list: the namespaced install mode (Roles in each, no ClusterRole).
     ...(values.namespace === undefined ? {} : { namespaces: namespaceList(values.namespace) }),
-    port: int("port", values.port, 8080),
+    port: int("port", values.port, RUN_DEFAULTS.port),
     leaderElection: values["no-leader-election"] !== true,
     // Unset: the operator takes the kubeconfig context's (or service account's) namespace.
     ...(leaseNamespace === undefined ? {} : { leaseNamespace }),
-    leaseDurationSeconds: int("lease-duration", values["lease-duration"], 15),
-    concurrency: int("concurrency", values.concurrency, 8),
-    resyncMs: int("resync-seconds", values["resync-seconds"], 600) * 1000,
+    leaseDurationSeconds: int(
+      "lease-duration",
+      values["lease-duration"],
+      RUN_DEFAULTS.leaseDurationSeconds,
+    ),
+    concurrency: int("concurrency", values.concurrency, RUN_DEFAULTS.concurrency),
+    resyncMs: int("resync-seconds", values["resync-seconds"], RUN_DEFAULTS.resyncSeconds) * 1000,
     autoscaleIntervalMs:
-      int("autoscale-interval-seconds", values["autoscale-interval-seconds"], 15) * 1000,
+      int(
+        "autoscale-interval-seconds",
+        values["autoscale-interval-seconds"],
+        RUN_DEFAULTS.autoscaleIntervalSeconds,
+      ) * 1000,
     ...(process.env.POD_NAME === undefined ? {} : { identity: process.env.POD_NAME }),
     onLostLeadership: () => {
       // Restart clean rather than run half a controller.

@@ -10,12 +10,13 @@ import { request as httpsRequest } from "node:https";
 import { request as httpRequest } from "node:http";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { OPERATOR_NAME } from "../util/identity.ts";
 import { ensureBinaries, type Binaries, type Component } from "./binaries.ts";
 
 export const ADMIN_TOKEN = "msd-admin-token";
 /** A second identity, bound only to the operator's generated RBAC rules in tests. */
 export const OPERATOR_TOKEN = "msd-operator-token";
-export const OPERATOR_USER = "mistral-small-operator";
+export const OPERATOR_USER = OPERATOR_NAME;
 
 export interface ClusterState {
   readonly dir: string;
@@ -331,7 +332,7 @@ export class LocalCluster {
       cluster.saveState();
       return cluster;
     } catch (err) {
-      await cluster.stop({ keepLogs: true });
+      await cluster.stop();
       throw err;
     }
   }
@@ -397,10 +398,9 @@ export class LocalCluster {
   }
 
   /** Stops every process, newest first; SIGKILL after a grace period. */
-  async stop(options: { keepLogs?: boolean } = {}): Promise<void> {
+  async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    void options;
     await stopInOrder(this.children.map((c) => c.pid).filter((p): p is number => p !== undefined));
   }
 }

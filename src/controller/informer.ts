@@ -149,10 +149,6 @@ export class Informer<T extends KubeObject> {
     return this.loop ?? Promise.resolve();
   }
 
-  hasSynced(): boolean {
-    return this.synced;
-  }
-
   /**
    * Undefined while the cache is fed; otherwise which verb on which resource fails and the API
    * server's answer: every list failure until a list succeeds, and a watch refused as
@@ -449,7 +445,6 @@ export interface SharedCache<T extends KubeObject> {
   addHandlers(handlers: InformerHandlers<T>): void;
   start(): void;
   stop(): Promise<void>;
-  hasSynced(): boolean;
   waitForSync(): Promise<void>;
   unhealthy(): string | undefined;
   get(key: string): T | undefined;
@@ -485,10 +480,6 @@ export class NamespacedInformers<T extends KubeObject> implements SharedCache<T>
 
   async stop(): Promise<void> {
     await Promise.all(this.all().map((i) => i.stop()));
-  }
-
-  hasSynced(): boolean {
-    return this.all().every((i) => i.hasSynced());
   }
 
   async waitForSync(): Promise<void> {

@@ -164,11 +164,6 @@ export class LeaderElector {
     }
   }
 
-  /** True while we hold the lease and are within the renew deadline. */
-  isLeader(): boolean {
-    return this.leading && this.now() < this.renewedAt + this.renewDeadlineMs;
-  }
-
   /**
    * Campaigns until the lease is acquired, then leads until leadership is lost or
    * release() is called. Resolves when that leadership ends (or when release() stops a

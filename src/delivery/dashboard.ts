@@ -8,9 +8,11 @@
  * ServiceMonitor keeps them with honorLabels).
  */
 
+import { OPERATOR_NAME } from "../util/identity.ts";
+
 type Json = Record<string, unknown>;
 
-export const DASHBOARD_UID = "mistral-small-operator";
+export const DASHBOARD_UID = OPERATOR_NAME;
 export const DASHBOARD_FILE = "mistral-small.json";
 
 const BY = "app_kubernetes_io_instance";

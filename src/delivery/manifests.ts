@@ -9,21 +9,21 @@
  */
 import { readFileSync } from "node:fs";
 import { rbacManifests } from "../operator/rbac.ts";
+import { OPERATOR_NAME, RUN_DEFAULTS } from "../util/identity.ts";
 
 /** Name of the chart, of the container image and of every object the install creates. */
-export const OPERATOR_APP = "mistral-small-operator";
+export const OPERATOR_APP = OPERATOR_NAME;
 /** Where the Dockerfile's image is published; the chart's and Pulumi's default. */
 export const IMAGE_REPOSITORY = "ghcr.io/mistral-small-operator/operator";
 /** `msd run --port`: /healthz, /readyz and /metrics. */
-export const METRICS_PORT = 8080;
-/** The Lease `msd run` elects its leader with (fixed in src/operator/manager.ts). */
-export const LEASE_NAME = "mistral-small-operator";
+export const METRICS_PORT = RUN_DEFAULTS.port;
+/** The Lease `msd run` elects its leader with (src/operator/manager.ts). */
+export const LEASE_NAME = OPERATOR_NAME;
 /** The non-root user of the runtime image (distroless `nonroot`). */
 export const RUN_AS_USER = 65532;
 export const DEFAULT_NAMESPACE = "mistral-small-system";
-export const DEFAULT_LEASE_DURATION_SECONDS = 15;
-/** `msd run`'s default (src/cli/run.ts DEFAULT_LOG_LEVEL; a unit test keeps them equal). */
-export const DEFAULT_LOG_LEVEL = "info";
+export const DEFAULT_LEASE_DURATION_SECONDS = RUN_DEFAULTS.leaseDurationSeconds;
+export const DEFAULT_LOG_LEVEL = RUN_DEFAULTS.logLevel;
 
 /** The operator's version: package.json's, also the chart's appVersion and the image tag. */
 export function appVersion(): string {

@@ -5,6 +5,7 @@
  * that values.yaml conforms and documents every value.
  */
 import { z } from "zod";
+import { LOG_LEVELS } from "../util/identity.ts";
 
 /** A Kubernetes quantity as a values file spells it: "100m", "512Mi", or a bare integer. */
 const QUANTITY_PATTERN = "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$";
@@ -108,9 +109,7 @@ export const chartValuesSchema = z
         annotations: stringMap,
       }),
     }),
-    logLevel: z
-      .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"])
-      .describe("The operator's log level (msd run --log-level)."),
+    logLevel: z.enum(LOG_LEVELS).describe("The operator's log level (msd run --log-level)."),
     grafanaDashboard: z
       .strictObject({
         enabled: z.boolean(),

@@ -223,12 +223,6 @@ export class KubeClient {
     return n;
   }
 
-  totalRequests(): number {
-    let n = 0;
-    for (const [k, v] of this.counts) if (!k.includes(":")) n += v;
-    return n;
-  }
-
   private count(verb: Verb, path: string): void {
     this.counts.set(verb, (this.counts.get(verb) ?? 0) + 1);
     const key = `${verb}:${resourceOfPath(path)}`;
@@ -414,21 +408,6 @@ export class KubeClient {
   ): Promise<T> {
     const path = `${objectPath(r, name, namespace)}${subresource === undefined ? "" : `/${subresource}`}`;
     return this.request("patch", "PATCH", path, patch, "application/merge-patch+json");
-  }
-
-  jsonPatch<T extends KubeObject>(
-    r: ResourceType,
-    name: string,
-    namespace: string | undefined,
-    ops: unknown[],
-  ): Promise<T> {
-    return this.request(
-      "patch",
-      "PATCH",
-      objectPath(r, name, namespace),
-      ops,
-      "application/json-patch+json",
-    );
   }
 
   update<T extends KubeObject>(r: ResourceType, obj: KubeObject, subresource?: string): Promise<T> {

@@ -31,6 +31,7 @@ import {
   OWNER_NAME_LABEL,
   OWNER_UID_LABEL,
 } from "../render/names.ts";
+import { MODEL_SERVER_APP, RUN_DEFAULTS } from "../util/identity.ts";
 import { ApiEventRecorder } from "./events.ts";
 import { BuiltinAutoscaler } from "./autoscaler.ts";
 import { OperatorMetrics, startHttpServer } from "./metrics.ts";
@@ -89,7 +90,7 @@ export function ownerKey(obj: KubeObject): string | undefined {
   if (
     ns !== undefined &&
     instance !== undefined &&
-    labels["app.kubernetes.io/name"] === "mistral-small"
+    labels["app.kubernetes.io/name"] === MODEL_SERVER_APP
   ) {
     return `${ns}/${instance}`;
   }
@@ -168,10 +169,6 @@ export class Operator {
     return this.client;
   }
 
-  isLeader(): boolean {
-    return this.leading;
-  }
-
   private connectOptions(): ConnectOptions {
     if (this.opts.connect !== undefined) return this.opts.connect;
     return {
@@ -218,17 +215,15 @@ export class Operator {
       await this.startControllers();
       return;
     }
+    const leaseSeconds = this.opts.leaseDurationSeconds ?? RUN_DEFAULTS.leaseDurationSeconds;
     this.elector = new LeaderElector({
       client: this.client,
       namespace: this.opts.leaseNamespace ?? this.client.namespace ?? "default",
       name: this.opts.leaseName ?? OPERATOR_NAME,
       identity: this.identity,
-      leaseDurationSeconds: this.opts.leaseDurationSeconds ?? 15,
-      renewDeadlineSeconds: Math.max(
-        2,
-        Math.floor(((this.opts.leaseDurationSeconds ?? 15) * 2) / 3),
-      ),
-      retryPeriodSeconds: Math.max(1, Math.floor((this.opts.leaseDurationSeconds ?? 15) / 7)),
+      leaseDurationSeconds: leaseSeconds,
+      renewDeadlineSeconds: Math.max(2, Math.floor((leaseSeconds * 2) / 3)),
+      retryPeriodSeconds: Math.max(1, Math.floor(leaseSeconds / 7)),
       logger: this.log,
     });
     void this.elector.run({
@@ -277,7 +272,7 @@ export class Operator {
           informer: resource.plural,
           ...(namespace === undefined ? {} : { namespace }),
         }),
-        resyncMs: this.opts.resyncMs ?? 10 * 60_000,
+        resyncMs: this.opts.resyncMs ?? RUN_DEFAULTS.resyncSeconds * 1000,
         ...(transform === undefined ? {} : { transform }),
       });
     const namespaces = this.opts.namespaces ?? [];
@@ -416,7 +411,7 @@ export class Operator {
         const o = (e as { involvedObject?: { kind?: string; name?: string; namespace?: string } })
           .involvedObject;
         if (o?.kind !== "Pod" || o.namespace === undefined || o.name === undefined) return;
-        const pod = pods.get(`${o.namespace}/${o.name}`);
+        const pod = pods.get(objectKey({ metadata: { namespace: o.namespace, name: o.name } }));
         if (pod !== undefined) enqueueOwner(pod);
       }),
     );
@@ -440,7 +435,7 @@ export class Operator {
       log: this.log,
       events: this.events,
       caches: { msd, pods },
-      intervalMs: this.opts.autoscaleIntervalMs ?? 15_000,
+      intervalMs: this.opts.autoscaleIntervalMs ?? RUN_DEFAULTS.autoscaleIntervalSeconds * 1000,
       scrapeTimeoutMs: 2_000,
     });
     this.autoscaler.start();
@@ -457,7 +452,7 @@ export class Operator {
         end();
         this.metrics.queueDepth.set(queue.len());
       }
-    }, this.opts.concurrency ?? 4);
+    }, this.opts.concurrency ?? RUN_DEFAULTS.concurrency);
   }
 
   private observeReplicas(key: string, msd: SharedCache<KubeObject>): void {

@@ -3,8 +3,10 @@ import { createHash } from "node:crypto";
 import { API_VERSION, GROUP, KIND, type MistralSmallDeployment } from "../api/schema.ts";
 import type { V1OwnerReference } from "@kubernetes/client-node";
 
-export const FIELD_MANAGER = "mistral-small-operator";
-export const OPERATOR_NAME = "mistral-small-operator";
+import { MODEL_SERVER_APP, OPERATOR_NAME } from "../util/identity.ts";
+
+export { MODEL_SERVER_APP, OPERATOR_NAME };
+export const FIELD_MANAGER = OPERATOR_NAME;
 export const TEMPLATE_HASH_ANNOTATION = `${GROUP}/template-hash`;
 export const OWNER_NAME_LABEL = `${GROUP}/owner-name`;
 export const OWNER_NAMESPACE_LABEL = `${GROUP}/owner-namespace`;
@@ -32,7 +34,7 @@ export function nodePoolName(msd: MistralSmallDeployment): string {
 export function selectorLabels(msd: MistralSmallDeployment): Record<string, string> {
   return {
     "app.kubernetes.io/instance": msd.metadata.name,
-    "app.kubernetes.io/name": "mistral-small",
+    "app.kubernetes.io/name": MODEL_SERVER_APP,
   };
 }
 

@@ -7,7 +7,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const PACKAGE_NAME = "mistral-small-operator";
+import { OPERATOR_NAME } from "./identity.ts";
+
+export const PACKAGE_NAME = OPERATOR_NAME;
 
 export class PackageRootNotFoundError extends Error {
   override name = "PackageRootNotFoundError";

@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { OPERATOR_NAME } from "./identity.ts";
 
 export class VersionError extends Error {
   override name = "VersionError";
@@ -15,8 +16,7 @@ function findVersion(from: string): string {
     const file = join(dir, "package.json");
     if (existsSync(file)) {
       const pkg = JSON.parse(readFileSync(file, "utf8")) as { name?: string; version?: string };
-      if (pkg.name === "mistral-small-operator" && typeof pkg.version === "string")
-        return pkg.version;
+      if (pkg.name === OPERATOR_NAME && typeof pkg.version === "string") return pkg.version;
     }
     if (dirname(dir) === dir)
       throw new VersionError(`no package.json of mistral-small-operator above ${from}`);
