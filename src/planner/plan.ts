@@ -3,7 +3,7 @@
  * plan fits in GPU memory or refuses it with the numbers that make it impossible.
  */
 import type { Spec } from "../api/schema.ts";
-import { GPU_CATALOG, type GpuSpec } from "../catalog/gpus.ts";
+import { GPU_CATALOG, TP_CHOICES, type GpuSpec, type TensorParallelSize } from "../catalog/gpus.ts";
 import {
   MODEL_VARIANTS,
   draftWeightBytes,
@@ -16,8 +16,7 @@ import { engineNotes } from "../engine/notes.ts";
 
 export const GIB = 1024 ** 3;
 const MIB = 1024 ** 2;
-export const TP_CHOICES = [1, 2, 4, 8] as const;
-export type TensorParallelSize = (typeof TP_CHOICES)[number];
+export { TP_CHOICES, type TensorParallelSize };
 
 /**
  * Automatic TP asks for room for this many full-context sequences, so one

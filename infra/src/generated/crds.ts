@@ -670,7 +670,7 @@ export const CRDS: readonly Record<string, unknown>[] = [
                         },
                         "quantization": {
                           "default": "fp8",
-                          "description": "Weight format. fp8 (default) and nvfp4 have official checkpoints; bf16, awq and gptq need model.name.",
+                          "description": "Weight format (default fp8). fp8 and nvfp4 have official checkpoints; bf16, awq and gptq need model.name.",
                           "enum": [
                             "fp8",
                             "nvfp4",

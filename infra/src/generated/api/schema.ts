@@ -5,8 +5,8 @@
  * and the CLI's validation messages are all derived from it.
  */
 import { z } from "zod";
-import { GPU_TYPES } from "../catalog/gpus.ts";
-import { MODEL, QUANTIZATIONS } from "../catalog/model.ts";
+import { GPU_TYPES, TP_CHOICES } from "../catalog/gpus.ts";
+import { MODEL, QUANTIZATIONS, QUANTIZATIONS_WITHOUT_CHECKPOINT } from "../catalog/model.ts";
 import { withRules } from "./rules.ts";
 import { MANAGED_FLAGS, managedFlagRegex } from "../engine/command.ts";
 import { NEWEST, RELEASES } from "../engine/releases.ts";
@@ -18,6 +18,14 @@ import {
   QUALIFIED_NAME_PATTERN,
   quantityValue,
 } from "./k8s-syntax.ts";
+
+/** "a, b and c": catalog values in a description or message. */
+function listOf(items: readonly (string | number)[], conjunction: "and" | "or"): string {
+  if (items.length <= 1) return items.join("");
+  return `${items.slice(0, -1).join(", ")} ${conjunction} ${items[items.length - 1]}`;
+}
+
+const WITH_CHECKPOINT = QUANTIZATIONS.filter((q) => !QUANTIZATIONS_WITHOUT_CHECKPOINT.includes(q));
 
 export const GROUP = "serving.mistralsmall.dev";
 export const VERSION = "v1alpha1";
@@ -140,7 +148,7 @@ export const ModelSchema = withRules(
         .enum(QUANTIZATIONS)
         .default("fp8")
         .describe(
-          "Weight format. fp8 (default) and nvfp4 have official checkpoints; bf16, awq and gptq need model.name.",
+          `Weight format (default fp8). ${listOf(WITH_CHECKPOINT, "and")} have official checkpoints; ${listOf(QUANTIZATIONS_WITHOUT_CHECKPOINT, "and")} need model.name.`,
         ),
       name: z
         .string()
@@ -177,11 +185,11 @@ export const ModelSchema = withRules(
     .describe("Which checkpoint to serve and where its weights come from."),
   [
     {
-      cel: "!(self.quantization in ['bf16', 'awq', 'gptq']) || has(self.name)",
-      message:
-        "quantization bf16, awq and gptq have no official checkpoint: set model.name to a repository that holds one",
+      cel: `!(self.quantization in [${QUANTIZATIONS_WITHOUT_CHECKPOINT.map((q) => `'${q}'`).join(", ")}]) || has(self.name)`,
+      message: `quantization ${listOf(QUANTIZATIONS_WITHOUT_CHECKPOINT, "and")} have no official checkpoint: set model.name to a repository that holds one`,
       field: "name",
-      holds: (m) => !["bf16", "awq", "gptq"].includes(m.quantization) || m.name !== undefined,
+      holds: (m) =>
+        !QUANTIZATIONS_WITHOUT_CHECKPOINT.includes(m.quantization) || m.name !== undefined,
     },
   ],
 );
@@ -190,14 +198,12 @@ export const GpuSchema = z
   .object({
     type: z
       .enum(GPU_TYPES)
-      .describe(
-        "GPU model every replica runs on: a100-40gb, a100-80gb, h100-80gb, h200-141gb or l40s-48gb.",
-      ),
+      .describe(`GPU model every replica runs on: ${listOf(GPU_TYPES, "or")}.`),
     tensorParallelSize: z
-      .literal([1, 2, 4, 8])
+      .literal(TP_CHOICES)
       .optional()
       .describe(
-        "GPUs per replica (tensor parallelism): 1, 2, 4 or 8. Chosen by the planner when omitted.",
+        `GPUs per replica (tensor parallelism): ${listOf(TP_CHOICES, "or")}. Chosen by the planner when omitted.`,
       ),
   })
   .strict()

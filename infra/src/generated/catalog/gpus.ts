@@ -15,6 +15,10 @@ export const GPU_TYPES = [
 ] as const;
 export type GpuType = (typeof GPU_TYPES)[number];
 
+/** GPUs one replica may span: tensor parallelism within one node of at most 8 GPUs. */
+export const TP_CHOICES = [1, 2, 4, 8] as const;
+export type TensorParallelSize = (typeof TP_CHOICES)[number];
+
 export interface GpuSpec {
   readonly type: GpuType;
   readonly displayName: string;

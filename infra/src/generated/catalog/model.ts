@@ -86,6 +86,11 @@ export const MODEL_VARIANTS: Readonly<Record<Quantization, ModelVariant>> = {
   },
 };
 
+/** Quantizations with no official checkpoint: model.name must name a repository. */
+export const QUANTIZATIONS_WITHOUT_CHECKPOINT: readonly Quantization[] = QUANTIZATIONS.filter(
+  (q) => MODEL_VARIANTS[q].officialCheckpoint === null,
+);
+
 /** Weights vLLM loads: the published size of an official checkpoint, else the format arithmetic. */
 export function weightBytesTotal(q: Quantization): number {
   const v = MODEL_VARIANTS[q];
