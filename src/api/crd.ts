@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { OPERATOR_NAME } from "../util/identity.ts";
+import { sortKeys } from "../util/sort-keys.ts";
 import {
   GROUP,
   KIND,
@@ -52,17 +53,6 @@ export function toStructural(node: unknown): unknown {
     out.type = "integer";
   }
   return out;
-}
-
-/** Sort keys so the generated file is byte-stable. */
-export function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (!isObject(value)) return value;
-  return Object.fromEntries(
-    Object.keys(value)
-      .sort()
-      .map((k) => [k, sortKeys(value[k])]),
-  );
 }
 
 /** A default value with the defaults of its own fields filled in, recursively. */
