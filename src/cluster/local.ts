@@ -25,7 +25,7 @@ export interface ClusterState {
   readonly apiServerUrl: string;
   /** Start order: etcd first; extra processes (Karpenter) after the core components. */
   readonly pids: Partial<Record<ProcessName, number>>;
-  readonly ports: Record<string, number>;
+  readonly ports: Ports;
 }
 
 /** Core components, and processes started beside them (Karpenter with `--karpenter`). */
@@ -177,6 +177,147 @@ function tokenWebhookArgs(dir: string, url: string | undefined): string[] {
   ];
 }
 
+/** Loopback ports of the control-plane components. */
+interface Ports {
+  readonly etcd: number;
+  readonly etcdPeer: number;
+  readonly apiserver: number;
+  readonly controllerManager: number;
+  readonly scheduler: number;
+  readonly kwok: number;
+}
+
+async function allocatePorts(): Promise<Ports> {
+  return {
+    etcd: await freePort(),
+    etcdPeer: await freePort(),
+    apiserver: await freePort(),
+    controllerManager: await freePort(),
+    scheduler: await freePort(),
+    kwok: await freePort(),
+  };
+}
+
+interface CredentialFiles {
+  /** The service-account signing key. */
+  readonly saKey: string;
+  /** Static bearer tokens: the admin and the operator user. */
+  readonly tokens: string;
+  readonly kubeconfig: string;
+  readonly operatorKubeconfig: string;
+}
+
+function writeCredentials(dir: string, apiServerUrl: string): CredentialFiles {
+  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const files: CredentialFiles = {
+    saKey: join(dir, "sa.key"),
+    tokens: join(dir, "tokens.csv"),
+    kubeconfig: join(dir, "kubeconfig"),
+    operatorKubeconfig: join(dir, "operator.kubeconfig"),
+  };
+  const secret = { mode: 0o600 };
+  writeFileSync(files.saKey, privateKey.export({ type: "pkcs1", format: "pem" }), secret);
+  writeFileSync(
+    files.tokens,
+    `${ADMIN_TOKEN},admin,admin-uid,"system:masters"\n${OPERATOR_TOKEN},${OPERATOR_USER},operator-uid\n`,
+    secret,
+  );
+  writeFileSync(files.kubeconfig, kubeconfigYaml(apiServerUrl, ADMIN_TOKEN, "admin"), secret);
+  writeFileSync(
+    files.operatorKubeconfig,
+    kubeconfigYaml(apiServerUrl, OPERATOR_TOKEN, OPERATOR_USER),
+    secret,
+  );
+  return files;
+}
+
+function etcdArgs(dir: string, ports: Ports): string[] {
+  return [
+    `--data-dir=${join(dir, "etcd")}`,
+    `--listen-client-urls=http://127.0.0.1:${ports.etcd}`,
+    `--advertise-client-urls=http://127.0.0.1:${ports.etcd}`,
+    `--listen-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
+    `--initial-advertise-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
+    `--initial-cluster=default=http://127.0.0.1:${ports.etcdPeer}`,
+    "--unsafe-no-fsync",
+    "--quota-backend-bytes=4294967296",
+  ];
+}
+
+function apiServerArgs(
+  dir: string,
+  ports: Ports,
+  apiServerUrl: string,
+  files: CredentialFiles,
+): string[] {
+  return [
+    `--etcd-servers=http://127.0.0.1:${ports.etcd}`,
+    "--bind-address=127.0.0.1",
+    `--secure-port=${ports.apiserver}`,
+    "--advertise-address=127.0.0.1",
+    `--cert-dir=${join(dir, "pki")}`,
+    // A /16: a /24 runs out after ~250 Services (the 500-replica benchmark needs 1000).
+    "--service-cluster-ip-range=10.96.0.0/16",
+    `--service-account-issuer=${apiServerUrl}`,
+    `--service-account-key-file=${files.saKey}`,
+    `--service-account-signing-key-file=${files.saKey}`,
+    `--token-auth-file=${files.tokens}`,
+    "--authorization-mode=RBAC",
+    "--allow-privileged=true",
+    "--enable-priority-and-fairness=false",
+    "--max-requests-inflight=2000",
+    "--max-mutating-requests-inflight=1000",
+  ];
+}
+
+/** Flags every control-plane client component takes: the admin kubeconfig, no leader election. */
+function componentArgs(files: CredentialFiles, port: number): string[] {
+  return [
+    `--kubeconfig=${files.kubeconfig}`,
+    `--authentication-kubeconfig=${files.kubeconfig}`,
+    `--authorization-kubeconfig=${files.kubeconfig}`,
+    "--leader-elect=false",
+    "--bind-address=127.0.0.1",
+    `--secure-port=${port}`,
+    "--kube-api-qps=200",
+    "--kube-api-burst=400",
+  ];
+}
+
+function controllerManagerArgs(ports: Ports, files: CredentialFiles): string[] {
+  return [
+    ...componentArgs(files, ports.controllerManager),
+    `--service-account-private-key-file=${files.saKey}`,
+    "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route",
+    "--use-service-account-credentials=false",
+    "--concurrent-deployment-syncs=10",
+    "--concurrent-replicaset-syncs=10",
+    "--concurrent-gc-syncs=20",
+  ];
+}
+
+function schedulerArgs(ports: Ports, files: CredentialFiles): string[] {
+  return componentArgs(files, ports.scheduler);
+}
+
+function kwokArgs(
+  ports: Ports,
+  files: CredentialFiles,
+  options: StartOptions,
+  bins: Binaries,
+): string[] {
+  return [
+    `--kubeconfig=${files.kubeconfig}`,
+    "--manage-all-nodes=false",
+    "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+    "--node-lease-duration-seconds=40",
+    `--cidr=${options.podCidr ?? "10.244.0.0/16"}`,
+    "--node-ip=127.0.0.1",
+    `--server-address=127.0.0.1:${ports.kwok}`,
+    ...(bins.kwokStages === undefined ? [] : [`--config=${bins.kwokStages}`]),
+  ];
+}
+
 export class LocalCluster {
   private readonly children: ChildProcess[] = [];
   private stopped = false;
@@ -198,143 +339,78 @@ export class LocalCluster {
   static async start(options: StartOptions): Promise<LocalCluster> {
     const bins = ensureBinaries({ quiet: options.quietBuild ?? true });
     const dir = options.dir;
-    const logs = join(dir, "logs");
-    mkdirSync(logs, { recursive: true });
-    mkdirSync(join(dir, "etcd"), { recursive: true });
-    mkdirSync(join(dir, "pki"), { recursive: true });
-
-    const ports = {
-      etcd: await freePort(),
-      etcdPeer: await freePort(),
-      apiserver: await freePort(),
-      controllerManager: await freePort(),
-      scheduler: await freePort(),
-      kwok: await freePort(),
-    };
-    const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-    const saKey = join(dir, "sa.key");
-    writeFileSync(saKey, privateKey.export({ type: "pkcs1", format: "pem" }), { mode: 0o600 });
-    const tokens = join(dir, "tokens.csv");
-    writeFileSync(
-      tokens,
-      `${ADMIN_TOKEN},admin,admin-uid,"system:masters"\n${OPERATOR_TOKEN},${OPERATOR_USER},operator-uid\n`,
-      { mode: 0o600 },
-    );
+    for (const sub of ["logs", "etcd", "pki"]) mkdirSync(join(dir, sub), { recursive: true });
+    const ports = await allocatePorts();
     const apiServerUrl = `https://127.0.0.1:${ports.apiserver}`;
-    const kubeconfig = join(dir, "kubeconfig");
-    writeFileSync(kubeconfig, kubeconfigYaml(apiServerUrl, ADMIN_TOKEN, "admin"), { mode: 0o600 });
-    const operatorKubeconfig = join(dir, "operator.kubeconfig");
-    writeFileSync(operatorKubeconfig, kubeconfigYaml(apiServerUrl, OPERATOR_TOKEN, OPERATOR_USER), {
-      mode: 0o600,
-    });
-
-    const pids: Partial<Record<ProcessName, number>> = {};
-    const state: ClusterState = { dir, kubeconfig, operatorKubeconfig, apiServerUrl, pids, ports };
+    const files = writeCredentials(dir, apiServerUrl);
+    const state: ClusterState = {
+      dir,
+      kubeconfig: files.kubeconfig,
+      operatorKubeconfig: files.operatorKubeconfig,
+      apiServerUrl,
+      pids: {},
+      ports,
+    };
     const cluster = new LocalCluster(state, bins);
     try {
-      const launch = (c: Component, args: string[]) =>
-        cluster.launch(c, args, options.detached === true);
-
-      const etcd = launch("etcd", [
-        `--data-dir=${join(dir, "etcd")}`,
-        `--listen-client-urls=http://127.0.0.1:${ports.etcd}`,
-        `--advertise-client-urls=http://127.0.0.1:${ports.etcd}`,
-        `--listen-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
-        `--initial-advertise-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
-        `--initial-cluster=default=http://127.0.0.1:${ports.etcdPeer}`,
-        "--unsafe-no-fsync",
-        "--quota-backend-bytes=4294967296",
-      ]);
-      await waitFor(
-        "etcd",
-        async () => (await probe(`http://127.0.0.1:${ports.etcd}/health`)) === 200,
-        30_000,
-        () => etcd.exitCode === null,
-        join(logs, "etcd.log"),
-      );
-
-      const apiServerArgs = [
-        `--etcd-servers=http://127.0.0.1:${ports.etcd}`,
-        "--bind-address=127.0.0.1",
-        `--secure-port=${ports.apiserver}`,
-        "--advertise-address=127.0.0.1",
-        `--cert-dir=${join(dir, "pki")}`,
-        // A /16: a /24 runs out after ~250 Services (the 500-replica benchmark needs 1000).
-        "--service-cluster-ip-range=10.96.0.0/16",
-        `--service-account-issuer=${apiServerUrl}`,
-        `--service-account-key-file=${saKey}`,
-        `--service-account-signing-key-file=${saKey}`,
-        `--token-auth-file=${tokens}`,
-        "--authorization-mode=RBAC",
-        "--allow-privileged=true",
-        "--enable-priority-and-fairness=false",
-        "--max-requests-inflight=2000",
-        "--max-mutating-requests-inflight=1000",
-        ...tokenWebhookArgs(dir, options.tokenWebhookUrl),
-      ];
-      cluster.apiServer = { args: apiServerArgs, detached: options.detached === true };
-      await cluster.startApiServer();
-
-      const cm = launch("kube-controller-manager", [
-        `--kubeconfig=${kubeconfig}`,
-        `--authentication-kubeconfig=${kubeconfig}`,
-        `--authorization-kubeconfig=${kubeconfig}`,
-        `--service-account-private-key-file=${saKey}`,
-        "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route",
-        "--leader-elect=false",
-        "--bind-address=127.0.0.1",
-        `--secure-port=${ports.controllerManager}`,
-        "--use-service-account-credentials=false",
-        "--concurrent-deployment-syncs=10",
-        "--concurrent-replicaset-syncs=10",
-        "--concurrent-gc-syncs=20",
-        "--kube-api-qps=200",
-        "--kube-api-burst=400",
-      ]);
-      const scheduler = launch("kube-scheduler", [
-        `--kubeconfig=${kubeconfig}`,
-        `--authentication-kubeconfig=${kubeconfig}`,
-        `--authorization-kubeconfig=${kubeconfig}`,
-        "--leader-elect=false",
-        "--bind-address=127.0.0.1",
-        `--secure-port=${ports.scheduler}`,
-        "--kube-api-qps=200",
-        "--kube-api-burst=400",
-      ]);
-      const kwokArgs = [
-        `--kubeconfig=${kubeconfig}`,
-        "--manage-all-nodes=false",
-        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-        "--node-lease-duration-seconds=40",
-        `--cidr=${options.podCidr ?? "10.244.0.0/16"}`,
-        "--node-ip=127.0.0.1",
-        `--server-address=127.0.0.1:${ports.kwok}`,
-      ];
-      if (bins.kwokStages !== undefined) kwokArgs.push(`--config=${bins.kwokStages}`);
-      const kwok = launch("kwok", kwokArgs);
-      await waitFor(
-        "kube-controller-manager",
-        async () => (await probe(`https://127.0.0.1:${ports.controllerManager}/healthz`)) === 200,
-        60_000,
-        () => cm.exitCode === null,
-        join(logs, "kube-controller-manager.log"),
-      );
-      await waitFor(
-        "kube-scheduler",
-        async () => (await probe(`https://127.0.0.1:${ports.scheduler}/healthz`)) === 200,
-        60_000,
-        () => scheduler.exitCode === null,
-        join(logs, "kube-scheduler.log"),
-      );
-      if (kwok.exitCode !== null) {
-        throw new ClusterStartError(`kwok exited: ${tail(join(logs, "kwok.log"))}`);
-      }
+      await cluster.startComponents(options, files);
       cluster.saveState();
       return cluster;
     } catch (err) {
       await cluster.stop();
       throw err;
     }
+  }
+
+  /** etcd, then kube-apiserver, then the controller manager, scheduler and KWOK together. */
+  private async startComponents(options: StartOptions, files: CredentialFiles): Promise<void> {
+    const { dir, ports } = this.state;
+    const detached = options.detached === true;
+    const etcd = this.launch("etcd", etcdArgs(dir, ports), detached);
+    await this.waitHealthy("etcd", `http://127.0.0.1:${ports.etcd}/health`, 30_000, etcd);
+
+    const apiServer = apiServerArgs(dir, ports, this.state.apiServerUrl, files);
+    apiServer.push(...tokenWebhookArgs(dir, options.tokenWebhookUrl));
+    this.apiServer = { args: apiServer, detached };
+    await this.startApiServer();
+
+    const cm = this.launch(
+      "kube-controller-manager",
+      controllerManagerArgs(ports, files),
+      detached,
+    );
+    const scheduler = this.launch("kube-scheduler", schedulerArgs(ports, files), detached);
+    const kwok = this.launch("kwok", kwokArgs(ports, files, options, this.bins), detached);
+    await this.waitHealthy(
+      "kube-controller-manager",
+      `https://127.0.0.1:${ports.controllerManager}/healthz`,
+      60_000,
+      cm,
+    );
+    await this.waitHealthy(
+      "kube-scheduler",
+      `https://127.0.0.1:${ports.scheduler}/healthz`,
+      60_000,
+      scheduler,
+    );
+    if (kwok.exitCode !== null) {
+      throw new ClusterStartError(`kwok exited: ${tail(join(dir, "logs", "kwok.log"))}`);
+    }
+  }
+
+  private waitHealthy(
+    c: Component,
+    url: string,
+    timeoutMs: number,
+    child: ChildProcess,
+  ): Promise<void> {
+    return waitFor(
+      c,
+      async () => (await probe(url)) === 200,
+      timeoutMs,
+      () => child.exitCode === null,
+      join(this.state.dir, "logs", `${c}.log`),
+    );
   }
 
   private launch(c: Component, args: string[], detached: boolean): ChildProcess {
