@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { OPERATOR_NAME } from "../util/identity.ts";
-import { sortKeys } from "../util/sort-keys.ts";
+import { isPlainObject, sortKeys, type Json } from "../util/json.ts";
 import {
   GROUP,
   KIND,
@@ -18,11 +18,7 @@ import {
   VERSION,
 } from "./schema.ts";
 
-type Json = Record<string, unknown>;
-
-function isObject(v: unknown): v is Json {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
+const isObject = isPlainObject;
 
 /** JSON Schema 2020-12 (from zod) -> Kubernetes structural OpenAPI v3. */
 export function toStructural(node: unknown): unknown {

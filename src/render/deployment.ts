@@ -19,7 +19,7 @@ import {
   workloadName,
 } from "./names.ts";
 import { GPU_RESOURCE, gpuAffinity, gpuTolerations, nodeSelector } from "./scheduling.ts";
-import { sortKeys } from "../util/sort-keys.ts";
+import { sortKeys } from "../util/json.ts";
 import { hardenPodSpec } from "./security.ts";
 import { FIXED_ENV, HOME_PATH, MODEL_CACHE_PATH, SECRET_ENV } from "./env.ts";
 

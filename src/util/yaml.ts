@@ -1,5 +1,5 @@
 import { stringify } from "yaml";
-import { sortKeys } from "./sort-keys.ts";
+import { sortKeys } from "./json.ts";
 
 /** Deterministic YAML: sorted keys, no line folding, so output is byte-stable. */
 export function toYaml(value: unknown): string {

@@ -1,30 +1,9 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import type { V1Deployment } from "@kubernetes/client-node";
 import { parseResource, ValidationError } from "../../src/api/validate.ts";
-import { API_VERSION, KIND, type MistralSmallDeployment } from "../../src/api/schema.ts";
-import { plan } from "../../src/planner/plan.ts";
-import { renderAll } from "../../src/render/index.ts";
+import type { MistralSmallDeployment } from "../../src/api/schema.ts";
 import { clientAccess, computeStatus } from "../../src/operator/status.ts";
-
-type Raw = Record<string, unknown>;
-
-function resource(spec: Raw = {}): Raw {
-  return {
-    apiVersion: API_VERSION,
-    kind: KIND,
-    metadata: { name: "small", namespace: "ml" },
-    spec: { gpu: { type: "a100-80gb" }, ...spec },
-  };
-}
-
-function deploymentOf(msd: MistralSmallDeployment): V1Deployment {
-  const p = plan(msd.spec);
-  assert.ok(p.feasible, p.reasons.join("; "));
-  const d = renderAll(msd, p).find((o) => o.kind === "Deployment");
-  assert.ok(d !== undefined);
-  return d as unknown as V1Deployment;
-}
+import { deploymentOf, resource } from "./msd-fixtures.ts";
 
 function envOf(msd: MistralSmallDeployment) {
   return deploymentOf(msd).spec!.template.spec!.containers[0]!.env!;

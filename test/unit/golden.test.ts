@@ -12,7 +12,7 @@ import type { V1PodTemplateSpec } from "@kubernetes/client-node";
 import { REPO_ROOT } from "../../src/delivery/chart.ts";
 import { GOLDEN_DIR, exampleFiles, goldenTemplate } from "../../src/delivery/golden.ts";
 import { TEMPLATE_HASH_ANNOTATION, shortHash } from "../../src/render/names.ts";
-import { sortKeys } from "../../src/util/sort-keys.ts";
+import { sortKeys } from "../../src/util/json.ts";
 
 const REGENERATE =
   'If this change is intended (it rolls every such resource\'s vLLM pods, one at a time), run `npm run gen` and commit the golden file; see README "Changing the pod template".';

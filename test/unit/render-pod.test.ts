@@ -1,37 +1,10 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import type { V1Deployment } from "@kubernetes/client-node";
 import { parseResource, ValidationError } from "../../src/api/validate.ts";
-import {
-  API_VERSION,
-  KIND,
-  MANAGED_POD_ANNOTATIONS,
-  MANAGED_POD_LABELS,
-  type MistralSmallDeployment,
-} from "../../src/api/schema.ts";
-import { plan } from "../../src/planner/plan.ts";
-import { renderAll } from "../../src/render/index.ts";
+import { MANAGED_POD_ANNOTATIONS, MANAGED_POD_LABELS } from "../../src/api/schema.ts";
 import { MANAGED_ENV } from "../../src/render/deployment.ts";
 import { selectorLabels } from "../../src/render/names.ts";
-
-type Raw = Record<string, unknown>;
-
-function resource(spec: Raw = {}): Raw {
-  return {
-    apiVersion: API_VERSION,
-    kind: KIND,
-    metadata: { name: "small", namespace: "ml" },
-    spec: { gpu: { type: "a100-80gb" }, ...spec },
-  };
-}
-
-function deploymentOf(msd: MistralSmallDeployment): V1Deployment {
-  const p = plan(msd.spec);
-  assert.ok(p.feasible, p.reasons.join("; "));
-  const d = renderAll(msd, p).find((o) => o.kind === "Deployment");
-  assert.ok(d !== undefined);
-  return d as unknown as V1Deployment;
-}
+import { deploymentOf, resource, type Raw } from "./msd-fixtures.ts";
 
 /** The paths of the problems parsing reports; fails when parsing succeeds. */
 function refused(spec: Raw): string[] {

@@ -1,6 +1,8 @@
-type Json = Record<string, unknown>;
+/** A JSON object. */
+export type Json = Record<string, unknown>;
 
-function isPlainObject(v: unknown): v is Json {
+/** An object that is neither null nor an array. */
+export function isPlainObject(v: unknown): v is Json {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
