@@ -72,18 +72,23 @@ annotations:
 }
 
 /** A (Cluster)RoleBinding of the operator's ServiceAccount; `root` is `.` or `$` inside a range. */
+/** apiVersion, kind and metadata of an RBAC object in a chart template (empty namespace: cluster-scoped). */
+function rbacHeader(kind: string, namespace: string, root: string): string {
+  return `apiVersion: rbac.authorization.k8s.io/v1
+kind: ${kind}
+metadata:
+  name: {{ include "mso.fullname" ${root} }}
+${namespace === "" ? "" : `  namespace: ${namespace}\n`}  labels:
+    {{- include "mso.labels" ${root} | nindent 4 }}`;
+}
+
 function binding(
   kind: "ClusterRoleBinding" | "RoleBinding",
   roleKind: string,
   namespace: string,
   root: string,
 ): string {
-  return `apiVersion: rbac.authorization.k8s.io/v1
-kind: ${kind}
-metadata:
-  name: {{ include "mso.fullname" ${root} }}
-${namespace === "" ? "" : `  namespace: ${namespace}\n`}  labels:
-    {{- include "mso.labels" ${root} | nindent 4 }}
+  return `${rbacHeader(kind, namespace, root)}
 roleRef:
   apiGroup: rbac.authorization.k8s.io
   kind: ${roleKind}
@@ -101,12 +106,7 @@ function role(
   root: string,
   rules: readonly PolicyRule[],
 ): string {
-  return `apiVersion: rbac.authorization.k8s.io/v1
-kind: ${kind}
-metadata:
-  name: {{ include "mso.fullname" ${root} }}
-${namespace === "" ? "" : `  namespace: ${namespace}\n`}  labels:
-    {{- include "mso.labels" ${root} | nindent 4 }}
+  return `${rbacHeader(kind, namespace, root)}
 rules:
 ${rulesYaml(rules)}`;
 }

@@ -3,7 +3,7 @@
  * (or an existing one when MSD_TEST_KUBECONFIG is set), torn down even when a
  * test fails or the run is interrupted. Logs of a failed run are kept.
  */
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -69,6 +69,20 @@ export interface ToolResult {
   code: number;
   stdout: string;
   stderr: string;
+}
+
+/**
+ * Runs one of our build scripts (scripts/build-*.sh: cached by version, a no-op when warm)
+ * and returns the path it prints last: the built binary or cache folder.
+ */
+export function builtTool(script: string): string {
+  const out = execFileSync("bash", [join(import.meta.dirname, "..", "..", "scripts", script)], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const path = out.trim().split("\n").pop();
+  if (path === undefined || path === "") throw new Error(`${script} printed no path`);
+  return path;
 }
 
 /** Runs a command-line tool; resolves with its output and exit code (never throws on exit code). */

@@ -33,6 +33,7 @@ import {
   runTool,
   startTestCluster,
   type TestCluster,
+  builtTool,
   type ToolResult,
 } from "./cluster.ts";
 import {
@@ -67,16 +68,6 @@ type Pod = KubeObject & { status?: { phase?: string } };
 type Deployment = KubeObject & {
   metadata: { generation?: number; annotations?: Record<string, string> };
 };
-
-function helmBinary(): string {
-  const out = execFileSync("bash", [join(REPO, "scripts", "build-helm.sh")], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const path = out.trim().split("\n").pop();
-  assert.ok(path !== undefined && path !== "", "build-helm.sh printed no path");
-  return path;
-}
 
 /** The chart folder as it was at `commit`, extracted into `dir`. */
 function chartAt(commit: string, dir: string): string {
@@ -182,7 +173,7 @@ describe("helm upgrade from the previous release", () => {
   };
 
   before(async () => {
-    helmBin = helmBinary();
+    helmBin = builtTool("build-helm.sh");
     home = mkdtempSync(join(tmpdir(), "msd-helm-upgrade-"));
     previousChart = chartAt(PREVIOUS_CHART_COMMIT, home);
     c = await startTestCluster();

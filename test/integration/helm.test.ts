@@ -13,7 +13,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -38,6 +38,7 @@ import {
   runTool,
   startTestCluster,
   type TestCluster,
+  builtTool,
   type ToolResult,
 } from "./cluster.ts";
 import { condition, httpStatus, type Msd } from "./operator-harness.ts";
@@ -53,15 +54,19 @@ type Result = ToolResult;
 type Doc = KubeObject & Record<string, unknown>;
 
 /** Builds Helm once (a no-op on a warm cache) and returns its path: the script's last line. */
-function helmBinary(): string {
-  const out = execFileSync("bash", [join(REPO, "scripts", "build-helm.sh")], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const path = out.trim().split("\n").pop();
-  assert.ok(path !== undefined && path !== "", "build-helm.sh printed no path");
-  return path;
-}
+
+/** `kubectl get` arguments of every object the chart installs besides the CRD. */
+const INSTALLED = [
+  ["clusterrole", RELEASE],
+  ["clusterrolebinding", RELEASE],
+  ["-n", NS, "role", RELEASE],
+  ["-n", NS, "rolebinding", RELEASE],
+  ["-n", NS, "serviceaccount", RELEASE],
+  ["-n", NS, "deployment", RELEASE],
+  ["-n", NS, "service", `${RELEASE}-metrics`],
+  ["-n", NS, "lease", LEASE_NAME],
+  ["-n", NS, "poddisruptionbudget", RELEASE],
+];
 
 function docs(yamlText: string): Doc[] {
   return parseAllDocuments(yamlText)
@@ -92,6 +97,10 @@ describe("helm chart", () => {
       },
     });
 
+  /** `helm template` of the chart in NS with each `--set` given. */
+  const helmTemplate = (...sets: string[]): Promise<Result> =>
+    helm(["template", RELEASE, CHART, "--namespace", NS, ...sets.flatMap((v) => ["--set", v])]);
+
   /** The object as JSON, or undefined when it does not exist. */
   const getJson = async (args: string[]): Promise<Doc | undefined> => {
     const r = await c.kubectl(["get", ...args, "-o", "json", "--ignore-not-found"]);
@@ -100,7 +109,7 @@ describe("helm chart", () => {
   };
 
   before(async () => {
-    helmBin = helmBinary();
+    helmBin = builtTool("build-helm.sh");
     home = mkdtempSync(join(tmpdir(), "msd-helm-"));
     c = await startTestCluster();
   });
@@ -117,7 +126,7 @@ describe("helm chart", () => {
   });
 
   test("helm template renders the generated RBAC and the operator pod, and the API server accepts it", async () => {
-    const r = await helm(["template", RELEASE, CHART, "--namespace", NS]);
+    const r = await helmTemplate();
     assert.equal(r.code, 0, r.stderr);
     const all = docs(r.stdout);
     assert.deepEqual(all.map((d) => d.kind).sort(), [
@@ -165,15 +174,7 @@ describe("helm chart", () => {
   });
 
   test("serviceMonitor.enabled adds a ServiceMonitor scraping the metrics Service", async () => {
-    const r = await helm([
-      "template",
-      RELEASE,
-      CHART,
-      "--namespace",
-      NS,
-      "--set",
-      "serviceMonitor.enabled=true",
-    ]);
+    const r = await helmTemplate("serviceMonitor.enabled=true");
     assert.equal(r.code, 0, r.stderr);
     const all = docs(r.stdout);
     const sm = find(all, "ServiceMonitor") as Doc & {
@@ -193,12 +194,12 @@ describe("helm chart", () => {
       svc.spec.ports.map((p) => [p.name, p.port]),
       [["metrics", METRICS_PORT]],
     );
-    const off = await helm(["template", RELEASE, CHART, "--namespace", NS]);
+    const off = await helmTemplate();
     assert.ok(!docs(off.stdout).some((d) => d.kind === "ServiceMonitor"), "off by default");
   });
 
   test("crds.enabled and crds.keep: the CRD is a template, kept unless told otherwise", async () => {
-    const on = docs((await helm(["template", RELEASE, CHART, "--namespace", NS])).stdout);
+    const on = docs((await helmTemplate()).stdout);
     const crd = find(on, "CustomResourceDefinition", CRD);
     assert.equal(crd.metadata.annotations?.["helm.sh/resource-policy"], "keep");
     assert.equal(crd.metadata.labels?.["app.kubernetes.io/managed-by"], "Helm");
@@ -211,15 +212,7 @@ describe("helm chart", () => {
   });
 
   test("watchNamespaces: a Role per watched namespace, a ClusterRole only for NodePools, --namespace passed", async () => {
-    const r = await helm([
-      "template",
-      RELEASE,
-      CHART,
-      "--namespace",
-      NS,
-      "--set",
-      "watchNamespaces={team-a,team-b}",
-    ]);
+    const r = await helmTemplate("watchNamespaces={team-a,team-b}");
     assert.equal(r.code, 0, r.stderr);
     const all = docs(r.stdout);
     type Rules = Doc & { rules: PolicyRule[] };
@@ -289,17 +282,7 @@ describe("helm chart", () => {
       `crd/${CRD}`,
     ]);
     assert.equal(wait.code, 0, wait.stderr);
-    for (const obj of [
-      ["clusterrole", RELEASE],
-      ["clusterrolebinding", RELEASE],
-      ["-n", NS, "role", RELEASE],
-      ["-n", NS, "rolebinding", RELEASE],
-      ["-n", NS, "serviceaccount", RELEASE],
-      ["-n", NS, "deployment", RELEASE],
-      ["-n", NS, "service", `${RELEASE}-metrics`],
-      ["-n", NS, "lease", LEASE_NAME],
-      ["-n", NS, "poddisruptionbudget", RELEASE],
-    ]) {
+    for (const obj of INSTALLED) {
       assert.ok(await getJson(obj), `${obj.join(" ")} installed`);
     }
   });
@@ -398,17 +381,7 @@ describe("helm chart", () => {
   test("helm uninstall removes everything the chart installed; the CRD is kept by design", async () => {
     const r = await helm(["uninstall", RELEASE, "--namespace", NS, "--wait", "--timeout=60s"]);
     assert.equal(r.code, 0, r.stderr);
-    for (const obj of [
-      ["clusterrole", RELEASE],
-      ["clusterrolebinding", RELEASE],
-      ["-n", NS, "role", RELEASE],
-      ["-n", NS, "rolebinding", RELEASE],
-      ["-n", NS, "serviceaccount", RELEASE],
-      ["-n", NS, "deployment", RELEASE],
-      ["-n", NS, "service", `${RELEASE}-metrics`],
-      ["-n", NS, "lease", LEASE_NAME],
-      ["-n", NS, "poddisruptionbudget", RELEASE],
-    ]) {
+    for (const obj of INSTALLED) {
       assert.equal(await getJson(obj), undefined, `${obj.join(" ")} left behind`);
     }
     await eventually("operator pods gone", async () => {
