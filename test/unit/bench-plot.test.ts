@@ -79,9 +79,10 @@ describe("benchmark plots", () => {
     );
     const replicaPaths = all(doc, "path", { "data-series": "replicas" });
     assert.deepEqual(
-      replicaPaths.map((p) => p.getAttribute("data-policy")),
-      runs.map((r) => r.policy),
+      replicaPaths.map((p) => p.getAttribute("data-policy")).sort(),
+      runs.map((r) => r.policy).sort(),
     );
+    assert.equal(replicaPaths.at(-1)!.getAttribute("data-policy"), "ours", "ours drawn on top");
     const missRows = all(doc, "g", { "data-series": "misses" });
     assert.deepEqual(
       missRows.map((g) => g.getAttribute("data-policy")),

@@ -363,7 +363,8 @@ function drawReplicasPanel(
       `<path class="series" data-series="needed" d="${d}" clip-path="url(#replicas-clip)" fill="#000000" fill-opacity="0.08" stroke="${NEEDED_COLOUR}" stroke-width="0.75"/>`,
     );
   }
-  for (const p of s.policies) {
+  // Drawn last to first, so the first policy (ours in the benchmark) lies on top.
+  for (const p of [...s.policies].reverse()) {
     const d = stepPath(p.replicas, time, axis.y, s.durationSeconds);
     const dash = POLICY_DASHES[p.policy];
     const width = p.policy === "ours" ? 2.25 : 1.5;
