@@ -3,9 +3,10 @@
  * time, with GPU-hours and SLO attainment in the legend. A pure function of a plain series
  * (PlotSeries, built from a run by plot-series.ts), so it does not depend on the simulator.
  *
- * Hand-written rather than a charting library: the libraries that render without a browser
- * either need a DOM (Observable Plot, Chart.js, uPlot), a newer Node than this project's
- * (Vega-Lite), or are tens of MB for three panels (ECharts); this file is the whole chart.
+ * Hand-written rather than a charting library: of the maintained ones, Observable Plot builds
+ * its SVG in a DOM, Chart.js and lightweight-charts draw on an HTML canvas, Vega-Lite 6 needs
+ * Node >= 22 (this project supports 20.19), and ECharts, which does render SVG in Node, is some
+ * 67 MB installed and leaves its line series unnamed in the SVG; this file is the whole chart.
  *
  * Layout: three panels sharing the time axis, so load and replicas each get their own y axis:
  * (1) offered requests/s, (2) replicas each policy asked for (what is billed), with the offered
