@@ -4,12 +4,13 @@
  *   [--provision S] [--load S] [--slo-queue S] [--slo-ttft S] [--min N] [--max N]
  *   [--ours-option key=value]... (our policy's PolicyOptions, e.g. backlogDrainSeconds=300)
  *   [--iso-slo]  (extra: how low the baselines' targets must go, in hindsight, to match our SLO)
+ *   [--plot DIR]  (one SVG per trace: load, replicas and SLO misses of each policy over time)
  *
  * Drives every policy with the same load through the deterministic fleet simulation
  * (src/autoscale/sim) and prints GPU-hours, SLO attainment and scaling actions per trace.
  */
-import { readFileSync } from "node:fs";
-import { basename, dirname, resolve } from "node:path";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import {
@@ -25,6 +26,8 @@ import {
   toJson,
   type PolicyName,
 } from "../src/autoscale/sim/bench.ts";
+import { renderPlot } from "../src/autoscale/sim/plot.ts";
+import { plotSeries } from "../src/autoscale/sim/plot-series.ts";
 import { multiplyTrace, parseTraceCsv, type Trace } from "../src/autoscale/sim/traces.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -46,6 +49,7 @@ const { values } = parseArgs({
     max: { type: "string", default: "24" },
     "ours-option": { type: "string", multiple: true, default: [] },
     "iso-slo": { type: "boolean", default: false },
+    plot: { type: "string" },
     help: { type: "boolean", default: false },
   },
   strict: true,
@@ -156,6 +160,15 @@ if (values.json) {
         .join(", ") +
       " x a replica's capacity (the best it reached where none got there)",
   );
+}
+if (values.plot !== undefined) {
+  mkdirSync(values.plot, { recursive: true });
+  for (const t of selected) {
+    const file = join(values.plot, `${t.name}.svg`);
+    const runs = Object.values(results.traces[t.name] ?? {});
+    writeFileSync(file, renderPlot(plotSeries(t, runs, ctx.target)));
+    if (!values.json) console.log(`wrote ${file}`);
+  }
 }
 if (values["iso-slo"]) {
   const iso = isoSlo(selected, cfg, results);

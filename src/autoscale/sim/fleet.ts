@@ -109,6 +109,8 @@ export interface RunResult {
   readonly meanReplicas: number;
   /** (time, replicas) at every change of the replica count. */
   readonly timeline: readonly (readonly [number, number])[];
+  /** Arrival times of the requests that missed the SLO (failed included), for plots. */
+  readonly missedArrivals: readonly number[];
 }
 
 function quantile(values: Float64Array, q: number): number {
@@ -262,6 +264,7 @@ export function simulate(trace: Trace, policy: SimPolicy, cfg: FleetConfig): Run
   const ttfts: number[] = [];
   const queues: number[] = [];
   const tpots: number[] = [];
+  const missedArrivals: number[] = [];
   for (let i = 0; i < reqs.length; i++) {
     const arrival = reqs[i]!.t;
     const gen = reqs[i]!.gen;
@@ -270,6 +273,7 @@ export function simulate(trace: Trace, policy: SimPolicy, cfg: FleetConfig): Run
     }
     if (out.failed[i] === 1 || Number.isNaN(out.firstToken[i]!)) {
       failed++;
+      missedArrivals.push(arrival);
       continue;
     }
     const q = out.admitted[i]! - arrival;
@@ -277,6 +281,7 @@ export function simulate(trace: Trace, policy: SimPolicy, cfg: FleetConfig): Run
     ttfts.push(ttft);
     queues.push(q);
     if (q <= cfg.slo.queueSeconds && ttft <= cfg.slo.ttftSeconds) met++;
+    else missedArrivals.push(arrival);
   }
   const ttftArr = Float64Array.from(ttfts);
   return {
@@ -294,5 +299,6 @@ export function simulate(trace: Trace, policy: SimPolicy, cfg: FleetConfig): Run
     maxReplicas: maxSeen,
     meanReplicas: end > 0 ? replicaSeconds / end : 0,
     timeline,
+    missedArrivals,
   };
 }
