@@ -167,10 +167,14 @@ const EMPTY: ReconcilePlan = {
   log: [],
 };
 
-export function planReconcile(o: Observed): ReconcilePlan {
+/** `steps` is CONVERGE_STEPS but for tests that show how a gate fits in. */
+export function planReconcile(
+  o: Observed,
+  steps: readonly PlanStep[] = CONVERGE_STEPS,
+): ReconcilePlan {
   if (o.msd.metadata.deletionTimestamp !== undefined) return planFinalize(o);
   let d: Draft = { plan: EMPTY, desired: [], toApply: [], done: false };
-  for (const step of CONVERGE_STEPS) {
+  for (const step of steps) {
     if (d.done) break;
     d = step.run(o, d);
   }
@@ -245,7 +249,7 @@ function hasFinalizer(o: Observed): boolean {
  * The finalizer is released only once the pool and its NodeClaims are gone; until then the
  * status says what is still draining. A failed write is retried, not reported.
  */
-export function planFinalize(o: Observed): ReconcilePlan {
+function planFinalize(o: Observed): ReconcilePlan {
   const base: ReconcilePlan = { ...EMPTY, phase: "finalize" };
   if (!hasFinalizer(o) || o.writeFailure !== undefined) return base;
   const pools = ownedNodePools(o);
@@ -399,7 +403,7 @@ function renderStep(o: Observed, d: Draft): Draft {
  * Only objects that differ from the cache are written, and not merely because the cache lags
  * behind our own last apply.
  */
-export function needsApply(o: Observed, obj: Manifest): boolean {
+function needsApply(o: Observed, obj: Manifest): boolean {
   const have = live(o, obj.kind, obj);
   if (have !== undefined && isSubset(obj.kind === "Deployment" ? asStored(obj) : obj, have)) {
     return false;
@@ -413,7 +417,7 @@ function digestOf(obj: Manifest): string {
   return shortHash(JSON.stringify(obj), 16);
 }
 
-export function isNewer(a: string, b: string | undefined): boolean {
+function isNewer(a: string, b: string | undefined): boolean {
   if (b === undefined) return true;
   // Resource versions are opaque; when either is not numeric, trust the cache.
   if (!/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
@@ -544,7 +548,7 @@ function pruneOf(resource: ResourceType, x: KubeObject): DeleteStep {
 }
 
 /** What status is computed from: the observed value, this draft and what the writes answered. */
-export function observationOf(o: Observed, d: Draft): Observation {
+function observationOf(o: Observed, d: Draft): Observation {
   const spec = d.spec;
   const deployment = ownedDeployment(o);
   const claim =

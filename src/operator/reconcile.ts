@@ -229,26 +229,36 @@ function karpenterPodEvents(
 
 // ---- Execute: the plan's writes, in order ------------------------------------------------------
 
+/** One pass: who we write for, with what, logging where. */
+interface Pass {
+  readonly owner: RawMsd;
+  readonly deps: ReconcilerDeps;
+  readonly log: Logger;
+}
+
 async function execute(
   plan: ReconcilePlan,
   o: Observed,
   deps: ReconcilerDeps,
   log: Logger,
 ): Promise<ReconcileResult> {
+  const pass: Pass = { owner: o.msd, deps, log };
   writeLog(log, plan.log);
   if (plan.finalizer === "add") {
-    await patchFinalizers(o.msd, [...(o.msd.metadata.finalizers ?? []), FINALIZER], deps);
+    await patchFinalizers([...(o.msd.metadata.finalizers ?? []), FINALIZER], pass);
     log.info("added finalizer");
     return {};
   }
-  const outcome = await performWrites(plan, o, deps, log);
+  const outcome = await performWrites(plan, pass);
   // A failed write changes what status says: plan again with the API server's answer.
   const final =
     outcome.failure === undefined ? plan : planReconcile({ ...o, writeFailure: outcome.failure });
-  await writeStatus(final, o.msd, deps, log);
+  await writeStatus(final, pass);
   if (final.finalizer === "remove") {
-    const rest = (o.msd.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);
-    await patchFinalizers(o.msd, rest, deps);
+    await patchFinalizers(
+      (o.msd.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
+      pass,
+    );
     log.info("cleanup done; finalizer removed");
   }
   if (outcome.retry !== undefined) throw outcome.retry;
@@ -270,24 +280,22 @@ interface WriteOutcome {
  * A converging pass reports a dry-run refusal or a failed write in status (and retries the
  * transient ones); a deletion only retries: its failures are thrown as they are.
  */
-async function performWrites(
-  plan: ReconcilePlan,
-  o: Observed,
-  deps: ReconcilerDeps,
-  log: Logger,
-): Promise<WriteOutcome> {
+async function performWrites(plan: ReconcilePlan, pass: Pass): Promise<WriteOutcome> {
   if (plan.phase === "finalize") {
-    await writeObjects(plan, o.msd, deps, log);
+    await writeObjects(plan, pass);
     return {};
   }
   try {
-    const refused = await writeObjects(plan, o.msd, deps, log);
+    const refused = await writeObjects(plan, pass);
     if (refused === undefined) return {};
-    log.warn({ err: refused }, "a rendered object is refused by the API server; nothing applied");
+    pass.log.warn(
+      { err: refused },
+      "a rendered object is refused by the API server; nothing applied",
+    );
     return { failure: { kind: "rejected", message: refused.message } };
   } catch (err) {
     if (!(err instanceof WriteError)) throw err;
-    log.error({ err }, "apply failed");
+    pass.log.error({ err }, "apply failed");
     return {
       failure: { kind: "failed", message: err.cause.message },
       ...(err instanceof TransientApiError ? { retry: err } : {}),
@@ -298,47 +306,41 @@ async function performWrites(
 /** Patches, then the dry run, then the applies and deletes; a dry-run refusal is returned. */
 async function writeObjects(
   plan: ReconcilePlan,
-  owner: RawMsd,
-  deps: ReconcilerDeps,
-  log: Logger,
+  pass: Pass,
 ): Promise<RenderRejectedError | undefined> {
-  await patchForeignEntries(plan.patch, owner, deps, log);
-  const refused = await dryRunAll(plan.apply, deps);
+  await patchForeignEntries(plan.patch, pass);
+  const refused = await dryRunAll(plan.apply, pass.deps);
   if (refused !== undefined) return refused;
   for (const step of plan.apply) {
     for (const e of step.events) {
-      log.warn({ kind: step.object.kind, name: step.object.metadata.name, note: e.note }, e.reason);
-      deps.events.emit(owner, e);
+      const where = { kind: step.object.kind, name: step.object.metadata.name };
+      pass.log.warn({ ...where, note: e.note }, e.reason);
+      pass.deps.events.emit(pass.owner, e);
     }
   }
-  await applyAll(plan.apply, owner, deps, log);
-  await deleteAll(plan.delete, owner, deps, log);
+  await applyAll(plan.apply, pass);
+  await deleteAll(plan.delete, pass);
   return undefined;
 }
 
-async function patchFinalizers(msd: RawMsd, finalizers: string[], deps: ReconcilerDeps) {
-  await write(`patching the finalizers of ${msd.metadata.name}`, () =>
-    deps.client.mergePatch(RESOURCES.msd, msd.metadata.name, msd.metadata.namespace, {
-      metadata: { finalizers, resourceVersion: msd.metadata.resourceVersion },
+async function patchFinalizers(finalizers: string[], { owner, deps }: Pass): Promise<void> {
+  await write(`patching the finalizers of ${owner.metadata.name}`, () =>
+    deps.client.mergePatch(RESOURCES.msd, owner.metadata.name, owner.metadata.namespace, {
+      metadata: { finalizers, resourceVersion: owner.metadata.resourceVersion },
     }),
   );
 }
 
-async function patchForeignEntries(
-  steps: readonly PatchStep[],
-  owner: RawMsd,
-  deps: ReconcilerDeps,
-  log: Logger,
-): Promise<void> {
+async function patchForeignEntries(steps: readonly PatchStep[], pass: Pass): Promise<void> {
   for (const s of steps) {
     await write(`patching ${s.resource.kind} ${s.name}`, () =>
-      deps.client.mergePatch(s.resource, s.name, s.namespace, s.patch),
+      pass.deps.client.mergePatch(s.resource, s.name, s.namespace, s.patch),
     );
-    log.warn(
+    pass.log.warn(
       { kind: s.resource.kind, name: s.name, removed: s.removed },
       "removed list entries added by hand",
     );
-    deps.events.emit(owner, s.event);
+    pass.deps.events.emit(pass.owner, s.event);
   }
 }
 
@@ -372,27 +374,27 @@ function applyObject(step: ApplyStep, deps: ReconcilerDeps, dryRun: boolean) {
 
 /**
  * Every changed object through the API server's own validation and admission (dryRun=All)
- * before the first real write; one refusal and none is applied.
+ * before the first real write; one refusal and none is applied. Other failures are thrown typed.
  */
 async function dryRunAll(
   steps: readonly ApplyStep[],
   deps: ReconcilerDeps,
 ): Promise<RenderRejectedError | undefined> {
-  const results = await Promise.allSettled(steps.map((s) => applyObject(s, deps, true)));
+  const results = await Promise.allSettled(
+    steps.map((s) =>
+      write(`dry-run apply of ${s.object.kind} ${s.object.metadata.name}`, () =>
+        applyObject(s, deps, true),
+      ),
+    ),
+  );
   const refused: string[] = [];
   let firstRefusal: ApiError | undefined;
   results.forEach((r, i) => {
     if (r.status === "fulfilled") return;
-    const step = steps[i]!;
-    if (!isRefusal(r.reason)) {
-      if (!(r.reason instanceof ApiError)) throw r.reason;
-      const what = `dry-run apply of ${step.object.kind} ${step.object.metadata.name}`;
-      throw isTransient(r.reason)
-        ? new TransientApiError(what, r.reason)
-        : new WriteRefusedError(what, r.reason);
-    }
-    firstRefusal ??= r.reason;
-    refused.push(refusalText(step, r.reason));
+    const answer: unknown = r.reason instanceof WriteError ? r.reason.cause : r.reason;
+    if (!isRefusal(answer)) throw r.reason; // transient: the caller retries with backoff
+    firstRefusal ??= answer;
+    refused.push(refusalText(steps[i]!, answer));
   });
   if (firstRefusal === undefined) return undefined;
   return new RenderRejectedError(
@@ -405,12 +407,7 @@ async function dryRunAll(
 }
 
 /** Independent objects: applied together; each success is memoized, the first failure thrown. */
-async function applyAll(
-  steps: readonly ApplyStep[],
-  owner: RawMsd,
-  deps: ReconcilerDeps,
-  log: Logger,
-): Promise<void> {
+async function applyAll(steps: readonly ApplyStep[], { owner, deps, log }: Pass): Promise<void> {
   const results = await Promise.allSettled(
     steps.map(async (s) => {
       const applied = await write(`applying ${s.object.kind} ${s.object.metadata.name}`, () =>
@@ -426,25 +423,16 @@ async function applyAll(
   const done = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
   const event = appliedEvent(done);
   if (event !== undefined) {
-    log.info(
-      {
-        created: done.filter((s) => s.creates).map((s) => s.object.kind),
-        updated: done.filter((s) => !s.creates).map((s) => s.object.kind),
-      },
-      "applied",
-    );
+    const kinds = (creates: boolean) =>
+      done.filter((s) => s.creates === creates).map((s) => s.object.kind);
+    log.info({ created: kinds(true), updated: kinds(false) }, "applied");
     deps.events.emit(owner, event);
   }
   const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed !== undefined) throw failed.reason;
 }
 
-async function deleteAll(
-  steps: readonly DeleteStep[],
-  owner: RawMsd,
-  deps: ReconcilerDeps,
-  log: Logger,
-): Promise<void> {
+async function deleteAll(steps: readonly DeleteStep[], { owner, deps, log }: Pass): Promise<void> {
   for (const s of steps) {
     await write(`deleting ${s.resource.kind} ${s.name}`, () =>
       deps.client.delete(s.resource, s.name, s.namespace, { uid: s.uid }),
@@ -455,29 +443,19 @@ async function deleteAll(
 }
 
 /** The planned status (only a changed one is planned), its memo and its condition events. */
-async function writeStatus(
-  plan: ReconcilePlan,
-  msd: RawMsd,
-  deps: ReconcilerDeps,
-  log: Logger,
-): Promise<void> {
+async function writeStatus(plan: ReconcilePlan, { owner, deps, log }: Pass): Promise<void> {
   const status = plan.status;
   if (status === undefined) return;
-  const written = await write(`writing the status of ${msd.metadata.name}`, () =>
-    deps.client.mergePatch<RawMsd>(
-      RESOURCES.msd,
-      msd.metadata.name,
-      msd.metadata.namespace,
-      { status },
-      "status",
-    ),
+  const { name, namespace } = owner.metadata;
+  const written = await write(`writing the status of ${name}`, () =>
+    deps.client.mergePatch<RawMsd>(RESOURCES.msd, name, namespace, { status }, "status"),
   );
-  deps.statusMemo?.set(`${msd.metadata.namespace}/${msd.metadata.name}`, {
-    uid: msd.metadata.uid!,
+  deps.statusMemo?.set(`${namespace}/${name}`, {
+    uid: owner.metadata.uid!,
     resourceVersion: written.metadata.resourceVersion ?? "",
     status: written.status,
   });
-  for (const e of plan.events) deps.events.emit(msd, e);
+  for (const e of plan.events) deps.events.emit(owner, e);
   log.info(
     {
       conditions: Object.fromEntries(

@@ -19,6 +19,7 @@ import {
   memoKeyOf,
   planReconcile,
   type Observed,
+  type PlanStep,
   type RawMsd,
   type ReconcilePlan,
 } from "../../src/operator/reconcile-plan.ts";
@@ -116,6 +117,17 @@ interface Summary {
   events: string[];
   requeueAfter: number | undefined;
 }
+
+/** A plan that writes nothing and asks for no requeue. */
+const NOTHING: Summary = {
+  finalizer: "keep",
+  patch: [],
+  apply: [],
+  delete: [],
+  status: "unchanged",
+  events: [],
+  requeueAfter: undefined,
+};
 
 function summary(p: ReconcilePlan): Summary {
   return {
@@ -254,68 +266,54 @@ describe("planReconcile: converging", () => {
     assert.deepEqual(s.apply, ["Deployment/small"]);
   });
 
-  test("CRD missing: nothing is applied; status reason CrdMissing quotes the missing CRD", () => {
-    const raw = msd(KARPENTER, { finalizers: [FINALIZER] });
-    const p = planReconcile(
-      observed(raw, { missingCrds: new Set(["NodePool", "ScaledObject", "PodMonitor"]) }),
-    );
-    assert.deepEqual(summary(p), {
-      finalizer: "keep",
-      patch: [],
-      apply: [],
-      delete: [],
-      status: [
-        "Ready=False/CrdMissing",
-        "Progressing=False/CrdMissing",
-        "Degraded=True/CrdMissing",
-        "EngineVerified=True/EngineVerified",
-      ],
-      events: ["Warning/CrdMissing"],
-      requeueAfter: LOADING_RECHECK_MS,
-    });
-    assert.equal(ready(p)?.message, NODEPOOL_MISSING);
-  });
-
-  test("render refused by the dry run: the plan again has no writes and says ObjectRejected", () => {
-    const message = "the API server refuses Service ml/small: spec.ports[0].port: Invalid value";
-    const p = planReconcile(observed(raw, { writeFailure: { kind: "rejected", message } }));
-    assert.deepEqual(summary(p), {
-      finalizer: "keep",
-      patch: [],
-      apply: [],
-      delete: [],
-      status: [
-        "Ready=False/ObjectRejected",
-        "Progressing=False/ObjectRejected",
-        "Degraded=True/ObjectRejected",
-        "EngineVerified=True/EngineVerified",
-      ],
-      events: ["Warning/ObjectRejected"],
-      requeueAfter: LOADING_RECHECK_MS,
-    });
-    assert.equal(ready(p)?.message, message);
-  });
-
-  test("a failed write: status ApplyFailed with the API server's words", () => {
-    const message = "etcdserver: request timed out";
-    const p = planReconcile(observed(raw, { writeFailure: { kind: "failed", message } }));
-    assert.deepEqual(summary(p).status, [
-      "Ready=False/ApplyFailed",
-      "Progressing=False/ApplyFailed",
-      "Degraded=True/ApplyFailed",
+  /** Nothing serves yet: Ready False, not progressing, degraded, all with one reason. */
+  const heldBy = (reason: string): Summary => ({
+    ...NOTHING,
+    status: [
+      `Ready=False/${reason}`,
+      `Progressing=False/${reason}`,
+      `Degraded=True/${reason}`,
       "EngineVerified=True/EngineVerified",
-    ]);
-    assert.deepEqual(summary(p).apply, []);
-    assert.equal(ready(p)?.message, message);
+    ],
+    events: [`Warning/${reason}`],
+    requeueAfter: LOADING_RECHECK_MS,
   });
+  const refusal = "the API server refuses Service ml/small: spec.ports[0].port: Invalid value";
+  const timeout = "etcdserver: request timed out";
+  const held: [string, Observed, string, string][] = [
+    [
+      "an optional CRD the spec needs is missing",
+      observed(msd(KARPENTER, { finalizers: [FINALIZER] }), {
+        missingCrds: new Set(["NodePool", "ScaledObject", "PodMonitor"]),
+      }),
+      "CrdMissing",
+      NODEPOOL_MISSING,
+    ],
+    [
+      "the dry run refused a rendered object (planned again with the refusal)",
+      observed(raw, { writeFailure: { kind: "rejected", message: refusal } }),
+      "ObjectRejected",
+      refusal,
+    ],
+    [
+      "a write failed (planned again with the API server's words)",
+      observed(raw, { writeFailure: { kind: "failed", message: timeout } }),
+      "ApplyFailed",
+      timeout,
+    ],
+  ];
+  for (const [name, o, reason, message] of held) {
+    test(`${name}: no write but status, reason ${reason}`, () => {
+      const p = planReconcile(o);
+      assert.deepEqual(summary(p), heldBy(reason));
+      assert.equal(ready(p)?.message, message);
+    });
+  }
 
   test("an invalid spec: nothing rendered, status InvalidSpec, a warning logged", () => {
     const p = planReconcile(observed(msd({ ...STATIC, replicas: -1 })));
     assert.deepEqual(summary(p), {
-      finalizer: "keep",
-      patch: [],
-      apply: [],
-      delete: [],
+      ...NOTHING,
       status: [
         "Ready=False/InvalidSpec",
         "Progressing=False/InvalidSpec",
@@ -333,13 +331,8 @@ describe("planReconcile: converging", () => {
   test("a Karpenter spec without our finalizer: add it and end the pass", () => {
     const p = planReconcile(observed(msd(KARPENTER)));
     assert.deepEqual(summary(p), {
+      ...NOTHING,
       finalizer: "add",
-      patch: [],
-      apply: [],
-      delete: [],
-      status: "unchanged",
-      events: [],
-      requeueAfter: undefined,
     });
   });
 
@@ -361,10 +354,7 @@ describe("planReconcile: converging", () => {
     });
     const first = planReconcile(observed(raw, { live }));
     assert.deepEqual(summary(first), {
-      finalizer: "keep",
-      patch: [],
-      apply: [],
-      delete: [],
+      ...NOTHING,
       status: [
         "Ready=True/Available",
         "Progressing=False/Converged",
@@ -394,6 +384,30 @@ describe("planReconcile: converging", () => {
       CONVERGE_STEPS.map((s) => s.name),
       ["parse", "finalizer", "render", "crds", "apply", "prune", "status"],
     );
+  });
+
+  test("a gate step holds an object back: it is neither applied nor pruned", () => {
+    // The shape of a "loader Job must complete first" gate: one pure step after render.
+    const holdBack = (kind: string): PlanStep => ({
+      name: `hold-${kind}`,
+      run: (_o, d) => ({ ...d, toApply: d.toApply.filter((x) => x.kind !== kind) }),
+    });
+    const at = CONVERGE_STEPS.findIndex((s) => s.name === "render") + 1;
+    const gated = (kind: string) => [
+      ...CONVERGE_STEPS.slice(0, at),
+      holdBack(kind),
+      ...CONVERGE_STEPS.slice(at),
+    ];
+    assert.deepEqual(summary(planReconcile(observed(raw), gated("Deployment"))).apply, [
+      "Service/small",
+      "NetworkPolicy/small",
+      "PodDisruptionBudget/small",
+    ]);
+    // A held-back object of a prunable kind that exists stays: pruning keeps what is desired.
+    const running = objects.map((o) => stored(o));
+    const held = planReconcile(observed(raw, { live: running }), gated("NetworkPolicy"));
+    assert.deepEqual(summary(held).delete, []);
+    assert.deepEqual(summary(held).apply, []);
   });
 });
 
@@ -483,13 +497,8 @@ describe("planReconcile: deletion with our finalizer", () => {
   test("pool and NodeClaims gone: the finalizer is released, nothing else", () => {
     const p = planReconcile(observed(raw, { live: [deployment] }));
     assert.deepEqual(summary(p), {
+      ...NOTHING,
       finalizer: "remove",
-      patch: [],
-      apply: [],
-      delete: [],
-      status: "unchanged",
-      events: [],
-      requeueAfter: undefined,
     });
   });
 
@@ -501,13 +510,7 @@ describe("planReconcile: deletion with our finalizer", () => {
   test("not our finalizer (or none): nothing to do", () => {
     const other = msd(KARPENTER, { finalizers: ["someone/else"], deletionTimestamp: NOW });
     assert.deepEqual(summary(planReconcile(observed(other, { live: [pool] }))), {
-      finalizer: "keep",
-      patch: [],
-      apply: [],
-      delete: [],
-      status: "unchanged",
-      events: [],
-      requeueAfter: undefined,
+      ...NOTHING,
     });
   });
 
