@@ -11,6 +11,7 @@
 import type { MistralSmallDeployment, Status } from "../api/schema.ts";
 import { parseResource, ValidationError } from "../api/validate.ts";
 import { VLLM_PORT } from "../engine/command.ts";
+import { objectKey } from "../controller/informer.ts";
 import { RESOURCES, resourceFor, type KubeObject, type ResourceType } from "../kube/client.ts";
 import { plan as planFor, type Plan } from "../planner/plan.ts";
 import { renderDesired, type Manifest } from "../render/index.ts";
@@ -79,9 +80,10 @@ export interface Observed {
   readonly msd: RawMsd;
   /**
    * What the cache of each owned kind holds (namespaced kinds: in the resource's namespace), by
-   * kind. A kind whose optional CRD is not installed has no entry.
+   * kind, then by `namespace/name` (`name` when cluster-scoped), as the caches key them. A kind
+   * whose optional CRD is not installed has no entry.
    */
-  readonly owned: ReadonlyMap<string, readonly KubeObject[]>;
+  readonly owned: ReadonlyMap<string, ReadonlyMap<string, KubeObject>>;
   /** Owned kinds whose optional CRD is not installed (no informer runs for them). */
   readonly missingCrds: ReadonlySet<string>;
   /** The resource's pods. */
@@ -183,10 +185,11 @@ export function planReconcile(
 
 // ---- Lookups over the observed value ----------------------------------------------------------
 
-function keyOf(obj: { metadata: { name: string; namespace?: string | undefined } }): string {
-  return obj.metadata.namespace === undefined
-    ? obj.metadata.name
-    : `${obj.metadata.namespace}/${obj.metadata.name}`;
+type Named = { metadata: { name: string; namespace?: string | undefined } };
+
+/** The caches' key (the informers' objectKey). */
+function keyOf(obj: Named): string {
+  return objectKey(obj as KubeObject);
 }
 
 export function memoKeyOf(obj: {
@@ -201,12 +204,7 @@ function live(
   kind: string,
   ref: { metadata: { name: string; namespace?: string | undefined } },
 ): KubeObject | undefined {
-  return o.owned
-    .get(kind)
-    ?.find(
-      (x) =>
-        x.metadata.name === ref.metadata.name && x.metadata.namespace === ref.metadata.namespace,
-    );
+  return o.owned.get(kind)?.get(keyOf(ref));
 }
 
 function uidOf(o: Observed): string {
@@ -217,9 +215,13 @@ function ownedBy(obj: KubeObject, uid: string): boolean {
   return (obj.metadata.ownerReferences ?? []).some((r) => r.uid === uid && r.controller === true);
 }
 
+function all(o: Observed, kind: string): KubeObject[] {
+  return [...(o.owned.get(kind)?.values() ?? [])];
+}
+
 /** Cluster-scoped, so no owner reference to us: found by our uid label. */
 function ownedNodePools(o: Observed): readonly KubeObject[] {
-  return (o.owned.get(RESOURCES.nodePool.kind) ?? []).filter(
+  return all(o, RESOURCES.nodePool.kind).filter(
     (np) => np.metadata.labels?.[OWNER_UID_LABEL] === uidOf(o),
   );
 }
@@ -517,7 +519,7 @@ function pruneStep(o: Observed, d: Draft): Draft {
       ? x.metadata.namespace === o.msd.metadata.namespace && ownedBy(x, uid)
       : x.metadata.labels?.[OWNER_UID_LABEL] === uid;
   const deletes = OWNED_KINDS.filter((k) => k.prune).flatMap((k) =>
-    (o.owned.get(k.resource.kind) ?? [])
+    all(o, k.resource.kind)
       .filter((x) => ours(x, k.resource.namespaced))
       .filter((x) => !want.has(`${k.resource.kind}/${x.metadata.name}`))
       .filter((x) => x.metadata.deletionTimestamp === undefined)

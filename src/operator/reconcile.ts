@@ -10,6 +10,7 @@
  */
 import type { Logger } from "pino";
 import { API_VERSION, KIND } from "../api/schema.ts";
+import { objectKey } from "../controller/informer.ts";
 import { ApiError, RESOURCES, type KubeClient, type KubeObject } from "../kube/client.ts";
 import { FIELD_MANAGER, OWNER_UID_LABEL } from "../render/names.ts";
 import { OWNED_KINDS } from "../render/owned.ts";
@@ -146,18 +147,18 @@ export function observe(key: string, deps: ReconcilerDeps): Observed | undefined
 }
 
 /** Every owned kind's cached objects in the resource's namespace (all of a cluster-scoped kind). */
-function ownedObjects(deps: ReconcilerDeps, msd: RawMsd): Map<string, readonly KubeObject[]> {
-  const out = new Map<string, readonly KubeObject[]>();
+function ownedObjects(
+  deps: ReconcilerDeps,
+  msd: RawMsd,
+): Map<string, ReadonlyMap<string, KubeObject>> {
+  const out = new Map<string, ReadonlyMap<string, KubeObject>>();
   for (const k of OWNED_KINDS) {
     const cache = deps.caches.owned.get(k.resource.kind);
     if (cache === undefined) continue;
-    const all = cache.list();
-    out.set(
-      k.resource.kind,
-      k.resource.namespaced
-        ? all.filter((o) => o.metadata.namespace === msd.metadata.namespace)
-        : all,
-    );
+    const here = cache
+      .list()
+      .filter((o) => !k.resource.namespaced || o.metadata.namespace === msd.metadata.namespace);
+    out.set(k.resource.kind, new Map(here.map((o) => [objectKey(o), o])));
   }
   return out;
 }
@@ -450,7 +451,7 @@ async function writeStatus(plan: ReconcilePlan, { owner, deps, log }: Pass): Pro
   const written = await write(`writing the status of ${name}`, () =>
     deps.client.mergePatch<RawMsd>(RESOURCES.msd, name, namespace, { status }, "status"),
   );
-  deps.statusMemo?.set(`${namespace}/${name}`, {
+  deps.statusMemo?.set(objectKey(owner), {
     uid: owner.metadata.uid!,
     resourceVersion: written.metadata.resourceVersion ?? "",
     status: written.status,

@@ -93,7 +93,10 @@ function observed(raw: RawMsd, over: Partial<Observed> & { live?: KubeObject[] }
   const { live = [], ...rest } = over;
   const karpenter = rest.missingCrds?.has("NodePool") !== true;
   const kinds = karpenter ? [...CORE_KINDS, "NodePool"] : CORE_KINDS;
-  const owned = new Map(kinds.map((k) => [k, live.filter((o) => o.kind === k)]));
+  const key = (o: KubeObject) => [o.metadata.namespace, o.metadata.name].filter(Boolean).join("/");
+  const owned = new Map(
+    kinds.map((k) => [k, new Map(live.filter((o) => o.kind === k).map((o) => [key(o), o]))]),
+  );
   return {
     now: NOW,
     msd: raw,
