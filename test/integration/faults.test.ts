@@ -188,6 +188,56 @@ describe("fault injection: hand edits and deletions converge, nothing duplicated
     await assertOwnedOnce();
   });
 
+  test("an admission webhook that cannot be reached (500): ApplyFailed in status, retried until it goes", async () => {
+    // failurePolicy Fail turns a failed webhook call into an InternalError (500) for the
+    // dry run and the apply alike; sideEffects None lets dry runs call it at all.
+    const webhook = `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: faults-unreachable}
+webhooks:
+  - name: unreachable.faults.test
+    admissionReviewVersions: [v1]
+    sideEffects: None
+    failurePolicy: Fail
+    clientConfig: {url: "https://127.0.0.1:1/validate"}
+    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ${NS}}}
+    objectSelector: {matchLabels: {app.kubernetes.io/instance: ${NAME}}}
+    rules:
+      - {apiGroups: [policy], apiVersions: [v1], operations: [CREATE], resources: [poddisruptionbudgets]}
+`;
+    const log = () => readFileSync(op.logFile, "utf8");
+    const logBefore = log().length;
+    const add = await c.kubectl(["apply", "-f", "-"], webhook);
+    assert.equal(add.code, 0, add.stderr);
+    try {
+      await c.client.delete(RESOURCES.pdb, NAME, NS);
+      const m = await eventually("ApplyFailed", async () => {
+        const x = await msd();
+        return condition(x, "Degraded")?.reason === "ApplyFailed" ? x : undefined;
+      });
+      assert.match(condition(m, "Degraded")!.message, /failed calling webhook/);
+      // Replicas still serve: Ready stays True and says why nothing converges.
+      assert.equal(condition(m, "Ready")?.status, "True");
+      await eventually("the queue retried the transient failure with backoff", async () =>
+        /"type":"TransientApiError"[^\n]*reconcile failed; retrying with backoff/.test(
+          log().slice(logBefore),
+        )
+          ? true
+          : undefined,
+      );
+      assert.equal(await c.client.getOrUndefined(RESOURCES.pdb, NAME, NS), undefined);
+    } finally {
+      const del = await c.kubectl([
+        "delete",
+        "validatingwebhookconfiguration",
+        "faults-unreachable",
+      ]);
+      assert.equal(del.code, 0, del.stderr);
+    }
+    await available();
+    await assertOwnedOnce();
+  });
+
   test("an API server restart: resumed watches expire (410) and relist; later hand edits still converge", async () => {
     assert.ok(c.local !== undefined, "needs the local control plane");
     // A write just before the restart moves the resourceVersion past what the operator's
