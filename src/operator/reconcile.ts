@@ -12,7 +12,7 @@ import type { Logger } from "pino";
 import { API_VERSION, KIND } from "../api/schema.ts";
 import { objectKey } from "../controller/informer.ts";
 import { ApiError, RESOURCES, type KubeClient, type KubeObject } from "../kube/client.ts";
-import { FIELD_MANAGER, OWNER_UID_LABEL } from "../render/names.ts";
+import { FIELD_MANAGER, MODEL_SERVER_APP, OWNER_UID_LABEL } from "../render/names.ts";
 import { OWNED_KINDS } from "../render/owned.ts";
 import type { EventRecorder } from "./events.ts";
 import {
@@ -170,7 +170,7 @@ function podsOf(deps: ReconcilerDeps, msd: RawMsd): PodView[] {
       (p) =>
         p.metadata.namespace === msd.metadata.namespace &&
         p.metadata.labels?.["app.kubernetes.io/instance"] === msd.metadata.name &&
-        p.metadata.labels?.["app.kubernetes.io/name"] === "mistral-small",
+        p.metadata.labels?.["app.kubernetes.io/name"] === MODEL_SERVER_APP,
     ) as unknown as PodView[];
 }
 
