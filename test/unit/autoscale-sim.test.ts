@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { parseSpec } from "../../src/api/validate.ts";
 import { plan } from "../../src/planner/plan.ts";
 import { prefillWork, replicaPerf, stepSeconds } from "../../src/autoscale/perf.ts";
-import { targetModel } from "../../src/autoscale/policy.ts";
+import { targetModel } from "../../src/autoscale/model.ts";
 import {
   benchContext,
   chatUnitRate,
@@ -14,21 +14,21 @@ import {
   runBench,
   runOracle,
   toJson,
-} from "../../src/autoscale/sim/bench.ts";
+} from "../../bench/autoscale/harness.ts";
 import {
   simulate,
   type FleetView,
   type PodScrape,
   type PodView,
   type SimPolicy,
-} from "../../src/autoscale/sim/fleet.ts";
+} from "../../bench/autoscale/fleet.ts";
 import {
   HpaPolicy,
   KubeAiPolicy,
   OraclePolicy,
   PRODUCTION_STACK_HPA,
-} from "../../src/autoscale/sim/policies.ts";
-import { Outcomes, SimReplica } from "../../src/autoscale/sim/replica.ts";
+} from "../../bench/autoscale/policies.ts";
+import { Outcomes, SimReplica } from "../../bench/autoscale/replica.ts";
 import {
   multiplyTrace,
   parseTimestamp,
@@ -37,7 +37,7 @@ import {
   syntheticTraces,
   type Trace,
   type TraceRequest,
-} from "../../src/autoscale/sim/traces.ts";
+} from "../../bench/autoscale/traces.ts";
 
 const PLAN = plan(parseSpec({ gpu: { type: "a100-80gb" } }));
 const PERF = replicaPerf(PLAN);

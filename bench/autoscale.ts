@@ -1,14 +1,21 @@
 /**
  * npm run bench:autoscale -- [--json] [--seed N] [--multiplier K] [--trace FILE]...
  *   [--only step,ramp,spike,diurnal,azure-code] [--policies ours,hpa,kubeai,oracle]
- *   [--provision S] [--load S] [--slo-queue S] [--slo-ttft S] [--min N] [--max N]
+ *   [--weights download|cached] [--provision S] [--load S]
+ *   [--slo-queue S] [--slo-ttft S] [--min N] [--max N]
  *   [--ours-option key=value]... (our policy's PolicyOptions, e.g. backlogDrainSeconds=300)
  *   [--iso-slo]  (extra: how low the baselines' targets must go, in hindsight, to match our SLO)
+ *   [--no-cold-start]  (skip the GPU-hours of the other cold-start model)
+ *   [--series FILE]  (write the per-trace time series, bench/autoscale/series.ts, as JSON)
  *
  * Drives every policy with the same load through the deterministic fleet simulation
- * (src/autoscale/sim) and prints GPU-hours, SLO attainment and scaling actions per trace.
+ * (bench/autoscale) and prints GPU-hours, SLO attainment and scaling actions per trace. Ours is
+ * the operator's own pipeline and scaling model. The cold start is the model's wake-up:
+ * --weights picks a download at start (default, what the pods do today) or a complete cache;
+ * --provision sets the node's seconds, --load the weights' seconds (default: from the model's
+ * rates). The same runs are then repeated with the other weight source and both GPU-hours shown.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -24,8 +31,11 @@ import {
   runBench,
   toJson,
   type PolicyName,
-} from "../src/autoscale/sim/bench.ts";
-import { multiplyTrace, parseTraceCsv, type Trace } from "../src/autoscale/sim/traces.ts";
+} from "./autoscale/harness.ts";
+import { compareColdStarts, formatColdStarts } from "./autoscale/cold-start.ts";
+import { benchSeries } from "./autoscale/series.ts";
+import { multiplyTrace, parseTraceCsv, type Trace } from "./autoscale/traces.ts";
+import type { WakeUpOptions, WeightSource } from "../src/autoscale/model.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const DEFAULT_REAL_TRACE = resolve(here, "../test/fixtures/azure-llm-inference-2023-code.csv");
@@ -38,8 +48,11 @@ const { values } = parseArgs({
     trace: { type: "string", multiple: true, default: [] },
     only: { type: "string" },
     policies: { type: "string" },
-    provision: { type: "string", default: "240" },
-    load: { type: "string", default: "360" },
+    weights: { type: "string", default: "download" },
+    provision: { type: "string" },
+    load: { type: "string" },
+    "no-cold-start": { type: "boolean", default: false },
+    series: { type: "string" },
     "slo-queue": { type: "string", default: "1" },
     "slo-ttft": { type: "string", default: "2" },
     min: { type: "string", default: "1" },
@@ -81,13 +94,29 @@ for (const kv of values["ours-option"] ?? []) {
   }
   oursOptions[k] = num(`ours-option ${k}`, v);
 }
+const weights = values.weights as WeightSource;
+if (weights !== "download" && weights !== "cached") {
+  console.error(`--weights must be download or cached, got ${String(values.weights)}`);
+  process.exit(2);
+}
+const basePlan = defaultBenchConfig().plan;
+const wakeUp: Partial<WakeUpOptions> = {
+  ...(values.provision === undefined
+    ? {}
+    : { nodeProvisioningSeconds: num("provision", values.provision) }),
+  // Seconds for the weights, as the rate of the chosen source.
+  ...(values.load === undefined
+    ? {}
+    : {
+        [weights === "download" ? "downloadBytesPerSecond" : "cachedLoadBytesPerSecond"]:
+          basePlan.weightBytesTotal / num("load", values.load),
+      }),
+};
 const cfg = defaultBenchConfig({
   ours: oursOptions,
   seed: num("seed", values.seed),
-  coldStart: {
-    nodeProvisioningSeconds: num("provision", values.provision),
-    weightLoadSeconds: num("load", values.load),
-  },
+  weights,
+  wakeUp,
   slo: {
     queueSeconds: num("slo-queue", values["slo-queue"]),
     ttftSeconds: num("slo-ttft", values["slo-ttft"]),
@@ -127,8 +156,10 @@ if (!values.json) {
   console.log(
     "baselines' targets (70 % of a replica's capacity on each trace's mix, in their own metric):",
   );
+  const w = ctx.model.wakeUp;
   console.log(
-    `cold start: ${cfg.coldStart.nodeProvisioningSeconds} s node + ${cfg.coldStart.weightLoadSeconds} s weights; ` +
+    `cold start (${w.weights}): ${w.nodeProvisioningSeconds} s node + ${w.weightLoadSeconds.toFixed(0)} s weights + ` +
+      `${w.engineStartSeconds} s engine = ${w.seconds} s (our forecast horizon too); ` +
       `SLO: queue <= ${cfg.slo.queueSeconds} s and TTFT <= ${cfg.slo.ttftSeconds} s; ` +
       `replicas ${cfg.minReplicas}..${cfg.maxReplicas}; seed ${cfg.seed}`,
   );
@@ -145,8 +176,27 @@ if (!values.json) {
 }
 const started = Date.now();
 const results = runBench(selected, cfg);
+const coldStarts = values["no-cold-start"] ? undefined : compareColdStarts(selected, cfg, results);
+if (values.series !== undefined) {
+  const series = benchSeries(selected, results, ctx.model.promptTokenWeight);
+  writeFileSync(values.series, JSON.stringify({ series }));
+}
 if (values.json) {
-  console.log(JSON.stringify(toJson(results)));
+  console.log(
+    JSON.stringify({
+      ...toJson(results),
+      ...(coldStarts === undefined
+        ? {}
+        : {
+            coldStart: coldStarts.rows.map((r) => ({
+              trace: r.trace,
+              policy: r.policy,
+              downloadGpuHours: Math.round(r.download.gpuHours * 100) / 100,
+              cachedGpuHours: Math.round(r.cached.gpuHours * 100) / 100,
+            })),
+          }),
+    }),
+  );
 } else {
   console.log(formatTable(results));
   console.log(
@@ -156,6 +206,7 @@ if (values.json) {
         .join(", ") +
       " x a replica's capacity (the best it reached where none got there)",
   );
+  if (coldStarts !== undefined) console.log(`\n${formatColdStarts(coldStarts)}`);
 }
 if (values["iso-slo"]) {
   const iso = isoSlo(selected, cfg, results);
