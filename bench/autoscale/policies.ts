@@ -42,7 +42,10 @@ export function observeFleet(view: FleetView): PodObservation[] {
       name: pod.name,
       ready: true,
       ageSeconds,
-      scrape: s === undefined ? { ok: false, error: "no answer" } : { ok: true, sample: vllmSampleOf(pod, s) },
+      scrape:
+        s === undefined
+          ? { ok: false, error: "no answer" }
+          : { ok: true, sample: vllmSampleOf(pod, s) },
     };
   });
 }

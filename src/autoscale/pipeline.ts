@@ -115,7 +115,9 @@ export class ScalingPipeline {
         prompt: s.promptTokensTotal,
         requests: s.requestsFinishedTotal ?? 0,
       },
-      ...(s.countersCreatedSeconds === undefined ? {} : { countersStart: s.countersCreatedSeconds }),
+      ...(s.countersCreatedSeconds === undefined
+        ? {}
+        : { countersStart: s.countersCreatedSeconds }),
     });
     const r = this.tracker.rate(pod.name, now);
     if (r.status !== "ok") return undefined;

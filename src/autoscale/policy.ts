@@ -314,8 +314,7 @@ function measureDemand(input: PolicyInput, o: PolicyOptions, t: FleetTotals): De
   );
   // The backlog drains on the headroom between the target and the capacity; while replicas
   // start, the backlog is theirs to drain (it built up because they are not serving yet).
-  const drain =
-    input.starting.length > 0 ? 0 : (backlog * extrapolate) / o.backlogDrainSeconds;
+  const drain = input.starting.length > 0 ? 0 : (backlog * extrapolate) / o.backlogDrainSeconds;
   return {
     served,
     backlog,
@@ -480,7 +479,8 @@ function applyBounds(
     notes.push(`maximum ${a.maxReplicas}`);
     desired = a.maxReplicas;
   }
-  if (desired === 0 && input.currentReplicas > 0) notes.push(`idle for ${window} s: scaling to zero`);
+  if (desired === 0 && input.currentReplicas > 0)
+    notes.push(`idle for ${window} s: scaling to zero`);
   return desired;
 }
 

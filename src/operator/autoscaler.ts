@@ -188,10 +188,7 @@ export class BuiltinAutoscaler {
     }
     pipeline.record(out, ctx, true);
     await this.recordDecision(msd, raw, model, out, now);
-    log.info(
-      { from: ctx.currentReplicas, to: out.desiredReplicas, reason: out.reason },
-      "scaled",
-    );
+    log.info({ from: ctx.currentReplicas, to: out.desiredReplicas, reason: out.reason }, "scaled");
   }
 
   /** The resource's pods that are not being deleted, Ready ones scraped concurrently. */

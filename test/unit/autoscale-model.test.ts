@@ -3,12 +3,7 @@ import assert from "node:assert/strict";
 import { parseSpec } from "../../src/api/validate.ts";
 import { plan } from "../../src/planner/plan.ts";
 import { decodePoint, replicaPerf } from "../../src/autoscale/perf.ts";
-import {
-  defaultTarget,
-  scalingModel,
-  targetModel,
-  wakeUp,
-} from "../../src/autoscale/model.ts";
+import { defaultTarget, scalingModel, targetModel, wakeUp } from "../../src/autoscale/model.ts";
 
 const SPEC = parseSpec({ gpu: { type: "a100-80gb" } });
 const p = plan(SPEC);
