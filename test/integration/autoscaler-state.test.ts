@@ -153,37 +153,47 @@ describe("builtin autoscaler state", () => {
     assert.ok(decisions.length <= LAST_DECISIONS_KEPT);
   });
 
-  test("a failed scale write leaves no phantom decision, and the others are still cleaned up", async () => {
+  test("one failing resource does not stop the others nor the clean-up of those gone", async () => {
     const live = await c.client.create<Msd>(RESOURCES.msd, msdObject("steady"), "default");
     const msds = new ListCache<KubeObject>();
-    // "ghost" is in the cache but not (yet) in the API server: its scale write fails with 404.
-    msds.items = [live, msdObject("ghost")];
+    // "lost" is in the cache but not in the API server: its scale write fails with 404.
+    msds.items = [live, msdObject("lost")];
     const pods = new ListCache<KubeObject>();
-    pods.items = [readyPod("ghost", "ghost-0")];
+    pods.items = [readyPod("lost", "lost-0")];
     const clock = { now: T0 };
     const a = autoscaler(msds, pods, clock);
-
     await assert.rejects(a.tick(), (err: unknown) => {
-      assert.ok(err instanceof AutoscalerTickError);
+      assert.ok(err instanceof AutoscalerTickError, String(err));
       assert.deepEqual(
         err.failures.map((f) => f.resource),
-        ["default/ghost"],
+        ["default/lost"],
       );
       assert.equal((err.failures[0]!.cause as { status?: number }).status, 404);
       return true;
     });
-    // steady was evaluated although ghost failed, and both are kept.
+    // steady was evaluated although lost failed, and both are kept.
     assert.equal((await get("steady")).status?.scaling?.wakeUpSeconds, 603);
-    assert.deepEqual(a.tracked().sort(), ["default/ghost", "default/steady"]);
-
-    // steady is gone from the cache, and ghost fails again: steady's state is still dropped.
-    msds.items = [msdObject("ghost")];
+    assert.deepEqual(a.tracked().sort(), ["default/lost", "default/steady"]);
+    // steady is gone from the cache, and lost fails again: steady's state is still dropped.
+    msds.items = [msdObject("lost")];
     clock.now = T0 + 5;
-    await assert.rejects(a.tick(), AutoscalerTickError);
-    assert.deepEqual(a.tracked(), ["default/ghost"]);
+    await assert.rejects(a.tick());
+    assert.deepEqual(a.tracked(), ["default/lost"]);
+  });
 
-    // ghost now exists. Its first decision (1 -> 3) was never written, so within the same
-    // 60 s period the full step of +2 is still allowed.
+  test("a failed scale write leaves no phantom decision to spend the step budget", async () => {
+    const msds = new ListCache<KubeObject>();
+    // "ghost" is in the cache but not (yet) in the API server: its scale writes fail (404).
+    msds.items = [msdObject("ghost")];
+    const pods = new ListCache<KubeObject>();
+    pods.items = [readyPod("ghost", "ghost-0")];
+    const clock = { now: T0 };
+    const a = autoscaler(msds, pods, clock);
+    await assert.rejects(a.tick()); // 1 -> 3 asked for, not written
+    clock.now = T0 + 5;
+    await assert.rejects(a.tick()); // again
+    // ghost now exists. Neither 1 -> 3 was written, so within the same 60 s period the
+    // full step of +2 is still allowed.
     const ghost = await c.client.create<Msd>(RESOURCES.msd, msdObject("ghost"), "default");
     msds.items = [ghost];
     clock.now = T0 + 15;
