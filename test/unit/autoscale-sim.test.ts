@@ -4,7 +4,9 @@ import { readFileSync } from "node:fs";
 import { parseSpec } from "../../src/api/validate.ts";
 import { plan } from "../../src/planner/plan.ts";
 import { prefillWork, replicaPerf, stepSeconds } from "../../src/autoscale/perf.ts";
-import { targetModel } from "../../src/autoscale/model.ts";
+import { targetModel, wakeUp } from "../../src/autoscale/model.ts";
+import { compareColdStarts, formatColdStarts } from "../../bench/autoscale/cold-start.ts";
+import { benchSeries, traceSeries } from "../../bench/autoscale/series.ts";
 import {
   benchContext,
   chatUnitRate,
@@ -17,6 +19,7 @@ import {
 } from "../../bench/autoscale/harness.ts";
 import {
   simulate,
+  type RunResult,
   type FleetView,
   type PodScrape,
   type PodView,
@@ -154,6 +157,77 @@ describe("simulation", () => {
       [0, 1],
       [15, 2],
     ]);
+  });
+
+  test("the cold start is the operator's wake-up model, pending for the node first", () => {
+    for (const weights of ["download", "cached"] as const) {
+      const c = defaultBenchConfig({ weights });
+      const ctx = benchContext(c);
+      const w = wakeUp(PLAN, weights);
+      assert.deepEqual(ctx.fleet(short("t", 0.5, 4)).coldStart, ctx.model.wakeUp);
+      assert.equal(ctx.model.wakeUp.seconds, w.seconds);
+      assert.equal(ctx.model.forecastSeconds, w.seconds); // ours looks one wake-up ahead
+      const phases: string[] = [];
+      let ready = Number.NaN;
+      const probe: SimPolicy = {
+        name: "probe",
+        intervalSeconds: 15,
+        decide: (view) => {
+          const added = view.pods().find((p) => p.requestedAt === 15);
+          if (added !== undefined) {
+            phases.push(added.phase);
+            if (added.phase === "ready" && Number.isNaN(ready)) ready = view.now;
+          }
+          return 2;
+        },
+      };
+      simulate(short("t", 0.5, 4), probe, { ...ctx.fleet(short("t", 0.5, 4)), initialReplicas: 1 });
+      // Pending until the node is up, loading until the wake-up has passed (decisions every 15 s).
+      assert.equal(phases[0], "pending");
+      assert.ok(phases.includes("loading"));
+      assert.equal(ready, 15 + Math.ceil(w.seconds / 15) * 15);
+    }
+  });
+
+  test("the time series: offered load, replicas and SLO misses per policy, per minute", () => {
+    const ctx = benchContext(cfg);
+    const trace = short("t", 0.5, 6);
+    const fleet = { ...ctx.fleet(trace), initialReplicas: 1 };
+    const runs = {
+      two: simulate(trace, { name: "two", intervalSeconds: 15, decide: () => 2 }, fleet),
+      zero: simulate(trace, { name: "zero", intervalSeconds: 15, decide: () => 0 }, fleet),
+    };
+    const s = traceSeries(trace, runs, TARGET.promptTokenWeight);
+    assert.equal(s.points.length, 1800 / 60 + 1);
+    const arrived = s.points.reduce((n, p) => n + p.offeredRequestsPerSecond * s.binSeconds, 0);
+    assert.ok(Math.abs(arrived - trace.requests.length) < 1e-6);
+    assert.deepEqual(s.points[0]!.replicas, { two: 1, zero: 1 });
+    assert.deepEqual(s.points[1]!.replicas, { two: 2, zero: 0 });
+    const missed = (p: string) => s.points.reduce((n, x) => n + x.sloMisses[p]!, 0);
+    const misses = (r: RunResult) => Math.round((1 - r.sloAttainment) * r.requests);
+    assert.equal(missed("zero"), misses(runs.zero));
+    assert.equal(missed("two"), misses(runs.two));
+    assert.ok(missed("zero") > missed("two"));
+    assert.equal(s.gpuHours["two"], runs.two.gpuHours);
+    const all = benchSeries([trace], { traces: { t: runs }, oracleUtilisation: {} }, 0.1);
+    assert.deepEqual(
+      all.map((x) => x.trace),
+      ["t"],
+    );
+  });
+
+  test("GPU-hours with both cold-start models, every policy but the oracle", () => {
+    const traces = [short("a", 2, 7)];
+    const c = defaultBenchConfig({ policies: ["ours", "hpa", "oracle"] });
+    const results = runBench(traces, c);
+    const cmp = compareColdStarts(traces, c, results);
+    assert.deepEqual(
+      cmp.rows.map((r) => `${r.trace}/${r.policy}`),
+      ["a/ours", "a/hpa"],
+    );
+    assert.equal(cmp.rows[0]!.download, results.traces["a"]!["ours"]);
+    assert.ok(cmp.wakeUp.cached.seconds < cmp.wakeUp.download.seconds);
+    assert.match(formatColdStarts(cmp), /download GPU-h/);
   });
 
   test("no ready replica: requests are rejected, not held", () => {
