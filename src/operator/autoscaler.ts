@@ -131,31 +131,25 @@ export class BuiltinAutoscaler {
    */
   async tick(): Promise<void> {
     const live = new Set<string>();
-    const results = await Promise.allSettled(
+    const outcomes = await Promise.all(
       this.deps.caches.msd.list().map((raw) => this.tickOne(raw as MsdObject, live)),
     );
     for (const k of this.tracked()) if (!live.has(k)) this.pipelines.delete(k);
-    const failures = results.flatMap((r) =>
-      r.status === "rejected"
-        ? [
-            r.reason instanceof AutoscalerError
-              ? r.reason
-              : new AutoscalerError("?", "evaluation failed", { cause: r.reason }),
-          ]
-        : [],
-    );
+    const failures = outcomes.filter((o): o is AutoscalerError => o !== undefined);
     if (failures.length > 0) throw new AutoscalerTickError(failures);
   }
 
-  private async tickOne(raw: MsdObject, live: Set<string>): Promise<void> {
+  /** Evaluates one resource; never rejects: a failure is returned, with its cause. */
+  private async tickOne(raw: MsdObject, live: Set<string>): Promise<AutoscalerError | undefined> {
     const key = keyOf(raw);
     try {
       const msd = autoscaledResource(raw);
-      if (msd === undefined) return;
+      if (msd === undefined) return undefined;
       live.add(key);
       await this.evaluate(key, msd, raw);
+      return undefined;
     } catch (err) {
-      throw new AutoscalerError(key, errorText(err), { cause: err });
+      return new AutoscalerError(key, errorText(err), { cause: err });
     }
   }
 
