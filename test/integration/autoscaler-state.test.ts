@@ -151,6 +151,21 @@ describe("builtin autoscaler state", () => {
       ["earlier 1", "earlier 2", "1->3"],
     );
     assert.ok(decisions.length <= LAST_DECISIONS_KEPT);
+    // What the status write relies on: a merge patch carrying an old resourceVersion is refused
+    // with 409 Conflict, not applied over the newer status.
+    await assert.rejects(
+      c.client.mergePatch(
+        RESOURCES.msd,
+        "stale",
+        "default",
+        {
+          metadata: { resourceVersion: created.metadata.resourceVersion },
+          status: { scaling: { lastDecisions: [] } },
+        },
+        "status",
+      ),
+      (err: unknown) => (err as { status?: number }).status === 409,
+    );
   });
 
   test("one failing resource does not stop the others nor the clean-up of those gone", async () => {
