@@ -1,8 +1,8 @@
 /**
  * A roofline performance model of one vLLM replica of Mistral Small 4, derived from the
- * sizing plan. Used for the default autoscaling target (policy.ts) and by the simulator
- * (sim/), so both reason about the same replica. Nothing here was measured on a GPU: every
- * constant is a named assumption below, each one entry to change.
+ * sizing plan. Used for the scaling model (model.ts: target, capacity, prompt weight) and by
+ * the simulator (bench/autoscale), so both reason about the same replica. Nothing here was
+ * measured on a GPU: every constant is a named assumption below, each one entry to change.
  *
  * One engine step (continuous batching with chunked prefill, as vLLM V1 runs it) processes
  * one token for each of the B decoding sequences plus up to `maxNumBatchedTokens - B` prompt

@@ -1,7 +1,8 @@
 /**
  * The builtin autoscaling decision: pure, deterministic, no clock and no I/O. The caller
- * scrapes the pods, turns counters into rates (rates.ts), keeps the history this returns, and
- * writes `desiredReplicas` through the scale subresource.
+ * (pipeline.ts) scrapes the pods, turns counters into rates (rates.ts), keeps the history this
+ * returns, and writes `desiredReplicas` through the scale subresource. The numbers a replica is
+ * sized with (target, capacity, prompt weight, forecast horizon) come from model.ts.
  *
  * Units: times in seconds; throughput in generation-token equivalents per second. A replica
  * has two roofs (perf.ts): decode is memory-bandwidth bound (generation tokens/s), prefill is
@@ -12,149 +13,9 @@
  * where promptTokenWeight = decode tokens/s / prefill tokens/s of the replica.
  */
 import type { Spec } from "../api/schema.ts";
-import type { Plan } from "../planner/plan.ts";
-import {
-  decodePoint,
-  prefillTokensPerSecond,
-  replicaPerf,
-  type PerfAssumptions,
-  type ReplicaPerf,
-} from "./perf.ts";
+import { loadTokensPerSecond } from "./model.ts";
 
 export type AutoscalingSpec = Spec["autoscaling"];
-
-// ---------------------------------------------------------------------------------------------
-// The per-replica target
-
-export interface TargetOptions {
-  /** Inter-token latency the target keeps decode under (default 0.05 s: 20 tokens/s a user). */
-  readonly itlSloSeconds: number;
-  /** Share of the throughput at that batch the target asks for (default 0.7). */
-  readonly share: number;
-  /** Average KV context of a running sequence, prompt plus output so far (default 2048). */
-  readonly typicalContextTokens: number;
-  /** Prompt length the prefill rate is quoted at (default 2048). */
-  readonly typicalPromptTokens: number;
-  readonly perf?: Partial<PerfAssumptions>;
-}
-
-export const DEFAULT_TARGET_OPTIONS: TargetOptions = {
-  itlSloSeconds: 0.05,
-  share: 0.7,
-  typicalContextTokens: 2048,
-  typicalPromptTokens: 2048,
-};
-
-export interface TargetModel {
-  /** Generation tokens/s one replica should carry (the spec's default target). */
-  readonly tokensPerSecond: number;
-  /**
-   * Decode tokens/s / prefill tokens/s: converts compute-bound load (prompt + generated
-   * tokens/s) into generation-token equivalents (see loadTokensPerSecond).
-   */
-  readonly promptTokenWeight: number;
-  /** The batch the target is taken at: the largest that keeps ITL under the SLO. */
-  readonly batch: number;
-  readonly itlSeconds: number;
-  /** Decode throughput at that batch, before the share. */
-  readonly decodeTokensPerSecond: number;
-  /** Prompt tokens/s a replica prefills when doing nothing else. */
-  readonly prefillTokensPerSecond: number;
-  /** The formula with its numbers, for status and docs. */
-  readonly explanation: string;
-}
-
-/**
- * The default per-replica target, derived from the plan:
- *
- *   decode is memory-bandwidth bound, so one step at batch B takes
- *     ITL(B) = overhead + (dense weights/GPU + routed experts/GPU x touched(B)
- *                          + B x context x KV bytes/token) / (bandwidth x efficiency) + TP comm
- *   (see perf.ts), and decode throughput is B / ITL(B);
- *   B* = the largest batch <= max-num-seqs with ITL(B) <= itlSloSeconds (at least 1);
- *   target = floor(share x B* / ITL(B*))          (share 0.7: 30 % headroom for bursts/prefill)
- *
- * For FP8 on 2x A100-80GB (TP 2, max-num-seqs 64, 2048-token contexts) that is
- * B* = 64, ITL ~ 42 ms, ~1520 tokens/s, target ~1060 tokens/s.
- *
- * promptTokenWeight = decode tokens/s at B* / prefill tokens/s (compute bound: TP x peak
- * FLOP/s x MFU / (2 x active params)); ~0.088 on that plan: a replica whose steps are full of
- * prompt chunks is as busy at 1000 prompt tokens/s as a decode-only one at 88 tokens/s.
- */
-export function targetModel(plan: Plan, options: Partial<TargetOptions> = {}): TargetModel {
-  const o = { ...DEFAULT_TARGET_OPTIONS, ...options };
-  const p: ReplicaPerf = replicaPerf(plan, o.perf);
-  let batch = 1;
-  for (let b = 1; b <= p.maxNumSeqs; b++) {
-    if (decodePoint(p, b, o.typicalContextTokens).itlSeconds <= o.itlSloSeconds) batch = b;
-  }
-  const point = decodePoint(p, batch, o.typicalContextTokens);
-  const prefill = prefillTokensPerSecond(p, o.typicalPromptTokens);
-  const tokensPerSecond = Math.max(1, Math.floor(o.share * point.tokensPerSecond));
-  const promptTokenWeight = point.tokensPerSecond / prefill;
-  return {
-    tokensPerSecond,
-    promptTokenWeight,
-    batch,
-    itlSeconds: point.itlSeconds,
-    decodeTokensPerSecond: point.tokensPerSecond,
-    prefillTokensPerSecond: prefill,
-    explanation:
-      `${o.share} x decode throughput at batch ${batch} (ITL ${(point.itlSeconds * 1000).toFixed(1)} ms <= ` +
-      `${(o.itlSloSeconds * 1000).toFixed(0)} ms): ${o.share} x ${point.tokensPerSecond.toFixed(0)} = ` +
-      `${tokensPerSecond} generation tokens/s per replica; a prompt token weighs ` +
-      `${promptTokenWeight.toFixed(3)} (prefill ${prefill.toFixed(0)} tokens/s)`,
-  };
-}
-
-/** The default `targetGenerationTokensPerSecond` for a plan (see targetModel for the formula). */
-export function defaultTarget(plan: Plan, options: Partial<TargetOptions> = {}): number {
-  return targetModel(plan, options).tokensPerSecond;
-}
-
-export interface WakeUpOptions {
-  /** A new GPU node: launch, boot, driver and device plugin (default 240 s). 0 on a warm node. */
-  readonly nodeProvisioningSeconds: number;
-  /** Rate weights load at from the model cache (default 0.4 GB/s, a shared network volume). */
-  readonly weightLoadBytesPerSecond: number;
-  /** Engine start besides loading: KV profiling, CUDA graphs, API server (default 60 s). */
-  readonly engineStartSeconds: number;
-}
-
-export const DEFAULT_WAKE_UP: WakeUpOptions = {
-  nodeProvisioningSeconds: 240,
-  weightLoadBytesPerSecond: 0.4e9,
-  engineStartSeconds: 60,
-};
-
-/**
- * Seconds from asking for a replica to it serving: node provisioning + weight load + engine
- * start. FP8 (120.9 GB) with the defaults: 240 + 302 + 60 = 602 s.
- */
-export function wakeUpSeconds(plan: Plan, options: Partial<WakeUpOptions> = {}): number {
-  const o = { ...DEFAULT_WAKE_UP, ...options };
-  return Math.ceil(
-    o.nodeProvisioningSeconds +
-      plan.weightBytesTotal / o.weightLoadBytesPerSecond +
-      o.engineStartSeconds,
-  );
-}
-
-/**
- * The load of generation and prompt tokens/s in generation-token equivalents: the busier of
- * the replica's two roofs. Decode-heavy chat load is bandwidth bound (prompts ride free in the
- * decode steps' idle compute); prompt-heavy load (code completion, RAG) is compute bound.
- */
-export function loadTokensPerSecond(
-  generationTokensPerSecond: number,
-  promptTokensPerSecond: number,
-  promptTokenWeight: number,
-): number {
-  return Math.max(
-    generationTokensPerSecond,
-    (generationTokensPerSecond + promptTokensPerSecond) * promptTokenWeight,
-  );
-}
 
 // ---------------------------------------------------------------------------------------------
 // The decision
@@ -232,12 +93,10 @@ export interface PolicyOptions {
   readonly tolerance: number;
   /**
    * Seconds of arrivals a linear trend is fitted over (default 600; 0 turns forecasting off).
-   * A rising trend is projected `forecastSeconds` ahead, so a replica asked for now is ready
-   * when the load it is for arrives.
+   * A rising trend is projected the input's `forecastSeconds` ahead, so a replica asked for now
+   * is ready when the load it is for arrives.
    */
   readonly trendWindowSeconds: number;
-  /** How far ahead a rising trend is projected (default 600 s: about a cold start). */
-  readonly forecastSeconds: number;
   /** The projection adds at most this share of the current arrivals (default 0.5). */
   readonly maxForecastGrowth: number;
   /** Share of a replica's capacity the projected load may fill (default 0.85). */
@@ -256,27 +115,25 @@ export const DEFAULT_POLICY_OPTIONS: PolicyOptions = {
   demandWindowSeconds: 60,
   tolerance: 0.1,
   trendWindowSeconds: 600,
-  forecastSeconds: 600,
   maxForecastGrowth: 0.5,
   forecastUtilisation: 0.85,
 };
-
-/** Target / capacity when the caller gives no capacity: the default target's 70 % share. */
-export const DEFAULT_TARGET_SHARE = DEFAULT_TARGET_OPTIONS.share;
 
 export interface PolicyInput {
   /** Seconds. */
   readonly now: number;
   readonly autoscaling: AutoscalingSpec;
-  /** Generation tokens/s per replica: the spec's target or defaultTarget(plan). */
+  /** Generation tokens/s per replica (ScalingModel.targetTokensPerSecond). */
   readonly targetTokensPerSecond: number;
-  /** Converts compute-bound load into generation tokens (targetModel(plan).promptTokenWeight). */
+  /** Converts compute-bound load into generation tokens (ScalingModel.promptTokenWeight). */
   readonly promptTokenWeight?: number;
   /**
-   * Token-equivalents/s one replica can serve at most (targetModel(plan).decodeTokensPerSecond);
-   * the headroom above the target is what drains a backlog. Default: target / 0.7.
+   * Token-equivalents/s one replica can serve at most (ScalingModel.capacityTokensPerSecond);
+   * the headroom above the target is what drains a backlog.
    */
-  readonly capacityTokensPerSecond?: number;
+  readonly capacityTokensPerSecond: number;
+  /** How far ahead a rising trend is projected (ScalingModel.forecastSeconds: one wake-up). */
+  readonly forecastSeconds: number;
   /** The scale subresource's replicas (ready, starting and unknown pods together). */
   readonly currentReplicas: number;
   /** Ready pods that answered, with rates. */
@@ -348,46 +205,18 @@ export function trendSlope(
 
 const fmt = (n: number): string => (Math.abs(n) >= 100 ? n.toFixed(0) : n.toFixed(1));
 
-/**
- * Decides the replica count.
- *
- * 1. Arrivals, in token-equivalents/s: what the answering ready pods serve
- *    (loadTokensPerSecond: the busier of decode and prefill) plus the growth of their queues over the last minute (arrivals above
- *    service), averaged over `demandWindowSeconds`. Pods that did not answer are assumed to
- *    carry the mean load of those that did, never zero.
- * 2. Recommendation = ceil(max(arrivals / target, (arrivals + backlog / backlogDrainSeconds) /
- *    capacity)): the target's headroom up to the replica's capacity drains the queued backlog
- *    (waiting x tokens of an average request). Replicas already starting are part of the current
- *    count, so the same load never asks twice; while any is starting the backlog term is left
- *    out, because the queue that builds up during a cold start is what the starting replicas
- *    will drain (llm-d's pending-capacity guard). With no metrics at all (everything starting
- *    or unknown) the count holds. Within `tolerance` (10 %) of the current count it holds too.
- *    A rising trend (least squares over `trendWindowSeconds`) projected `forecastSeconds`
- *    ahead (at most +maxForecastGrowth) must fit in forecastUtilisation x capacity: the replica
- *    a rising load will need is asked for a cold start before the load arrives.
- * 3. Stabilization as the HPA does it: scale up to the lowest recommendation of the scale-up
- *    window (default 0 s: at once), scale down only to the highest of the scale-down window,
- *    whose recommendations (`replicasDown`) use arrivals averaged over that window.
- *    Without history the current count counts as recommended now (no scale-down at start).
- * 4. Step limits: at most maxReplicasPerStep added (removed) per periodSeconds, counting the
- *    decisions already made in the period.
- * 5. Never scale down while a pod's load is unknown. min/max always hold; zero only with
- *    scaleToZero, after a whole scale-down window with nothing running or waiting; at zero the
- *    count stays there (nothing is scraped) until minReplicas asks for more.
- * 6. Optional (`cancelStartingWindowSeconds`, off by default): replicas still starting are
- *    cancelled once no recommendation of that window asks for them.
- */
-export function decide(input: PolicyInput): PolicyOutput {
-  const o = { ...DEFAULT_POLICY_OPTIONS, ...input.options };
-  const a = input.autoscaling;
-  const now = input.now;
-  const target = input.targetTokensPerSecond;
-  const w = input.promptTokenWeight ?? 0;
-  const current = input.currentReplicas;
-  const known = input.ready;
-  const unknown = input.unknownPods;
-  const starting = input.starting.length;
+/** What the answering ready pods report, summed. */
+interface FleetTotals {
+  readonly gen: number;
+  readonly prompt: number;
+  readonly waiting: number;
+  readonly running: number;
+  /** Finished requests/s, when every pod reported it. */
+  readonly requestRate: number | undefined;
+  readonly kvMean: number | undefined;
+}
 
+function sumReadyMetrics(known: readonly ReadyReplicaMetrics[]): FleetTotals {
   let gen = 0;
   let prompt = 0;
   let waiting = 0;
@@ -408,81 +237,145 @@ export function decide(input: PolicyInput): PolicyOutput {
       kvCount++;
     }
   }
-  const served = loadTokensPerSecond(gen, prompt, w);
-  const perRequest =
-    requestRateKnown && requestRate > 0 && served > 0
-      ? served / requestRate
-      : o.defaultTokensPerRequest;
-  const backlog = waiting * perRequest;
-  const partial = unknown > 0;
-  const extrapolate = known.length > 0 ? (known.length + unknown) / known.length : 1;
+  return {
+    gen,
+    prompt,
+    waiting,
+    running,
+    requestRate: requestRateKnown ? requestRate : undefined,
+    kvMean: kvCount > 0 ? kvSum / kvCount : undefined,
+  };
+}
 
+/** The mean arrivals of now and of the complete evaluations within `window` seconds. */
+function meanArrivals(
+  history: PolicyHistory,
+  now: number,
+  arrivalNow: number,
+  window: number,
+): number {
+  let sum = arrivalNow;
+  let count = 1;
+  for (const r of history.recommendations) {
+    if (r.partial || r.time >= now || r.time <= now - window) continue;
+    sum += r.arrivalTokensPerSecond;
+    count++;
+  }
+  return sum / count;
+}
+
+/** Step 1: the load, in token-equivalents/s, now, averaged and projected. */
+interface Demand {
+  readonly served: number;
+  readonly backlog: number;
+  readonly growth: number;
+  readonly arrivalNow: number;
+  /** Averaged over demandWindowSeconds. */
+  readonly arrival: number;
+  /** Averaged over the scale-down demand window. */
+  readonly arrivalSlow: number;
+  readonly slope: number;
+  readonly projected: number;
+  /** Backlog tokens/s to drain on the headroom (0 while replicas start). */
+  readonly drain: number;
+  readonly partial: boolean;
+  readonly idle: boolean;
+  readonly noData: boolean;
+}
+
+function measureDemand(input: PolicyInput, o: PolicyOptions, t: FleetTotals): Demand {
+  const { now, history } = input;
+  const known = input.ready.length;
+  const unknown = input.unknownPods;
+  const served = loadTokensPerSecond(t.gen, t.prompt, input.promptTokenWeight ?? 0);
+  const perRequest =
+    t.requestRate !== undefined && t.requestRate > 0 && served > 0
+      ? served / t.requestRate
+      : o.defaultTokensPerRequest;
+  const backlog = t.waiting * perRequest;
+  const partial = unknown > 0;
+  // Pods that did not answer carry the mean load of those that did, never zero.
+  const extrapolate = known > 0 ? (known + unknown) / known : 1;
   // Arrivals above what is served show up as queue growth.
-  const ref = input.history.recommendations.find(
+  const ref = history.recommendations.find(
     (r) => !r.partial && r.time < now && r.time >= now - o.queueGrowthWindowSeconds,
   );
   const growth = ref === undefined ? 0 : (backlog - ref.backlogTokens) / (now - ref.time);
   const arrivalNow = Math.max(0, served + growth) * extrapolate;
-  // Averaged over the demand window with the earlier complete evaluations.
-  let arrivalSum = arrivalNow;
-  let arrivalCount = 1;
-  for (const r of input.history.recommendations) {
-    if (r.partial || r.time >= now || r.time <= now - o.demandWindowSeconds) continue;
-    arrivalSum += r.arrivalTokensPerSecond;
-    arrivalCount++;
-  }
-  const arrival = arrivalSum / arrivalCount;
-  const slowWindow = o.scaleDownDemandWindowSeconds ?? a.scaleDown.stabilizationWindowSeconds;
-  let slowSum = arrivalNow;
-  let slowCount = 1;
-  for (const r of input.history.recommendations) {
-    if (r.partial || r.time >= now || r.time <= now - slowWindow) continue;
-    slowSum += r.arrivalTokensPerSecond;
-    slowCount++;
-  }
-  const arrivalSlow = slowSum / slowCount;
+  const arrival = meanArrivals(history, now, arrivalNow, o.demandWindowSeconds);
+  const slowWindow =
+    o.scaleDownDemandWindowSeconds ?? input.autoscaling.scaleDown.stabilizationWindowSeconds;
+  const arrivalSlow = meanArrivals(history, now, arrivalNow, slowWindow);
   const slope =
-    o.trendWindowSeconds > 0 ? trendSlope(input.history, now, arrivalNow, o.trendWindowSeconds) : 0;
+    o.trendWindowSeconds > 0 ? trendSlope(history, now, arrivalNow, o.trendWindowSeconds) : 0;
   const projected = Math.min(
     arrival * (1 + o.maxForecastGrowth),
-    arrival + Math.max(0, slope) * o.forecastSeconds,
+    arrival + Math.max(0, slope) * input.forecastSeconds,
   );
-  const capacity = input.capacityTokensPerSecond ?? target / DEFAULT_TARGET_SHARE;
   // The backlog drains on the headroom between the target and the capacity; while replicas
   // start, the backlog is theirs to drain (it built up because they are not serving yet).
-  const drain = starting > 0 ? 0 : (backlog * extrapolate) / o.backlogDrainSeconds;
-  const demand = arrival + drain;
-  const idle = !partial && known.length > 0 && served === 0 && waiting === 0 && running === 0;
-  const noData = known.length === 0;
+  const drain = input.starting.length > 0 ? 0 : (backlog * extrapolate) / o.backlogDrainSeconds;
+  return {
+    served,
+    backlog,
+    growth,
+    arrivalNow,
+    arrival,
+    arrivalSlow,
+    slope,
+    projected,
+    drain,
+    partial,
+    idle: !partial && known > 0 && served === 0 && t.waiting === 0 && t.running === 0,
+    noData: known === 0,
+  };
+}
 
+/** Step 2: the replicas the load asks for, before stabilization and limits. */
+function recommend(
+  input: PolicyInput,
+  o: PolicyOptions,
+  t: FleetTotals,
+  d: Demand,
+): Recommendation {
+  const current = input.currentReplicas;
+  const target = input.targetTokensPerSecond;
+  const capacity = input.capacityTokensPerSecond;
   const replicasFor = (load: number): number => {
-    const x = Math.max(load / target, (load + drain) / capacity);
+    const x = Math.max(load / target, (load + d.drain) / capacity);
     // Within the tolerance of the current count: hold (never from zero).
     if (current > 0 && Math.abs(x / current - 1) <= o.tolerance) return current;
     let n = Math.ceil(x - 1e-9);
-    if (!idle && (running > 0 || waiting > 0)) n = Math.max(n, 1);
+    if (!d.idle && (t.running > 0 || t.waiting > 0)) n = Math.max(n, 1);
     return n;
   };
   // The target sizes for the load of now; the load projected a cold start ahead must only fit
   // under the replicas' capacity (forecastUtilisation of it) by the time new ones could serve.
   let raw = Math.max(
-    replicasFor(arrival),
-    Math.ceil(Math.max(0, projected) / (capacity * o.forecastUtilisation) - 1e-9),
+    replicasFor(d.arrival),
+    Math.ceil(Math.max(0, d.projected) / (capacity * o.forecastUtilisation) - 1e-9),
   );
-  let rawDown = Math.max(raw, replicasFor(arrivalSlow));
-  if (noData) raw = rawDown = current; // nothing to measure (all starting or unknown): hold
-  const recommendation: Recommendation = {
-    time: now,
+  let rawDown = Math.max(raw, replicasFor(d.arrivalSlow));
+  if (d.noData) raw = rawDown = current; // nothing to measure (all starting or unknown): hold
+  return {
+    time: input.now,
     replicas: raw,
     replicasDown: rawDown,
-    arrivalTokensPerSecond: noData ? 0 : arrivalNow,
-    backlogTokens: backlog,
-    idle,
-    partial: partial || noData,
+    arrivalTokensPerSecond: d.noData ? 0 : d.arrivalNow,
+    backlogTokens: d.backlog,
+    idle: d.idle,
+    partial: d.partial || d.noData,
   };
+}
 
-  // Stabilization (HPA semantics, the new recommendation included).
-  const recs = [...input.history.recommendations, recommendation];
+/** Step 3: HPA stabilization over the windows, the new recommendation included. */
+function stabilize(
+  input: PolicyInput,
+  recs: readonly Recommendation[],
+  raw: number,
+): { readonly desired: number; readonly downRec: number } {
+  const a = input.autoscaling;
+  const now = input.now;
   let upRec = raw;
   let downRec = raw;
   for (const r of recs) {
@@ -493,82 +386,89 @@ export function decide(input: PolicyInput): PolicyOutput {
   }
   // A policy with no history yet acts as if it had recommended the current count just now
   // (the HPA's maybeInitScaleDownStabilizationWindow): a restart never scales down at once.
-  if (input.history.recommendations.length === 0) downRec = Math.max(downRec, current);
-  let desired = current;
+  if (input.history.recommendations.length === 0)
+    downRec = Math.max(downRec, input.currentReplicas);
+  let desired = input.currentReplicas;
   if (desired < upRec) desired = upRec;
   if (desired > downRec) desired = downRec;
+  return { desired, downRec };
+}
 
-  // Replicas still starting serve nobody yet: when the load that asked for them is gone for a
-  // whole cancel window, they are cancelled without waiting for the scale-down window (which
-  // protects serving capacity from short dips). Ready replicas still wait for it.
-  let cancelled = 0;
-  if (
-    o.cancelStartingWindowSeconds !== undefined &&
-    starting > 0 &&
-    desired >= current &&
-    !noData
-  ) {
-    let recent = raw;
-    for (const r of recs) {
-      if (r.time > now - o.cancelStartingWindowSeconds) recent = Math.max(recent, r.replicas);
-    }
-    const floorServing = current - starting;
-    const keep = Math.max(floorServing, recent);
-    if (keep < current) {
-      cancelled = current - keep;
-      desired = keep;
-    }
-  }
+/**
+ * Step 4 (optional): replicas still starting serve nobody yet; when the load that asked for
+ * them is gone for a whole cancel window, they are cancelled without waiting for the
+ * scale-down window (which protects serving capacity from short dips). Ready ones still wait.
+ * Returns how many are cancelled (0: none).
+ */
+function startingToCancel(
+  input: PolicyInput,
+  o: PolicyOptions,
+  recs: readonly Recommendation[],
+  raw: number,
+  desired: number,
+  noData: boolean,
+): number {
+  const starting = input.starting.length;
+  const current = input.currentReplicas;
+  const window = o.cancelStartingWindowSeconds;
+  if (window === undefined || starting === 0 || desired < current || noData) return 0;
+  let recent = raw;
+  for (const r of recs) if (r.time > input.now - window) recent = Math.max(recent, r.replicas);
+  const keep = Math.max(current - starting, recent);
+  return keep < current ? current - keep : 0;
+}
 
-  const notes: string[] = [];
+/**
+ * Step 5: at most maxReplicasPerStep added (removed) per periodSeconds, counting the decisions
+ * already made in the period; never down while a pod's load is unknown.
+ */
+function limitSteps(input: PolicyInput, desired: number, notes: string[]): number {
+  const a = input.autoscaling;
+  const current = input.currentReplicas;
   if (desired > current) {
     const { added, removed } = changeInPeriod(
       input.history.decisions,
-      now,
+      input.now,
       a.scaleUp.periodSeconds,
     );
     const limit = Math.max(current, current - added + removed + a.scaleUp.maxReplicasPerStep);
-    if (desired > limit) {
-      notes.push(`limited to +${a.scaleUp.maxReplicasPerStep} per ${a.scaleUp.periodSeconds} s`);
-      desired = limit;
-    }
-  } else if (cancelled > 0) {
-    notes.push(
-      `cancelling ${cancelled} starting replica(s): no recommendation above ${desired} for ${o.cancelStartingWindowSeconds} s`,
-    );
-  } else if (desired < current) {
-    if (unknown > 0) {
-      notes.push(`holding: ${unknown} pod(s) did not report, their load is unknown`);
-      desired = current;
-    } else {
-      const { added, removed } = changeInPeriod(
-        input.history.decisions,
-        now,
-        a.scaleDown.periodSeconds,
-      );
-      const limit = Math.min(current, current - added + removed - a.scaleDown.maxReplicasPerStep);
-      if (desired < limit) {
-        notes.push(
-          `limited to -${a.scaleDown.maxReplicasPerStep} per ${a.scaleDown.periodSeconds} s`,
-        );
-        desired = limit;
-      }
-    }
-  } else if (raw < current && current === downRec) {
-    notes.push(
-      `stabilizing: a recommendation of ${downRec} within the last ${a.scaleDown.stabilizationWindowSeconds} s`,
-    );
+    if (desired <= limit) return desired;
+    notes.push(`limited to +${a.scaleUp.maxReplicasPerStep} per ${a.scaleUp.periodSeconds} s`);
+    return limit;
   }
+  if (input.unknownPods > 0) {
+    notes.push(`holding: ${input.unknownPods} pod(s) did not report, their load is unknown`);
+    return current;
+  }
+  const { added, removed } = changeInPeriod(
+    input.history.decisions,
+    input.now,
+    a.scaleDown.periodSeconds,
+  );
+  const limit = Math.min(current, current - added + removed - a.scaleDown.maxReplicasPerStep);
+  if (desired >= limit) return desired;
+  notes.push(`limited to -${a.scaleDown.maxReplicasPerStep} per ${a.scaleDown.periodSeconds} s`);
+  return limit;
+}
 
-  // Bounds. Zero only when allowed and idle for a whole scale-down window.
+/**
+ * Step 6: min/max always hold; zero only with scaleToZero, after a whole scale-down window
+ * with nothing running or waiting; at zero the count stays there until minReplicas asks.
+ */
+function applyBounds(
+  input: PolicyInput,
+  recs: readonly Recommendation[],
+  desired: number,
+  notes: string[],
+): number {
+  const a = input.autoscaling;
+  const now = input.now;
   const window = a.scaleDown.stabilizationWindowSeconds;
-  const inWindow = recs.filter((r) => r.time > now - window);
-  const covered =
-    input.history.recommendations.length > 0 &&
-    input.history.recommendations[0]!.time <= now - window;
-  const idleLongEnough = covered && inWindow.every((r) => r.idle);
+  const history = input.history.recommendations;
+  const covered = history.length > 0 && history[0]!.time <= now - window;
+  const idleLongEnough = covered && recs.filter((r) => r.time > now - window).every((r) => r.idle);
   const floor =
-    a.scaleToZero && a.minReplicas === 0 && (idleLongEnough || current === 0)
+    a.scaleToZero && a.minReplicas === 0 && (idleLongEnough || input.currentReplicas === 0)
       ? 0
       : Math.max(1, a.minReplicas);
   if (desired < floor) {
@@ -579,43 +479,124 @@ export function decide(input: PolicyInput): PolicyOutput {
     notes.push(`maximum ${a.maxReplicas}`);
     desired = a.maxReplicas;
   }
-  if (desired === 0 && current > 0) notes.push(`idle for ${window} s: scaling to zero`);
+  if (desired === 0 && input.currentReplicas > 0)
+    notes.push(`idle for ${window} s: scaling to zero`);
+  return desired;
+}
 
-  const kvMean = kvCount > 0 ? kvSum / kvCount : undefined;
+/** The metric values behind a decision, for status.scaling.lastDecisions[].metrics. */
+function decisionMetrics(input: PolicyInput, t: FleetTotals, d: Demand): Record<string, string> {
   const metrics: Record<string, string> = {
-    demandTokensPerSecond: fmt(demand),
-    arrivalTokensPerSecond: fmt(arrival),
-    generationTokensPerSecond: fmt(gen),
-    promptTokensPerSecond: fmt(prompt),
-    queueGrowthTokensPerSecond: fmt(growth),
-    trendTokensPerSecondPerMinute: fmt(slope * 60),
-    forecastTokensPerSecond: fmt(Math.max(arrival, projected)),
-    backlogTokens: fmt(backlog),
-    waitingRequests: String(waiting),
-    runningRequests: String(running),
-    targetTokensPerSecond: String(target),
-    readyReplicas: String(known.length),
-    startingReplicas: String(starting),
-    unknownReplicas: String(unknown),
+    demandTokensPerSecond: fmt(d.arrival + d.drain),
+    arrivalTokensPerSecond: fmt(d.arrival),
+    generationTokensPerSecond: fmt(t.gen),
+    promptTokensPerSecond: fmt(t.prompt),
+    queueGrowthTokensPerSecond: fmt(d.growth),
+    trendTokensPerSecondPerMinute: fmt(d.slope * 60),
+    forecastTokensPerSecond: fmt(Math.max(d.arrival, d.projected)),
+    backlogTokens: fmt(d.backlog),
+    waitingRequests: String(t.waiting),
+    runningRequests: String(t.running),
+    targetTokensPerSecond: String(input.targetTokensPerSecond),
+    readyReplicas: String(input.ready.length),
+    startingReplicas: String(input.starting.length),
+    unknownReplicas: String(input.unknownPods),
   };
-  if (kvMean !== undefined) metrics["kvCacheUsage"] = kvMean.toFixed(3);
+  if (t.kvMean !== undefined) metrics["kvCacheUsage"] = t.kvMean.toFixed(3);
+  return metrics;
+}
 
+/** One sentence with the numbers behind the decision. */
+function explain(
+  input: PolicyInput,
+  t: FleetTotals,
+  d: Demand,
+  raw: number,
+  desired: number,
+  notes: readonly string[],
+): string {
+  const current = input.currentReplicas;
+  const starting = input.starting.length;
+  const unknown = input.unknownPods;
+  const w = input.promptTokenWeight ?? 0;
   const verb = desired > current ? "scale up" : desired < current ? "scale down" : "hold";
-  const reason =
-    (noData
-      ? `no metrics (${starting} starting, ${unknown} unknown): ${verb} ${current} -> ${desired}`
-      : `demand ${fmt(demand)} tok/s (max(gen ${fmt(gen)}, (gen + prompt ${fmt(prompt)}) x ${w.toFixed(3)}), ` +
-        `queue growth ${fmt(growth)}/s, ${waiting} waiting${drain > 0 ? ` = ${fmt(drain)}/s to drain` : ""}` +
-        `${projected > arrival ? `; forecast ${fmt(projected)} in ${o.forecastSeconds} s` : ""}) ` +
-        `vs ${target}/replica -> ${raw}; ${known.length} ready, ${starting} starting, ${unknown} unknown: ` +
-        `${verb} ${current} -> ${desired}`) + notes.map((n) => `; ${n}`).join("");
+  const head = d.noData
+    ? `no metrics (${starting} starting, ${unknown} unknown): ${verb} ${current} -> ${desired}`
+    : `demand ${fmt(d.arrival + d.drain)} tok/s (max(gen ${fmt(t.gen)}, (gen + prompt ${fmt(t.prompt)}) x ${w.toFixed(3)}), ` +
+      `queue growth ${fmt(d.growth)}/s, ${t.waiting} waiting${d.drain > 0 ? ` = ${fmt(d.drain)}/s to drain` : ""}` +
+      `${d.projected > d.arrival ? `; forecast ${fmt(d.projected)} in ${input.forecastSeconds} s` : ""}) ` +
+      `vs ${input.targetTokensPerSecond}/replica -> ${raw}; ${input.ready.length} ready, ${starting} starting, ${unknown} unknown: ` +
+      `${verb} ${current} -> ${desired}`;
+  return head + notes.map((n) => `; ${n}`).join("");
+}
 
-  return { desiredReplicas: desired, reason, recommendation, metrics };
+/**
+ * Decides the replica count.
+ *
+ * 1. Arrivals, in token-equivalents/s: what the answering ready pods serve
+ *    (loadTokensPerSecond: the busier of decode and prefill) plus the growth of their queues
+ *    over the last minute (arrivals above service), averaged over `demandWindowSeconds`. Pods
+ *    that did not answer are assumed to carry the mean load of those that did, never zero.
+ * 2. Recommendation = ceil(max(arrivals / target, (arrivals + backlog / backlogDrainSeconds) /
+ *    capacity)): the target's headroom up to the replica's capacity drains the queued backlog
+ *    (waiting x tokens of an average request). Replicas already starting are part of the current
+ *    count, so the same load never asks twice; while any is starting the backlog term is left
+ *    out, because the queue that builds up during a cold start is what the starting replicas
+ *    will drain (llm-d's pending-capacity guard). With no metrics at all (everything starting
+ *    or unknown) the count holds. Within `tolerance` (10 %) of the current count it holds too.
+ *    A rising trend (least squares over `trendWindowSeconds`) projected `forecastSeconds`
+ *    ahead (at most +maxForecastGrowth) must fit in forecastUtilisation x capacity: the replica
+ *    a rising load will need is asked for a cold start before the load arrives.
+ * 3. Stabilization as the HPA does it: scale up to the lowest recommendation of the scale-up
+ *    window (default 0 s: at once), scale down only to the highest of the scale-down window,
+ *    whose recommendations (`replicasDown`) use arrivals averaged over that window.
+ *    Without history the current count counts as recommended now (no scale-down at start).
+ * 4. Optional (`cancelStartingWindowSeconds`, off by default): replicas still starting are
+ *    cancelled once no recommendation of that window asks for them.
+ * 5. Step limits: at most maxReplicasPerStep added (removed) per periodSeconds, counting the
+ *    decisions already made in the period. Never scale down while a pod's load is unknown.
+ * 6. min/max always hold; zero only with scaleToZero, after a whole scale-down window with
+ *    nothing running or waiting; at zero the count stays there (nothing is scraped) until
+ *    minReplicas asks for more.
+ */
+export function decide(input: PolicyInput): PolicyOutput {
+  const o = { ...DEFAULT_POLICY_OPTIONS, ...input.options };
+  const a = input.autoscaling;
+  const current = input.currentReplicas;
+  const totals = sumReadyMetrics(input.ready);
+  const demand = measureDemand(input, o, totals);
+  const recommendation = recommend(input, o, totals, demand);
+  const raw = recommendation.replicas;
+  const recs = [...input.history.recommendations, recommendation];
+  const stable = stabilize(input, recs, raw);
+  const cancelled = startingToCancel(input, o, recs, raw, stable.desired, demand.noData);
+  const notes: string[] = [];
+  let desired = cancelled > 0 ? current - cancelled : stable.desired;
+  if (cancelled > 0) {
+    notes.push(
+      `cancelling ${cancelled} starting replica(s): no recommendation above ${desired} for ${o.cancelStartingWindowSeconds} s`,
+    );
+  } else if (desired !== current) {
+    desired = limitSteps(input, desired, notes);
+  } else if (raw < current && current === stable.downRec) {
+    notes.push(
+      `stabilizing: a recommendation of ${stable.downRec} within the last ${a.scaleDown.stabilizationWindowSeconds} s`,
+    );
+  }
+  desired = applyBounds(input, recs, desired, notes);
+  return {
+    desiredReplicas: desired,
+    reason: explain(input, totals, demand, raw, desired, notes),
+    recommendation,
+    metrics: decisionMetrics(input, totals, demand),
+  };
 }
 
 /**
  * The history to pass next time: the new recommendation and decision appended, entries older
- * than every window the policy looks at dropped.
+ * than every window the policy looks at dropped. `applied` false (the scale write failed) keeps
+ * the recommendation, which measured the load, but not the decision: a change that never
+ * happened must not spend the step budget of the period.
  */
 export function appendHistory(
   history: PolicyHistory,
@@ -623,6 +604,7 @@ export function appendHistory(
   currentReplicas: number,
   autoscaling: AutoscalingSpec,
   options: Partial<PolicyOptions> = {},
+  applied = true,
 ): PolicyHistory {
   const o = { ...DEFAULT_POLICY_OPTIONS, ...options };
   const now = out.recommendation.time;
@@ -655,7 +637,7 @@ export function appendHistory(
   if (firstKept < 0) firstKept = recs.length;
   const recommendations = [...recs.slice(Math.max(0, firstKept - 1)), out.recommendation];
   const decisions = history.decisions.filter((d) => d.time > now - keepDecisions);
-  if (out.desiredReplicas !== currentReplicas) {
+  if (applied && out.desiredReplicas !== currentReplicas) {
     decisions.push({
       time: now,
       from: currentReplicas,

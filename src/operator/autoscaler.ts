@@ -1,36 +1,33 @@
 /**
  * The builtin autoscaler (`spec.autoscaling.mode: builtin`): every interval, scrape the
- * vLLM `/metrics` of each Ready pod (pod IP, port 8000) concurrently with a timeout, turn
- * counters into rates, decide with src/autoscale/policy.ts and write the decision through
- * the MistralSmallDeployment's scale subresource. The reconciler then follows spec.replicas.
- * The last decisions are kept in status.scaling and emitted as events.
+ * vLLM `/metrics` of each Ready pod (pod IP, port 8000) concurrently with a timeout, and run
+ * the resource's observe -> rates -> decide pipeline (src/autoscale/pipeline.ts, sized by
+ * src/autoscale/model.ts) on it; a change is written through the MistralSmallDeployment's
+ * scale subresource, and the reconciler then follows spec.replicas. status.scaling keeps the
+ * wake-up time and the last decisions; each decision is also an event.
  */
 import type { Logger } from "pino";
 import type { MistralSmallDeployment, Status } from "../api/schema.ts";
-import { parseResource } from "../api/validate.ts";
+import { ValidationError, parseResource } from "../api/validate.ts";
 import { plan as planFor } from "../planner/plan.ts";
 import { VLLM_PORT } from "../engine/command.ts";
-import { readVllmSample } from "../autoscale/prometheus.ts";
-import { RateTracker } from "../autoscale/rates.ts";
+import { scalingModel, type ScalingModel } from "../autoscale/model.ts";
 import {
-  EMPTY_HISTORY,
-  appendHistory,
-  decide,
-  targetModel,
-  wakeUpSeconds,
-  type PolicyHistory,
-  type PolicyOptions,
-  type ReadyReplicaMetrics,
-  type StartingReplica,
-} from "../autoscale/policy.ts";
-import { RESOURCES, type KubeClient, type KubeObject } from "../kube/client.ts";
-import { targetTokensPerSecond } from "../render/autoscaler.ts";
+  ScalingPipeline,
+  type PodObservation,
+  type ScalingContext,
+  type ScrapeResult,
+} from "../autoscale/pipeline.ts";
+import type { PolicyOutput } from "../autoscale/policy.ts";
+import { readVllmSample } from "../autoscale/prometheus.ts";
+import { ApiError, RESOURCES, type KubeClient, type KubeObject } from "../kube/client.ts";
 import type { EventRecorder } from "./events.ts";
 import type { Cache } from "./reconcile.ts";
 
 export const LAST_DECISIONS_KEPT = 5;
 
-type Counter = "generation" | "prompt" | "requests";
+/** A status write that lost to a concurrent writer is retried this many times. */
+const STATUS_WRITE_ATTEMPTS = 3;
 
 interface PodObject extends KubeObject {
   status?: {
@@ -38,6 +35,9 @@ interface PodObject extends KubeObject {
     conditions?: { type: string; status: string; lastTransitionTime?: string }[];
   };
 }
+
+type MsdObject = KubeObject & { status?: Status };
+type Decision = NonNullable<NonNullable<Status["scaling"]>["lastDecisions"]>[number];
 
 export interface AutoscalerDeps {
   readonly client: KubeClient;
@@ -51,9 +51,33 @@ export interface AutoscalerDeps {
   readonly now?: () => number;
 }
 
+/** One resource's evaluation failed; `cause` is why, `resource` is namespace/name. */
+export class AutoscalerError extends Error {
+  override name = "AutoscalerError";
+  constructor(
+    readonly resource: string,
+    message: string,
+    options: { cause: unknown },
+  ) {
+    super(`${resource}: ${message}`, options);
+  }
+}
+
+/** Some resources' evaluations failed in one tick (the others ran and were kept). */
+export class AutoscalerTickError extends AggregateError {
+  override name = "AutoscalerTickError";
+  constructor(readonly failures: readonly AutoscalerError[]) {
+    super(failures, failures.map((f) => f.message).join("; "));
+  }
+}
+
+class ScrapeHttpError extends Error {
+  override name = "ScrapeHttpError";
+}
+
 async function httpScrape(podIP: string, signal: AbortSignal): Promise<string> {
   const res = await fetch(`http://${podIP}:${VLLM_PORT}/metrics`, { signal });
-  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  if (!res.ok) throw new ScrapeHttpError(`HTTP ${res.status}`);
   return res.text();
 }
 
@@ -61,12 +85,15 @@ function isReady(p: PodObject): boolean {
   return p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true;
 }
 
+const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+const keyOf = (o: KubeObject): string => `${o.metadata.namespace}/${o.metadata.name}`;
+
 export class BuiltinAutoscaler {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
-  private readonly trackers = new Map<string, RateTracker<Counter>>();
-  private readonly histories = new Map<string, PolicyHistory>();
+  private readonly pipelines = new Map<string, ScalingPipeline>();
 
   constructor(private readonly deps: AutoscalerDeps) {}
 
@@ -88,46 +115,82 @@ export class BuiltinAutoscaler {
     await this.running;
   }
 
+  /** The resources (namespace/name) whose scaling state is kept. */
+  tracked(): string[] {
+    return [...this.pipelines.keys()];
+  }
+
   private now(): number {
     return (this.deps.now ?? Date.now)() / 1000;
   }
 
-  /** One evaluation of every autoscaled MistralSmallDeployment. */
+  /**
+   * One evaluation of every autoscaled MistralSmallDeployment. A failing resource does not stop
+   * the others nor the clean-up of resources that are gone; the failures are thrown together
+   * afterwards (AutoscalerTickError).
+   */
   async tick(): Promise<void> {
     const live = new Set<string>();
-    await Promise.all(
-      this.deps.caches.msd.list().map(async (raw) => {
-        const key = `${raw.metadata.namespace}/${raw.metadata.name}`;
-        let msd: MistralSmallDeployment;
-        try {
-          msd = parseResource(raw);
-        } catch {
-          return; // the reconciler reports InvalidSpec
-        }
-        const a = msd.spec.autoscaling;
-        if (!a.enabled || a.mode !== "builtin" || raw.metadata.deletionTimestamp !== undefined)
-          return;
-        live.add(key);
-        await this.evaluate(key, msd, raw as KubeObject & { status?: Status });
-      }),
+    const outcomes = await Promise.all(
+      this.deps.caches.msd.list().map((raw) => this.tickOne(raw as MsdObject, live)),
     );
-    for (const k of [...this.histories.keys()]) {
-      if (!live.has(k)) {
-        this.histories.delete(k);
-        this.trackers.delete(k);
-      }
+    for (const k of this.tracked()) if (!live.has(k)) this.pipelines.delete(k);
+    const failures = outcomes.filter((o): o is AutoscalerError => o !== undefined);
+    if (failures.length > 0) throw new AutoscalerTickError(failures);
+  }
+
+  /** Evaluates one resource; never rejects: a failure is returned, with its cause. */
+  private async tickOne(raw: MsdObject, live: Set<string>): Promise<AutoscalerError | undefined> {
+    const key = keyOf(raw);
+    try {
+      const msd = autoscaledResource(raw);
+      if (msd === undefined) return undefined;
+      live.add(key);
+      await this.evaluate(key, msd, raw);
+      return undefined;
+    } catch (err) {
+      return new AutoscalerError(key, errorText(err), { cause: err });
     }
   }
 
-  private async evaluate(
-    key: string,
-    msd: MistralSmallDeployment,
-    raw: KubeObject & { status?: Status },
-  ): Promise<void> {
+  private async evaluate(key: string, msd: MistralSmallDeployment, raw: MsdObject): Promise<void> {
     const p = planFor(msd.spec);
     if (!p.feasible) return;
+    const model = scalingModel(msd.spec, p);
     const now = this.now();
     const log = this.deps.log.child({ msd: key, autoscaler: true });
+    const pipeline = this.pipelines.get(key) ?? new ScalingPipeline();
+    this.pipelines.set(key, pipeline);
+    const pods = await this.observePods(msd, now, log);
+    const ctx: ScalingContext = {
+      autoscaling: msd.spec.autoscaling,
+      model,
+      currentReplicas: msd.spec.replicas,
+    };
+    const out = pipeline.evaluate({ now, pods }, ctx);
+    if (out.desiredReplicas === ctx.currentReplicas) {
+      pipeline.record(out, ctx, true);
+      await this.keepWakeUpStated(msd, raw, model);
+      return;
+    }
+    try {
+      await this.writeScale(msd, out.desiredReplicas);
+    } catch (err) {
+      // The load was measured, but no change happened: it must not spend the step budget.
+      pipeline.record(out, ctx, false);
+      throw err;
+    }
+    pipeline.record(out, ctx, true);
+    await this.recordDecision(msd, raw, model, out, now);
+    log.info({ from: ctx.currentReplicas, to: out.desiredReplicas, reason: out.reason }, "scaled");
+  }
+
+  /** The resource's pods that are not being deleted, Ready ones scraped concurrently. */
+  private async observePods(
+    msd: MistralSmallDeployment,
+    now: number,
+    log: Logger,
+  ): Promise<PodObservation[]> {
     const pods = (this.deps.caches.pods.list() as PodObject[]).filter(
       (pod) =>
         pod.metadata.namespace === msd.metadata.namespace &&
@@ -135,132 +198,140 @@ export class BuiltinAutoscaler {
         pod.metadata.labels?.["app.kubernetes.io/name"] === "mistral-small" &&
         pod.metadata.deletionTimestamp === undefined,
     );
-    const tracker = this.trackers.get(key) ?? new RateTracker<Counter>();
-    this.trackers.set(key, tracker);
-    tracker.retain(pods.map((x) => x.metadata.name));
-
-    const readyPods = pods.filter((x) => isReady(x) && x.status?.podIP !== undefined);
-    const starting: StartingReplica[] = pods
-      .filter((x) => !isReady(x))
-      .map((x) => ({
-        name: x.metadata.name,
-        ageSeconds: Math.max(
-          0,
-          now - Date.parse(x.metadata.creationTimestamp ?? new Date().toISOString()) / 1000,
-        ),
-      }));
-    const samples = await Promise.all(
-      readyPods.map(async (pod) => {
-        const controller = new AbortController();
-        const timer = setTimeout(() => controller.abort(), this.deps.scrapeTimeoutMs);
-        try {
-          const text = await (this.deps.scrape ?? httpScrape)(
-            pod.status!.podIP!,
-            controller.signal,
-          );
-          const s = readVllmSample(text, msd.spec.model.servedModelName);
-          tracker.observe(pod.metadata.name, {
-            time: now,
-            counters: {
-              generation: s.generationTokensTotal,
-              prompt: s.promptTokensTotal,
-              requests: s.requestsFinishedTotal ?? 0,
-            },
-            ...(s.countersCreatedSeconds === undefined
-              ? {}
-              : { countersStart: s.countersCreatedSeconds }),
-          });
-          return { pod: pod.metadata.name, sample: s };
-        } catch (err) {
-          // Reported, never counted as zero load.
-          tracker.miss(pod.metadata.name, now, (err as Error).message);
-          log.warn(
-            { pod: pod.metadata.name, err: (err as Error).message },
-            "vLLM metrics scrape failed",
-          );
-          return { pod: pod.metadata.name, sample: undefined };
-        } finally {
-          clearTimeout(timer);
-        }
+    return Promise.all(
+      pods.map(async (pod): Promise<PodObservation> => {
+        const created = Date.parse(pod.metadata.creationTimestamp ?? "");
+        const ageSeconds = Number.isNaN(created) ? 0 : Math.max(0, now - created / 1000);
+        const name = pod.metadata.name;
+        if (!isReady(pod)) return { name, ready: false, ageSeconds };
+        const scrape = await this.scrapePod(pod, msd.spec.model.servedModelName);
+        if (!scrape.ok) log.warn({ pod: name, err: scrape.error }, "vLLM metrics scrape failed");
+        return { name, ready: true, ageSeconds, scrape };
       }),
     );
-    const ready: ReadyReplicaMetrics[] = [];
-    let unknownPods = 0;
-    for (const { pod, sample } of samples) {
-      const r = tracker.rate(pod, now);
-      if (sample === undefined || r.status !== "ok") {
-        unknownPods++;
-        continue;
-      }
-      ready.push({
-        name: pod,
-        generationTokensPerSecond: r.rates.generation ?? 0,
-        promptTokensPerSecond: r.rates.prompt ?? 0,
-        ...(r.rates.requests === undefined ? {} : { requestsPerSecond: r.rates.requests }),
-        running: sample.running,
-        waiting: sample.waiting,
-        ...(sample.kvCacheUsage === undefined ? {} : { kvCacheUsage: sample.kvCacheUsage }),
-      });
-    }
-    const model = targetModel(p);
-    const history = this.histories.get(key) ?? EMPTY_HISTORY;
-    const current = msd.spec.replicas;
-    const target = targetTokensPerSecond(msd, p);
-    // A target set in the spec keeps the default's ratio to capacity (the headroom that drains
-    // backlogs and that a forecast must fit in); a trend is projected one wake-up ahead.
-    const options: Partial<PolicyOptions> = { forecastSeconds: wakeUpSeconds(p) };
-    const out = decide({
-      now,
-      autoscaling: msd.spec.autoscaling,
-      targetTokensPerSecond: target,
-      promptTokenWeight: model.promptTokenWeight,
-      capacityTokensPerSecond: (model.decodeTokensPerSecond * target) / model.tokensPerSecond,
-      currentReplicas: current,
-      ready,
-      starting,
-      unknownPods,
-      history,
-      options,
-    });
-    this.histories.set(key, appendHistory(history, out, current, msd.spec.autoscaling, options));
-    if (out.desiredReplicas === current) return;
+  }
 
+  /** Reported as a failed scrape, never counted as zero load. */
+  private async scrapePod(pod: PodObject, modelName: string): Promise<ScrapeResult> {
+    const ip = pod.status?.podIP;
+    if (ip === undefined) return { ok: false, error: "Ready without a pod IP" };
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.deps.scrapeTimeoutMs);
+    try {
+      const text = await (this.deps.scrape ?? httpScrape)(ip, controller.signal);
+      return { ok: true, sample: readVllmSample(text, modelName) };
+    } catch (err) {
+      return { ok: false, error: errorText(err) };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async writeScale(msd: MistralSmallDeployment, replicas: number): Promise<void> {
     await this.deps.client.mergePatch(
       RESOURCES.msd,
       msd.metadata.name,
       msd.metadata.namespace,
-      { spec: { replicas: out.desiredReplicas } },
+      { spec: { replicas } },
       "scale",
     );
-    const decision = {
+  }
+
+  /**
+   * status.scaling.wakeUpSeconds states how long a replica takes to serve whether or not a
+   * decision was made (a resource at its minimum from the start makes none); written when the
+   * cached status differs from the model.
+   */
+  private async keepWakeUpStated(
+    msd: MistralSmallDeployment,
+    raw: MsdObject,
+    model: ScalingModel,
+  ): Promise<void> {
+    if (raw.status?.scaling?.wakeUpSeconds === model.wakeUp.seconds) return;
+    await this.deps.client.mergePatch(
+      RESOURCES.msd,
+      msd.metadata.name,
+      msd.metadata.namespace,
+      { status: { scaling: { wakeUpSeconds: model.wakeUp.seconds } } },
+      "status",
+    );
+  }
+
+  /**
+   * Appends the decision to status.scaling.lastDecisions. The list is read from the API server,
+   * not the informer's cache (which may not show the previous decision yet), and written with
+   * that read's resourceVersion, so a concurrent status write is retried, never overwritten.
+   */
+  private async recordDecision(
+    msd: MistralSmallDeployment,
+    raw: MsdObject,
+    model: ScalingModel,
+    out: PolicyOutput,
+    now: number,
+  ): Promise<void> {
+    const decision: Decision = {
       time: new Date(now * 1000).toISOString().replace(/\.\d+Z$/, "Z"),
-      from: current,
+      from: msd.spec.replicas,
       to: out.desiredReplicas,
       reason: out.reason,
       metrics: { ...out.metrics },
     };
-    const previous = raw.status?.scaling?.lastDecisions ?? [];
-    await this.deps.client.mergePatch(
-      RESOURCES.msd,
-      msd.metadata.name,
-      msd.metadata.namespace,
-      {
-        status: {
-          scaling: {
-            desiredReplicas: out.desiredReplicas,
-            wakeUpSeconds: wakeUpSeconds(p),
-            lastDecisions: [...previous, decision].slice(-LAST_DECISIONS_KEPT),
+    for (let attempt = 1; ; attempt++) {
+      const fresh = await this.deps.client.get<MsdObject>(
+        RESOURCES.msd,
+        msd.metadata.name,
+        msd.metadata.namespace,
+      );
+      const previous = fresh.status?.scaling?.lastDecisions ?? [];
+      try {
+        await this.deps.client.mergePatch(
+          RESOURCES.msd,
+          msd.metadata.name,
+          msd.metadata.namespace,
+          {
+            metadata: { resourceVersion: fresh.metadata.resourceVersion },
+            status: {
+              scaling: {
+                desiredReplicas: out.desiredReplicas,
+                wakeUpSeconds: model.wakeUp.seconds,
+                lastDecisions: [...previous, decision].slice(-LAST_DECISIONS_KEPT),
+              },
+            },
           },
-        },
-      },
-      "status",
-    );
-    log.info({ from: current, to: out.desiredReplicas, reason: out.reason }, "scaled");
+          "status",
+        );
+        break;
+      } catch (err) {
+        if (!isConflict(err) || attempt >= STATUS_WRITE_ATTEMPTS) throw err;
+      }
+    }
     this.deps.events.emit(raw, {
       type: "Normal",
-      reason: out.desiredReplicas > current ? "ScaledUp" : "ScaledDown",
+      reason: out.desiredReplicas > msd.spec.replicas ? "ScaledUp" : "ScaledDown",
       action: "Scale",
       note: out.reason,
     });
   }
+}
+
+const isConflict = (err: unknown): boolean => err instanceof ApiError && err.status === 409;
+
+/**
+ * The resource when the builtin autoscaler owns its count; undefined when it does not (another
+ * mode, disabled, being deleted) or its spec is invalid (the reconciler reports InvalidSpec).
+ * Any other error is the autoscaler's and is thrown.
+ */
+export function autoscaledResource(raw: MsdObject): MistralSmallDeployment | undefined {
+  let msd: MistralSmallDeployment;
+  try {
+    msd = parseResource(raw);
+  } catch (err) {
+    if (err instanceof ValidationError) return undefined;
+    throw err;
+  }
+  const a = msd.spec.autoscaling;
+  if (!a.enabled || a.mode !== "builtin" || raw.metadata.deletionTimestamp !== undefined) {
+    return undefined;
+  }
+  return msd;
 }

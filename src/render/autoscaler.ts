@@ -7,16 +7,16 @@
  */
 import { API_VERSION, KIND, type MistralSmallDeployment } from "../api/schema.ts";
 import type { Plan } from "../planner/plan.ts";
-import { defaultTarget } from "../autoscale/policy.ts";
+import { scalingModel } from "../autoscale/model.ts";
 import { namespacedMeta, workloadName } from "./names.ts";
 
 export const DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090";
 /** The per-pod metric a Prometheus adapter rule exposes: rate(vllm:generation_tokens_total[1m]). */
 export const HPA_POD_METRIC = "vllm_generation_tokens_per_second";
 
-export function targetTokensPerSecond(msd: MistralSmallDeployment, plan: Plan): number {
-  return msd.spec.autoscaling.targetGenerationTokensPerSecond ?? defaultTarget(plan);
-}
+/** The per-replica target, from the same scaling model the builtin autoscaler sizes with. */
+const targetTokensPerSecond = (msd: MistralSmallDeployment, plan: Plan): number =>
+  scalingModel(msd.spec, plan).targetTokensPerSecond;
 
 function behavior(msd: MistralSmallDeployment) {
   const { scaleUp, scaleDown } = msd.spec.autoscaling;

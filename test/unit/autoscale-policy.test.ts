@@ -1,17 +1,12 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { parseSpec } from "../../src/api/validate.ts";
-import { plan } from "../../src/planner/plan.ts";
-import { decodePoint, replicaPerf } from "../../src/autoscale/perf.ts";
+import { loadTokensPerSecond } from "../../src/autoscale/model.ts";
 import {
   EMPTY_HISTORY,
   appendHistory,
   decide,
-  defaultTarget,
-  loadTokensPerSecond,
   trendSlope,
-  targetModel,
-  wakeUpSeconds,
   type AutoscalingSpec,
   type PolicyHistory,
   type PolicyInput,
@@ -67,6 +62,7 @@ function input(p: Partial<PolicyInput>): PolicyInput {
     autoscaling: autoscaling(),
     targetTokensPerSecond: T,
     capacityTokensPerSecond: CAPACITY,
+    forecastSeconds: 600,
     currentReplicas: 1,
     ready: [],
     starting: [],
@@ -75,37 +71,6 @@ function input(p: Partial<PolicyInput>): PolicyInput {
     ...p,
   };
 }
-
-describe("defaultTarget and wakeUpSeconds", () => {
-  const p = plan(parseSpec({ gpu: { type: "a100-80gb" } }));
-
-  test("target = floor(0.7 x B* / ITL(B*)) with B* the largest batch under the ITL SLO", () => {
-    const m = targetModel(p);
-    const perf = replicaPerf(p);
-    assert.equal(m.batch, 64); // ITL at 64 is ~42 ms < 50 ms on 2x A100-80GB
-    const point = decodePoint(perf, 64, 2048);
-    assert.equal(m.tokensPerSecond, Math.floor(0.7 * point.tokensPerSecond));
-    assert.equal(defaultTarget(p), m.tokensPerSecond);
-    assert.ok(m.tokensPerSecond > 900 && m.tokensPerSecond < 1300, String(m.tokensPerSecond));
-    assert.ok(m.promptTokenWeight > 0.05 && m.promptTokenWeight < 0.15);
-    // A tighter ITL SLO picks a smaller batch and a lower target.
-    const tight = targetModel(p, { itlSloSeconds: 0.03 });
-    assert.ok(tight.batch < 64 && tight.itlSeconds <= 0.03);
-    assert.ok(tight.tokensPerSecond < m.tokensPerSecond);
-  });
-
-  test("a faster GPU gets a higher target", () => {
-    const h100 = plan(parseSpec({ gpu: { type: "h100-80gb" } }));
-    assert.ok(defaultTarget(h100) > defaultTarget(p));
-  });
-
-  test("wake-up = node + weights / load rate + engine start", () => {
-    // 240 + 120.9 GB / 0.4 GB/s + 60
-    assert.equal(wakeUpSeconds(p), Math.ceil(240 + p.weightBytesTotal / 0.4e9 + 60));
-    assert.equal(wakeUpSeconds(p), 603);
-    assert.equal(wakeUpSeconds(p, { nodeProvisioningSeconds: 0 }), 363);
-  });
-});
 
 describe("decide: scale up", () => {
   test("throughput above the target asks for ceil(demand / target), limited per step", () => {

@@ -4,7 +4,9 @@ import { readFileSync } from "node:fs";
 import { parseSpec } from "../../src/api/validate.ts";
 import { plan } from "../../src/planner/plan.ts";
 import { prefillWork, replicaPerf, stepSeconds } from "../../src/autoscale/perf.ts";
-import { targetModel } from "../../src/autoscale/policy.ts";
+import { targetModel, wakeUp } from "../../src/autoscale/model.ts";
+import { compareColdStarts, formatColdStarts } from "../../bench/autoscale/cold-start.ts";
+import { plotSeries } from "../../bench/autoscale/plot-series.ts";
 import {
   benchContext,
   chatUnitRate,
@@ -14,21 +16,22 @@ import {
   runBench,
   runOracle,
   toJson,
-} from "../../src/autoscale/sim/bench.ts";
+} from "../../bench/autoscale/harness.ts";
 import {
   simulate,
+  type RunResult,
   type FleetView,
   type PodScrape,
   type PodView,
   type SimPolicy,
-} from "../../src/autoscale/sim/fleet.ts";
+} from "../../bench/autoscale/fleet.ts";
 import {
   HpaPolicy,
   KubeAiPolicy,
   OraclePolicy,
   PRODUCTION_STACK_HPA,
-} from "../../src/autoscale/sim/policies.ts";
-import { Outcomes, SimReplica } from "../../src/autoscale/sim/replica.ts";
+} from "../../bench/autoscale/policies.ts";
+import { Outcomes, SimReplica } from "../../bench/autoscale/replica.ts";
 import {
   multiplyTrace,
   parseTimestamp,
@@ -37,7 +40,7 @@ import {
   syntheticTraces,
   type Trace,
   type TraceRequest,
-} from "../../src/autoscale/sim/traces.ts";
+} from "../../bench/autoscale/traces.ts";
 
 const PLAN = plan(parseSpec({ gpu: { type: "a100-80gb" } }));
 const PERF = replicaPerf(PLAN);
@@ -154,6 +157,74 @@ describe("simulation", () => {
       [0, 1],
       [15, 2],
     ]);
+  });
+
+  test("the cold start is the operator's wake-up model, pending for the node first", () => {
+    for (const weights of ["download", "cached"] as const) {
+      const c = defaultBenchConfig({ weights });
+      const ctx = benchContext(c);
+      const w = wakeUp(PLAN, weights);
+      assert.deepEqual(ctx.fleet(short("t", 0.5, 4)).coldStart, ctx.model.wakeUp);
+      assert.equal(ctx.model.wakeUp.seconds, w.seconds);
+      assert.equal(ctx.model.forecastSeconds, w.seconds); // ours looks one wake-up ahead
+      const phases: string[] = [];
+      let ready = Number.NaN;
+      const probe: SimPolicy = {
+        name: "probe",
+        intervalSeconds: 15,
+        decide: (view) => {
+          const added = view.pods().find((p) => p.requestedAt === 15);
+          if (added !== undefined) {
+            phases.push(added.phase);
+            if (added.phase === "ready" && Number.isNaN(ready)) ready = view.now;
+          }
+          return 2;
+        },
+      };
+      simulate(short("t", 0.5, 4), probe, { ...ctx.fleet(short("t", 0.5, 4)), initialReplicas: 1 });
+      // Pending until the node is up, loading until the wake-up has passed (decisions every 15 s).
+      assert.equal(phases[0], "pending");
+      assert.ok(phases.includes("loading"));
+      assert.equal(ready, 15 + Math.ceil(w.seconds / 15) * 15);
+    }
+  });
+
+  test("the plotted series: offered load, replica steps and SLO misses per policy", () => {
+    const ctx = benchContext(cfg);
+    const trace = short("t", 0.5, 6);
+    const fleet = { ...ctx.fleet(trace), initialReplicas: 1 };
+    const runs = [
+      simulate(trace, { name: "two", intervalSeconds: 15, decide: () => 2 }, fleet),
+      simulate(trace, { name: "zero", intervalSeconds: 15, decide: () => 0 }, fleet),
+    ];
+    const s = plotSeries(trace, runs);
+    assert.equal(s.offeredRequestsPerSecond.length, Math.ceil(1800 / s.binSeconds));
+    const arrived = s.offeredRequestsPerSecond.reduce((n, r) => n + r * s.binSeconds, 0);
+    assert.ok(Math.abs(arrived - trace.requests.length) < 1e-6);
+    const [two, zero] = s.policies;
+    assert.deepEqual(two!.replicas[0], [0, 1]);
+    assert.equal(two!.replicas.at(-1)![1], 2);
+    assert.equal(zero!.replicas.at(-1)![1], 0);
+    const missed = (p: (typeof s.policies)[number]) => p.missesPerBin.reduce((a, b) => a + b, 0);
+    const misses = (r: RunResult) => Math.round((1 - r.sloAttainment) * r.requests);
+    assert.equal(missed(zero!), misses(runs[1]!));
+    assert.equal(missed(two!), misses(runs[0]!));
+    assert.ok(missed(zero!) > missed(two!));
+    assert.equal(two!.gpuHours, runs[0]!.gpuHours);
+  });
+
+  test("GPU-hours with both cold-start models, every policy but the oracle", () => {
+    const traces = [short("a", 2, 7)];
+    const c = defaultBenchConfig({ policies: ["ours", "hpa", "oracle"] });
+    const results = runBench(traces, c);
+    const cmp = compareColdStarts(traces, c, results);
+    assert.deepEqual(
+      cmp.rows.map((r) => `${r.trace}/${r.policy}`),
+      ["a/ours", "a/hpa"],
+    );
+    assert.equal(cmp.rows[0]!.download, results.traces["a"]!["ours"]);
+    assert.ok(cmp.wakeUp.cached.seconds < cmp.wakeUp.download.seconds);
+    assert.match(formatColdStarts(cmp), /download GPU-h/);
   });
 
   test("no ready replica: requests are rejected, not held", () => {

@@ -1,17 +1,17 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { DOMParser, onWarningStopParsing, type Document, type Element } from "@xmldom/xmldom";
-import { targetModel } from "../../src/autoscale/policy.ts";
-import { chatUnitRate, defaultBenchConfig, runBench } from "../../src/autoscale/sim/bench.ts";
-import type { RunResult } from "../../src/autoscale/sim/fleet.ts";
+import { targetModel } from "../../src/autoscale/model.ts";
+import { chatUnitRate, defaultBenchConfig, runBench } from "../../bench/autoscale/harness.ts";
+import type { RunResult } from "../../bench/autoscale/fleet.ts";
 import {
   niceTicks,
   PlotInputError,
   renderPlot,
   type PlotSeries,
-} from "../../src/autoscale/sim/plot.ts";
-import { binSecondsFor, plotSeries } from "../../src/autoscale/sim/plot-series.ts";
-import { poissonTrace, type Trace } from "../../src/autoscale/sim/traces.ts";
+} from "../../bench/autoscale/plot.ts";
+import { binSecondsFor, plotSeries } from "../../bench/autoscale/plot-series.ts";
+import { poissonTrace, type Trace } from "../../bench/autoscale/traces.ts";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 

@@ -31,6 +31,10 @@ test("the compiled CLI finds the build script and the CRD in the repository, not
     join(scratch, "dist"),
   ]);
   assert.equal(tsc.status, 0, tsc.stdout + tsc.stderr);
+  // The simulator and benchmarks stay out of what the image carries: nothing in src/ imports
+  // bench/ (tsc would compile an imported file into dist/ although it is outside "include").
+  assert.equal(existsSync(join(scratch, "dist", "bench")), false, "dist/ carries bench/");
+  assert.ok(existsSync(join(scratch, "dist", "src", "autoscale", "pipeline.js")));
   mkdirSync(join(scratch, "bin"));
   copyFileSync(join(REPO, "bin", "msd.js"), join(scratch, "bin", "msd.js"));
 

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { parseResource } from "../../src/api/validate.ts";
 import { plan } from "../../src/planner/plan.ts";
 import { renderAll } from "../../src/render/index.ts";
-import { defaultTarget } from "../../src/autoscale/policy.ts";
+import { defaultTarget } from "../../src/autoscale/model.ts";
 
 function msd(autoscaling: Record<string, unknown>) {
   return parseResource({

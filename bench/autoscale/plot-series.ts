@@ -3,7 +3,7 @@
  * requests and load binned by arrival, each run's replica timeline and its SLO misses binned by
  * the arrival of the missed requests.
  */
-import { loadTokensPerSecond, type TargetModel } from "../policy.ts";
+import { loadTokensPerSecond, type TargetModel } from "../../src/autoscale/model.ts";
 import type { RunResult } from "./fleet.ts";
 import type { PlotSeries, PolicySeries } from "./plot.ts";
 import type { Trace } from "./traces.ts";

@@ -2,43 +2,46 @@
  * The autoscaling benchmark: every trace x every policy through the same fleet simulation.
  *
  * Model and assumptions, in one place (details in the files named):
- * - Replica performance (perf.ts): a roofline of Mistral Small 4 on the plan's GPUs. Decode is
+ * - Replica performance (src/autoscale/perf.ts): a roofline of Mistral Small 4 on the plan's GPUs. Decode is
  *   memory-bandwidth bound: a step reads the dense weights, the routed experts the batch touches
  *   (1 - (1 - 4/128)^tokens of them) and the MLA KV cache (replicated on every TP rank) at 75 %
  *   of nominal bandwidth, plus 5 ms overhead and TP all-reduces. Prefill is compute bound at
  *   40 % MFU of the BF16 tensor-core peak (A100: W8A16 Marlin), with causal attention added.
  *   FP8 on 2x A100-80GB: ~1520 decode tokens/s at batch 64 (ITL ~42 ms), ~17k prompt tokens/s.
- * - Engine (sim/replica.ts): continuous batching with chunked prefill; max-num-seqs and
+ * - Engine (replica.ts): continuous batching with chunked prefill; max-num-seqs and
  *   max-num-batched-tokens from the plan; KV reserved up front per request (no preemption);
  *   first come, first served.
- * - Fleet (sim/fleet.ts): requests go to the ready replica with the fewest outstanding
- *   requests and queue there; none ready means rejected. Cold start = node provisioning
- *   (240 s) + weight loading and engine start (360 s), both flags. A replica costs
+ * - Fleet (fleet.ts): requests go to the ready replica with the fewest outstanding
+ *   requests and queue there; none ready means rejected. Cold start = the operator's wake-up
+ *   model (src/autoscale/model.ts): node provisioning (240 s) + weights (a download at
+ *   0.4 GB/s, as the pods do today, or a read from a complete cache at 2 GB/s) + engine start
+ *   (60 s); the same number is our policy's forecast horizon. A replica costs
  *   gpusPerReplica GPU-hours per hour from its request to its removal; scale-down removes
  *   starting replicas first, then the newest ready ones, which drain for up to 120 s.
  * - SLO: a request meets it when its queue wait <= 1 s and its TTFT <= 2 s (flags); rejected
  *   or failed requests miss it.
+ * - Ours is the operator's own pipeline (src/autoscale/pipeline.ts) with its scaling model.
  * - Metrics: policies see what vLLM exports (token counters, running/waiting gauges, KV
  *   usage), scraped at their own interval, and the pods' phases; KubeAI sees in-flight requests
  *   at its proxy; the oracle sees the trace.
  * - Not modelled: prefix caching, speculative decoding, preemption, network, node reuse after a
  *   scale-down (a new replica always gets a new node), Karpenter consolidation delay.
  */
-import { parseSpec } from "../../api/validate.ts";
-import { plan as makePlan, type Plan } from "../../planner/plan.ts";
-import { decodePoint, replicaPerf } from "../perf.ts";
+import { parseSpec } from "../../src/api/validate.ts";
+import { plan as makePlan, type Plan } from "../../src/planner/plan.ts";
 import {
   loadTokensPerSecond,
-  targetModel,
-  type AutoscalingSpec,
-  type PolicyOptions,
+  scalingModel,
+  type ScalingModel,
   type TargetModel,
-} from "../policy.ts";
+  type WakeUpOptions,
+  type WeightSource,
+} from "../../src/autoscale/model.ts";
+import { decodePoint, replicaPerf } from "../../src/autoscale/perf.ts";
+import type { AutoscalingSpec, PolicyOptions } from "../../src/autoscale/policy.ts";
 import {
-  DEFAULT_COLD_START,
   DEFAULT_SLO,
   simulate,
-  type ColdStart,
   type FleetConfig,
   type RunResult,
   type SimPolicy,
@@ -67,7 +70,13 @@ export type PolicyName = (typeof POLICY_NAMES)[number];
 export interface BenchConfig {
   readonly seed: number;
   readonly plan: Plan;
-  readonly coldStart: ColdStart;
+  /**
+   * Where a new replica's weights come from (default `download`, what the operator's pods do
+   * today); with `wakeUp`, the scaling model's cold start, which is also our forecast horizon.
+   */
+  readonly weights: WeightSource;
+  /** Overrides of the wake-up model (node provisioning, load rates, engine start). */
+  readonly wakeUp?: Partial<WakeUpOptions>;
   readonly slo: Slo;
   readonly minReplicas: number;
   readonly maxReplicas: number;
@@ -87,7 +96,7 @@ export function defaultBenchConfig(overrides: Partial<BenchConfig> = {}): BenchC
   return {
     seed: 42,
     plan: defaultBenchPlan(),
-    coldStart: DEFAULT_COLD_START,
+    weights: "download",
     slo: DEFAULT_SLO,
     minReplicas: 1,
     maxReplicas: 24,
@@ -103,7 +112,33 @@ export function chatUnitRate(target: TargetModel): number {
 }
 
 export function benchTraces(cfg: BenchConfig): Trace[] {
-  return syntheticTraces(chatUnitRate(targetModel(cfg.plan)), cfg.seed);
+  return syntheticTraces(chatUnitRate(benchModel(cfg).target), cfg.seed);
+}
+
+/** The spec our policy runs with: the schema's defaults, the bench's bounds, `oursSpec`. */
+function benchAutoscaling(cfg: BenchConfig): AutoscalingSpec {
+  return {
+    ...parseSpec({
+      gpu: { type: cfg.plan.gpuType },
+      autoscaling: {
+        enabled: true,
+        minReplicas: cfg.minReplicas,
+        maxReplicas: cfg.maxReplicas,
+        scaleToZero: cfg.minReplicas === 0,
+      },
+      replicas: Math.max(1, cfg.minReplicas),
+    }).autoscaling,
+    ...cfg.oursSpec,
+  };
+}
+
+/** The operator's scaling model for the bench's plan and spec (src/autoscale/model.ts). */
+export function benchModel(cfg: BenchConfig): ScalingModel {
+  const spec = parseSpec({ gpu: { type: cfg.plan.gpuType } });
+  return scalingModel({ ...spec, autoscaling: benchAutoscaling(cfg) }, cfg.plan, {
+    weights: cfg.weights,
+    ...(cfg.wakeUp === undefined ? {} : { wakeUp: cfg.wakeUp }),
+  });
 }
 
 /**
@@ -126,6 +161,8 @@ export interface BaselineTargets {
 }
 
 export interface BenchContext {
+  /** The operator's scaling model: target, capacity, prompt weight, wake-up, forecast. */
+  readonly model: ScalingModel;
   readonly target: TargetModel;
   /** KubeAI's targetRequests from the decode-only formula (kubeAiTargetRequests). */
   readonly kubeAiTargetRequests: number;
@@ -192,22 +229,11 @@ export function calibrateInFlight(
 }
 
 export function benchContext(cfg: BenchConfig): BenchContext {
-  const target = targetModel(cfg.plan);
+  const model = benchModel(cfg);
+  const target = model.target;
   const perf = replicaPerf(cfg.plan);
-  const coldStart = cfg.coldStart.nodeProvisioningSeconds + cfg.coldStart.weightLoadSeconds;
-  const autoscaling: AutoscalingSpec = {
-    ...parseSpec({
-      gpu: { type: cfg.plan.gpuType },
-      autoscaling: {
-        enabled: true,
-        minReplicas: cfg.minReplicas,
-        maxReplicas: cfg.maxReplicas,
-        scaleToZero: cfg.minReplicas === 0,
-      },
-      replicas: Math.max(1, cfg.minReplicas),
-    }).autoscaling,
-    ...cfg.oursSpec,
-  };
+  const coldStart = model.wakeUp.seconds;
+  const autoscaling = benchAutoscaling(cfg);
   const targetRequests = kubeAiTargetRequests(
     target,
     (b) => decodePoint(perf, b, 2048),
@@ -228,7 +254,7 @@ export function benchContext(cfg: BenchConfig): BenchContext {
     );
     return {
       perf,
-      coldStart: cfg.coldStart,
+      coldStart: model.wakeUp,
       minReplicas: cfg.minReplicas,
       maxReplicas: cfg.maxReplicas,
       initialReplicas: initial,
@@ -253,6 +279,7 @@ export function benchContext(cfg: BenchConfig): BenchContext {
     return t;
   };
   return {
+    model,
     target,
     kubeAiTargetRequests: targetRequests,
     autoscaling,
@@ -273,17 +300,16 @@ export function makePolicy(
   ctx: BenchContext,
   targetFactor = 1,
 ): SimPolicy {
-  const coldStart = cfg.coldStart.nodeProvisioningSeconds + cfg.coldStart.weightLoadSeconds;
   switch (name) {
     case "ours":
       return new OursPolicy(
         ctx.autoscaling,
         targetFactor === 1
-          ? ctx.target
+          ? ctx.model
           : {
-              ...ctx.target,
-              tokensPerSecond: ctx.target.tokensPerSecond * targetFactor,
-              decodeTokensPerSecond: ctx.target.decodeTokensPerSecond * targetFactor,
+              ...ctx.model,
+              targetTokensPerSecond: ctx.model.targetTokensPerSecond * targetFactor,
+              capacityTokensPerSecond: ctx.model.capacityTokensPerSecond * targetFactor,
             },
         cfg.ours,
       );
@@ -303,7 +329,7 @@ export function makePolicy(
         ),
       });
     case "oracle":
-      return new OraclePolicy(trace, ctx.target, coldStart, targetFactor);
+      return new OraclePolicy(trace, ctx.target, ctx.model.wakeUp.seconds, targetFactor);
   }
 }
 

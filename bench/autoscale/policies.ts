@@ -1,107 +1,79 @@
 /**
  * The policies the benchmark compares, each as its own documentation and source describe it,
- * all with the same per-replica target (generation tokens/s from targetModel(plan)).
+ * all with the same per-replica target (generation tokens/s from the scaling model).
  */
-import type {
-  AutoscalingSpec,
-  PolicyHistory,
-  ReadyReplicaMetrics,
-  StartingReplica,
-} from "../policy.ts";
+import { loadTokensPerSecond, type TargetModel } from "../../src/autoscale/model.ts";
 import {
-  EMPTY_HISTORY,
-  appendHistory,
-  decide,
-  loadTokensPerSecond,
-  type PolicyOptions,
-  type TargetModel,
-} from "../policy.ts";
-import { RateTracker } from "../rates.ts";
-import type { FleetView, SimPolicy } from "./fleet.ts";
+  ScalingPipeline,
+  type PodObservation,
+  type ScalingContext,
+} from "../../src/autoscale/pipeline.ts";
+import type { AutoscalingSpec, PolicyOptions } from "../../src/autoscale/policy.ts";
+import type { VllmSample } from "../../src/autoscale/prometheus.ts";
+import type { FleetView, PodScrape, PodView, SimPolicy } from "./fleet.ts";
 import type { Trace } from "./traces.ts";
 
 // ---------------------------------------------------------------------------------------------
-// 1. Ours: policy.ts fed by 15-s scrapes through the rate tracker.
+// 1. Ours: the operator's own pipeline (src/autoscale/pipeline.ts: rates, then decide), fed
+//    every 15 s with what the simulated pods' /metrics would say, as the operator is.
 
-type Counter = "gen" | "prompt" | "requests";
+/** A simulated pod's scrape as readVllmSample returns it from a real /metrics page. */
+export function vllmSampleOf(pod: PodView, s: PodScrape): VllmSample {
+  return {
+    generationTokensTotal: s.generationTokensTotal,
+    promptTokensTotal: s.promptTokensTotal,
+    running: s.running,
+    waiting: s.waiting,
+    kvCacheUsage: s.kvCacheUsage,
+    requestsFinishedTotal: s.requestsFinishedTotal,
+    // vLLM's _created series: the counters started when the engine became ready.
+    countersCreatedSeconds: pod.readyAt,
+    engines: 1,
+  };
+}
+
+/** The fleet's pods as the operator observes its pods: Ready ones scraped, others starting. */
+export function observeFleet(view: FleetView): PodObservation[] {
+  return view.pods().map((pod): PodObservation => {
+    const ageSeconds = view.now - pod.requestedAt;
+    if (pod.phase !== "ready") return { name: pod.name, ready: false, ageSeconds };
+    const s = view.scrape(pod.name);
+    return {
+      name: pod.name,
+      ready: true,
+      ageSeconds,
+      scrape:
+        s === undefined
+          ? { ok: false, error: "no answer" }
+          : { ok: true, sample: vllmSampleOf(pod, s) },
+    };
+  });
+}
 
 export class OursPolicy implements SimPolicy {
   readonly name = "ours";
+  /** The operator's default --autoscale-interval-seconds. */
   readonly intervalSeconds = 15;
-  private readonly tracker = new RateTracker<Counter>({ maxAgeSeconds: 60 });
-  private history: PolicyHistory = EMPTY_HISTORY;
+  private readonly pipeline = new ScalingPipeline();
   /** The last reason, for debugging runs. */
   lastReason = "";
 
   constructor(
     private readonly autoscaling: AutoscalingSpec,
-    private readonly target: TargetModel,
+    private readonly model: ScalingContext["model"],
     private readonly options: Partial<PolicyOptions> = {},
   ) {}
 
   decide(view: FleetView): number {
-    const now = view.now;
-    const ready: ReadyReplicaMetrics[] = [];
-    const starting: StartingReplica[] = [];
-    let unknown = 0;
-    const pods = view.pods();
-    for (const pod of pods) {
-      if (pod.phase !== "ready") {
-        starting.push({ name: pod.name, ageSeconds: now - pod.requestedAt });
-        continue;
-      }
-      const s = view.scrape(pod.name);
-      if (s === undefined) {
-        this.tracker.miss(pod.name, now, "no answer");
-        unknown++;
-        continue;
-      }
-      this.tracker.observe(pod.name, {
-        time: now,
-        // vLLM's _created series: the counters started when the engine became ready.
-        countersStart: pod.readyAt,
-        counters: {
-          gen: s.generationTokensTotal,
-          prompt: s.promptTokensTotal,
-          requests: s.requestsFinishedTotal,
-        },
-      });
-      const rate = this.tracker.rate(pod.name, now);
-      if (rate.status !== "ok") {
-        unknown++;
-        continue;
-      }
-      ready.push({
-        name: pod.name,
-        generationTokensPerSecond: rate.rates.gen,
-        promptTokensPerSecond: rate.rates.prompt,
-        requestsPerSecond: rate.rates.requests,
-        running: s.running,
-        waiting: s.waiting,
-        kvCacheUsage: s.kvCacheUsage,
-      });
-    }
-    this.tracker.retain(pods.map((p) => p.name));
-    const out = decide({
-      now,
+    const ctx: ScalingContext = {
       autoscaling: this.autoscaling,
-      targetTokensPerSecond: this.target.tokensPerSecond,
-      promptTokenWeight: this.target.promptTokenWeight,
-      capacityTokensPerSecond: this.target.decodeTokensPerSecond,
+      model: this.model,
       currentReplicas: view.specReplicas,
-      ready,
-      starting,
-      unknownPods: unknown,
-      history: this.history,
       options: this.options,
-    });
-    this.history = appendHistory(
-      this.history,
-      out,
-      view.specReplicas,
-      this.autoscaling,
-      this.options,
-    );
+    };
+    const out = this.pipeline.evaluate({ now: view.now, pods: observeFleet(view) }, ctx);
+    // The simulated scale write always succeeds.
+    this.pipeline.record(out, ctx, true);
     this.lastReason = out.reason;
     return out.desiredReplicas;
   }

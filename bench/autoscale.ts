@@ -1,13 +1,20 @@
 /**
  * npm run bench:autoscale -- [--json] [--seed N] [--multiplier K] [--trace FILE]...
  *   [--only step,ramp,spike,diurnal,azure-code] [--policies ours,hpa,kubeai,oracle]
- *   [--provision S] [--load S] [--slo-queue S] [--slo-ttft S] [--min N] [--max N]
+ *   [--weights download|cached] [--provision S] [--load S]
+ *   [--slo-queue S] [--slo-ttft S] [--min N] [--max N]
  *   [--ours-option key=value]... (our policy's PolicyOptions, e.g. backlogDrainSeconds=300)
  *   [--iso-slo]  (extra: how low the baselines' targets must go, in hindsight, to match our SLO)
+ *   [--no-cold-start]  (skip the GPU-hours of the other cold-start model)
  *   [--plot DIR]  (one SVG per trace: load, replicas and SLO misses of each policy over time)
+ *   [--series FILE]  (the same per-trace series the plots draw, bench/autoscale/plot-series.ts, as JSON)
  *
  * Drives every policy with the same load through the deterministic fleet simulation
- * (src/autoscale/sim) and prints GPU-hours, SLO attainment and scaling actions per trace.
+ * (bench/autoscale) and prints GPU-hours, SLO attainment and scaling actions per trace. Ours is
+ * the operator's own pipeline and scaling model. The cold start is the model's wake-up:
+ * --weights picks a download at start (default, what the pods do today) or a complete cache;
+ * --provision sets the node's seconds, --load the weights' seconds (default: from the model's
+ * rates). The same runs are then repeated with the other weight source and both GPU-hours shown.
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -25,10 +32,12 @@ import {
   runBench,
   toJson,
   type PolicyName,
-} from "../src/autoscale/sim/bench.ts";
-import { renderPlot } from "../src/autoscale/sim/plot.ts";
-import { plotSeries } from "../src/autoscale/sim/plot-series.ts";
-import { multiplyTrace, parseTraceCsv, type Trace } from "../src/autoscale/sim/traces.ts";
+} from "./autoscale/harness.ts";
+import { compareColdStarts, formatColdStarts } from "./autoscale/cold-start.ts";
+import { renderPlot } from "./autoscale/plot.ts";
+import { plotSeries } from "./autoscale/plot-series.ts";
+import { multiplyTrace, parseTraceCsv, type Trace } from "./autoscale/traces.ts";
+import type { WakeUpOptions, WeightSource } from "../src/autoscale/model.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const DEFAULT_REAL_TRACE = resolve(here, "../test/fixtures/azure-llm-inference-2023-code.csv");
@@ -41,8 +50,11 @@ const { values } = parseArgs({
     trace: { type: "string", multiple: true, default: [] },
     only: { type: "string" },
     policies: { type: "string" },
-    provision: { type: "string", default: "240" },
-    load: { type: "string", default: "360" },
+    weights: { type: "string", default: "download" },
+    provision: { type: "string" },
+    load: { type: "string" },
+    "no-cold-start": { type: "boolean", default: false },
+    series: { type: "string" },
     "slo-queue": { type: "string", default: "1" },
     "slo-ttft": { type: "string", default: "2" },
     min: { type: "string", default: "1" },
@@ -85,13 +97,29 @@ for (const kv of values["ours-option"] ?? []) {
   }
   oursOptions[k] = num(`ours-option ${k}`, v);
 }
+const weights = values.weights as WeightSource;
+if (weights !== "download" && weights !== "cached") {
+  console.error(`--weights must be download or cached, got ${String(values.weights)}`);
+  process.exit(2);
+}
+const basePlan = defaultBenchConfig().plan;
+const wakeUp: Partial<WakeUpOptions> = {
+  ...(values.provision === undefined
+    ? {}
+    : { nodeProvisioningSeconds: num("provision", values.provision) }),
+  // Seconds for the weights, as the rate of the chosen source.
+  ...(values.load === undefined
+    ? {}
+    : {
+        [weights === "download" ? "downloadBytesPerSecond" : "cachedLoadBytesPerSecond"]:
+          basePlan.weightBytesTotal / num("load", values.load),
+      }),
+};
 const cfg = defaultBenchConfig({
   ours: oursOptions,
   seed: num("seed", values.seed),
-  coldStart: {
-    nodeProvisioningSeconds: num("provision", values.provision),
-    weightLoadSeconds: num("load", values.load),
-  },
+  weights,
+  wakeUp,
   slo: {
     queueSeconds: num("slo-queue", values["slo-queue"]),
     ttftSeconds: num("slo-ttft", values["slo-ttft"]),
@@ -131,8 +159,10 @@ if (!values.json) {
   console.log(
     "baselines' targets (70 % of a replica's capacity on each trace's mix, in their own metric):",
   );
+  const w = ctx.model.wakeUp;
   console.log(
-    `cold start: ${cfg.coldStart.nodeProvisioningSeconds} s node + ${cfg.coldStart.weightLoadSeconds} s weights; ` +
+    `cold start (${w.weights}): ${w.nodeProvisioningSeconds} s node + ${w.weightLoadSeconds.toFixed(0)} s weights + ` +
+      `${w.engineStartSeconds} s engine = ${w.seconds} s (our forecast horizon too); ` +
       `SLO: queue <= ${cfg.slo.queueSeconds} s and TTFT <= ${cfg.slo.ttftSeconds} s; ` +
       `replicas ${cfg.minReplicas}..${cfg.maxReplicas}; seed ${cfg.seed}`,
   );
@@ -149,8 +179,28 @@ if (!values.json) {
 }
 const started = Date.now();
 const results = runBench(selected, cfg);
+const coldStarts = values["no-cold-start"] ? undefined : compareColdStarts(selected, cfg, results);
+const seriesOf = (t: Trace) =>
+  plotSeries(t, Object.values(results.traces[t.name] ?? {}), ctx.model.target);
+if (values.series !== undefined) {
+  writeFileSync(values.series, JSON.stringify({ series: selected.map(seriesOf) }));
+}
 if (values.json) {
-  console.log(JSON.stringify(toJson(results)));
+  console.log(
+    JSON.stringify({
+      ...toJson(results),
+      ...(coldStarts === undefined
+        ? {}
+        : {
+            coldStart: coldStarts.rows.map((r) => ({
+              trace: r.trace,
+              policy: r.policy,
+              downloadGpuHours: Math.round(r.download.gpuHours * 100) / 100,
+              cachedGpuHours: Math.round(r.cached.gpuHours * 100) / 100,
+            })),
+          }),
+    }),
+  );
 } else {
   console.log(formatTable(results));
   console.log(
@@ -160,13 +210,13 @@ if (values.json) {
         .join(", ") +
       " x a replica's capacity (the best it reached where none got there)",
   );
+  if (coldStarts !== undefined) console.log(`\n${formatColdStarts(coldStarts)}`);
 }
 if (values.plot !== undefined) {
   mkdirSync(values.plot, { recursive: true });
   for (const t of selected) {
     const file = join(values.plot, `${t.name}.svg`);
-    const runs = Object.values(results.traces[t.name] ?? {});
-    writeFileSync(file, renderPlot(plotSeries(t, runs, ctx.target)));
+    writeFileSync(file, renderPlot(seriesOf(t)));
     if (!values.json) console.log(`wrote ${file}`);
   }
 }

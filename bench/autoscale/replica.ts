@@ -13,7 +13,7 @@
  * Between events the state is constant, so time advances in closed form ("fluid" steps: a step
  * may be cut at an event, which makes prefill completions exact to within one step).
  */
-import { prefillWork, stepSeconds, type ReplicaPerf } from "../perf.ts";
+import { prefillWork, stepSeconds, type ReplicaPerf } from "../../src/autoscale/perf.ts";
 import type { TraceRequest } from "./traces.ts";
 
 /** Per-run outcome of every request, indexed by request number. */

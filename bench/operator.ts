@@ -193,9 +193,10 @@ async function benchOne(n: number): Promise<Result> {
   const admin = await KubeClient.load(cluster.kubeconfig);
   let operator: ReturnType<typeof spawn> | undefined;
   try {
-    // Room for both runs side by side: 2N one-GPU replicas.
+    // Room for both runs side by side: 2N replicas of the plan's GPUs each.
+    const gpus = 2 * n * plan(parseResource(msdObject("size", "floor")).spec).gpusPerReplica;
     for (const node of gpuNodes([
-      { gpuType: "a100-80gb", count: Math.ceil((2 * n) / 8) + 1, gpusPerNode: 8 },
+      { gpuType: "a100-80gb", count: Math.ceil(gpus / 8) + 1, gpusPerNode: 8 },
     ])) {
       await admin.create(RESOURCES.node, node);
     }

@@ -1,0 +1,85 @@
+/**
+ * What the cold-start model changes in GPU-hours (issue 16): every policy on every trace with
+ * the two wake-ups of the scaling model, a download at start (what the operator's pods do
+ * today) and a read from a complete cache. The wake-up is both the simulated cold start and
+ * our policy's forecast horizon, so ours adapts to it as the operator would.
+ */
+import type { WakeUp, WeightSource } from "../../src/autoscale/model.ts";
+import { simulate, type RunResult } from "./fleet.ts";
+import { benchContext, makePolicy, type BenchConfig, type BenchResults } from "./harness.ts";
+import type { Trace } from "./traces.ts";
+
+export interface ColdStartRow {
+  readonly trace: string;
+  readonly policy: string;
+  readonly download: RunResult;
+  readonly cached: RunResult;
+}
+
+export interface ColdStartComparison {
+  readonly wakeUp: Readonly<Record<WeightSource, WakeUp>>;
+  readonly rows: readonly ColdStartRow[];
+}
+
+const OTHER: Record<WeightSource, WeightSource> = { download: "cached", cached: "download" };
+
+/**
+ * Runs the policies (the oracle left out: its schedule is a search per trace, not a policy
+ * whose cost a cold start changes) with the weight source `results` was not run with.
+ */
+export function compareColdStarts(
+  traces: readonly Trace[],
+  cfg: BenchConfig,
+  results: BenchResults,
+): ColdStartComparison {
+  const otherCfg: BenchConfig = { ...cfg, weights: OTHER[cfg.weights] };
+  const ctx = benchContext(cfg);
+  const otherCtx = benchContext(otherCfg);
+  const rows: ColdStartRow[] = [];
+  for (const trace of traces) {
+    const fleet = otherCtx.fleet(trace);
+    for (const policy of cfg.policies) {
+      if (policy === "oracle") continue;
+      const mine = results.traces[trace.name]?.[policy];
+      if (mine === undefined) continue;
+      const other = simulate(trace, makePolicy(policy, trace, otherCfg, otherCtx), fleet);
+      rows.push({
+        trace: trace.name,
+        policy,
+        download: cfg.weights === "download" ? mine : other,
+        cached: cfg.weights === "cached" ? mine : other,
+      });
+    }
+  }
+  const byWeights = { [cfg.weights]: ctx.model.wakeUp, [otherCfg.weights]: otherCtx.model.wakeUp };
+  return { wakeUp: byWeights as Record<WeightSource, WakeUp>, rows };
+}
+
+const describe = (w: WakeUp): string =>
+  `${w.nodeProvisioningSeconds} s node + ${w.weightLoadSeconds.toFixed(0)} s weights + ` +
+  `${w.engineStartSeconds} s engine = ${w.seconds} s`;
+
+export function formatColdStarts(c: ColdStartComparison): string {
+  const header = ["trace", "policy", "download GPU-h", "SLO %", "cached GPU-h", "SLO %", "GPU-h"];
+  const rows: string[][] = [header];
+  for (const r of c.rows) {
+    const change = (r.cached.gpuHours / r.download.gpuHours - 1) * 100;
+    rows.push([
+      r.trace,
+      r.policy,
+      r.download.gpuHours.toFixed(1),
+      (r.download.sloAttainment * 100).toFixed(1),
+      r.cached.gpuHours.toFixed(1),
+      (r.cached.sloAttainment * 100).toFixed(1),
+      `${change >= 0 ? "+" : ""}${change.toFixed(1)} %`,
+    ]);
+  }
+  const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const table = rows
+    .map((r) => r.map((x, i) => (i < 2 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join("  "))
+    .join("\n");
+  return (
+    `cold start: download (${describe(c.wakeUp.download)}) vs complete cache ` +
+    `(${describe(c.wakeUp.cached)})\n${table}`
+  );
+}
