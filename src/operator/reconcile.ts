@@ -45,6 +45,12 @@ import {
   type PodView,
 } from "./status.ts";
 import type { EventInput, EventRecorder } from "./events.ts";
+import {
+  pinTemplate,
+  templateOfferEvents,
+  withTemplateOffer,
+  type TemplateOffer,
+} from "./template-pin.ts";
 
 export const FINALIZER = "serving.mistralsmall.dev/cleanup";
 /** While replicas load, look again even if no event arrives. */
@@ -60,6 +66,8 @@ export interface ReconcilerDeps {
   readonly log: Logger;
   readonly events: EventRecorder;
   readonly now: () => Date;
+  /** The renderer (default renderDesired); tests stand in a later release's defaults. */
+  readonly render?: typeof renderDesired;
   /** Our last status write per key, newer than the cache until its watch event arrives. */
   readonly statusMemo?: Map<string, StatusMemo>;
   /** Digest and resulting resourceVersion of our last apply per object. */
@@ -244,9 +252,16 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
   let rejected: string | undefined;
   let retry: ApiError | undefined;
   let desiredTemplateHash: string | undefined;
+  let templateOffer: TemplateOffer | undefined;
   if (msd !== undefined && plan !== undefined && plan.feasible) {
-    const desired = renderDesired({ ...msd, metadata: { ...msd.metadata, uid } }, plan);
+    // A template only a newer operator wants is held until the owner opts in (template-pin.ts).
+    const desired = pinTemplate(
+      (deps.render ?? renderDesired)({ ...msd, metadata: { ...msd.metadata, uid } }, plan),
+      msd,
+      cacheFor(deps, "Deployment")?.get(key),
+    );
     desiredTemplateHash = desired.templateHash;
+    templateOffer = desired.offer;
     try {
       await applyDesired(desired.objects, deps, log, raw);
       await pruneUndesired(desired.objects, deps, log, raw, msd);
@@ -284,7 +299,11 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
       : (cacheFor(deps, "PersistentVolumeClaim")?.get(
           `${raw.metadata.namespace}/${cacheClaimName(msd)}`,
         ) as (KubeObject & ClaimView) | undefined);
-  const status = computeStatus(
+  const now = deps
+    .now()
+    .toISOString()
+    .replace(/\.\d+Z$/, "Z");
+  const computed = computeStatus(
     {
       generation: raw.metadata.generation ?? 0,
       desiredReplicas: msd?.spec.replicas ?? owned?.spec?.replicas ?? 0,
@@ -303,11 +322,9 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
       ...(msd === undefined ? {} : { access: clientAccess(msd) }),
     },
     raw.status,
-    deps
-      .now()
-      .toISOString()
-      .replace(/\.\d+Z$/, "Z"),
+    now,
   );
+  const status = withTemplateOffer(computed, templateOffer, raw.status, now);
   await writeStatus(raw, status, deps, log, plan);
   if (retry !== undefined)
     throw new ReconcileError(`applying ${key} failed; retrying`, { cause: retry });
@@ -684,10 +701,13 @@ async function writeStatus(
     resourceVersion: written.metadata.resourceVersion ?? "",
     status: written.status,
   });
-  for (const e of conditionEvents(
-    (previous?.conditions ?? []) as Condition[],
-    (status.conditions ?? []) as Condition[],
-  )) {
+  for (const e of [
+    ...conditionEvents(
+      (previous?.conditions ?? []) as Condition[],
+      (status.conditions ?? []) as Condition[],
+    ),
+    ...templateOfferEvents(previous?.conditions, status.conditions),
+  ]) {
     deps.events.emit(raw, e);
   }
   log.info(
