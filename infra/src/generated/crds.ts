@@ -1383,7 +1383,7 @@ export const CRDS: readonly Record<string, unknown>[] = [
                             "type": "string"
                           },
                           "type": {
-                            "description": "Ready, Progressing, Degraded or EngineVerified.",
+                            "description": "Ready, Progressing, Degraded, EngineVerified, or TemplateUpdateAvailable (while a newer operator's pod template waits for the owner's opt-in).",
                             "type": "string"
                           }
                         },
