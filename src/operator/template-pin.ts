@@ -28,6 +28,8 @@ import { REASONS, jsonEqual } from "./status.ts";
 
 /** On the Deployment: digest of the spec fields the applied template was rendered from. */
 export const TEMPLATE_SPEC_ANNOTATION = `${GROUP}/template-spec`;
+/** On the Deployment: the resource's metadata.generation the record was last written at. */
+export const TEMPLATE_GENERATION_ANNOTATION = `${GROUP}/template-generation`;
 /** On the Deployment: the applied pod template, gzip + base64 of its JSON. */
 export const TEMPLATE_RECORD_ANNOTATION = `${GROUP}/template`;
 /** On the resource, set by its owner: the offered template hash they accept. */
@@ -54,6 +56,8 @@ export class TemplateRecordError extends Error {
 export interface TemplateRecord {
   readonly hash: string;
   readonly specDigest: string;
+  /** Absent in a record without it: then only the digest tells. */
+  readonly generation?: number;
   /** The annotation's value as stored, carried over verbatim while the template is held. */
   readonly encoded: string;
   readonly template: V1PodTemplateSpec;
@@ -121,7 +125,14 @@ export function readRecord(
       `${TEMPLATE_RECORD_ANNOTATION} holds a pod spec the operator's hardening would change`,
     );
   }
-  return { hash, specDigest, encoded, template };
+  const generation = Number(annotations?.[TEMPLATE_GENERATION_ANNOTATION]);
+  return {
+    hash,
+    specDigest,
+    encoded,
+    template,
+    ...(Number.isInteger(generation) ? { generation } : {}),
+  };
 }
 
 export type ApplyReason =
@@ -143,7 +154,12 @@ export type PinDecision =
     };
 
 export interface PinInput {
-  readonly desired: { readonly template: V1PodTemplateSpec; readonly specDigest: string };
+  readonly desired: {
+    readonly template: V1PodTemplateSpec;
+    readonly specDigest: string;
+    /** The resource's metadata.generation. */
+    readonly generation: number;
+  };
   /** The live Deployment, when there is one. */
   readonly live?: {
     readonly annotations?: Readonly<Record<string, string>>;
@@ -170,7 +186,12 @@ export function decideTemplate(input: PinInput): PinDecision {
     return { action: "apply", reason: "invalid-record", problem: err.message };
   }
   if (record === undefined) return { action: "apply", reason: "no-record" };
-  if (record.specDigest !== desired.specDigest) return { action: "apply", reason: "spec-changed" };
+  // The same generation: the owner changed nothing (a new schema default may still change the
+  // digest, since the new release parses the spec). Else the digest tells whether what changed
+  // reaches the pods; `replicas` alone, from the autoscaler, does not.
+  const ownerChangedPods =
+    record.generation !== desired.generation && record.specDigest !== desired.specDigest;
+  if (ownerChangedPods) return { action: "apply", reason: "spec-changed" };
   if (input.accepted === offered) return { action: "apply", reason: "accepted" };
   if (live.replicas === 0) return { action: "apply", reason: "no-pods" };
   return {
@@ -267,9 +288,10 @@ export function pinTemplate(
     return { ...desired, decision: { action: "apply", reason: "no-deployment" } };
   }
   const specDigest = templateSpecDigest(msd.spec);
+  const generation = msd.metadata.generation ?? 0;
   const accepted = msd.metadata.annotations?.[ACCEPT_TEMPLATE_ANNOTATION];
   const decision = decideTemplate({
-    desired: { template, specDigest },
+    desired: { template, specDigest, generation },
     ...(live === undefined
       ? {}
       : {
@@ -290,7 +312,10 @@ export function pinTemplate(
       annotations: {
         ...rendered.metadata.annotations,
         [TEMPLATE_HASH_ANNOTATION]: held?.hash ?? desired.templateHash,
-        [TEMPLATE_SPEC_ANNOTATION]: held?.specDigest ?? specDigest,
+        // Current even while held: the held template stands for this spec, as this release
+        // parses it, so later changes are judged against it.
+        [TEMPLATE_SPEC_ANNOTATION]: specDigest,
+        [TEMPLATE_GENERATION_ANNOTATION]: String(generation),
         [TEMPLATE_RECORD_ANNOTATION]: held?.encoded ?? encodeTemplate(template),
       },
     },

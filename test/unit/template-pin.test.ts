@@ -9,6 +9,7 @@ import { podTemplateHash } from "../../src/render/deployment.ts";
 import { TEMPLATE_HASH_ANNOTATION } from "../../src/render/names.ts";
 import {
   ACCEPT_TEMPLATE_ANNOTATION,
+  TEMPLATE_GENERATION_ANNOTATION,
   TEMPLATE_RECORD_ANNOTATION,
   TEMPLATE_SPEC_ANNOTATION,
   TEMPLATE_UPDATE_CONDITION,
@@ -27,7 +28,11 @@ import { LATER_GRACE_SECONDS, withLaterDefault } from "../support/later-release.
 
 type Raw = Record<string, unknown>;
 
-function msdOf(spec: Raw = {}, annotations?: Record<string, string>): MistralSmallDeployment {
+function msdOf(
+  spec: Raw = {},
+  annotations?: Record<string, string>,
+  generation = 1,
+): MistralSmallDeployment {
   return parseResource({
     apiVersion: API_VERSION,
     kind: KIND,
@@ -35,6 +40,7 @@ function msdOf(spec: Raw = {}, annotations?: Record<string, string>): MistralSma
       name: "small",
       namespace: "ml",
       uid: "8d3b1c9e-0000-4000-8000-000000000001",
+      generation,
       ...(annotations === undefined ? {} : { annotations }),
     },
     spec: { gpu: { type: "a100-80gb" }, maxModelLen: 65536, replicas: 2, ...spec },
@@ -143,19 +149,26 @@ describe("decideTemplate", () => {
   const digest = templateSpecDigest(msd.spec);
 
   test("no Deployment yet, or the same template: apply", () => {
-    assert.deepEqual(decideTemplate({ desired: { template: later, specDigest: digest } }), {
-      action: "apply",
-      reason: "no-deployment",
-    });
+    assert.deepEqual(
+      decideTemplate({ desired: { template: later, specDigest: digest, generation: 1 } }),
+      {
+        action: "apply",
+        reason: "no-deployment",
+      },
+    );
     const same = deploymentOf(current.objects).spec!.template;
     assert.equal(
-      decideTemplate({ desired: { template: same, specDigest: digest }, live }).action,
+      decideTemplate({ desired: { template: same, specDigest: digest, generation: 1 }, live })
+        .action,
       "apply",
     );
   });
 
   test("only the operator changed: hold, naming the changed field", () => {
-    const d = decideTemplate({ desired: { template: later, specDigest: digest }, live });
+    const d = decideTemplate({
+      desired: { template: later, specDigest: digest, generation: 1 },
+      live,
+    });
     assert.equal(d.action, "hold");
     assert.ok(d.action === "hold");
     assert.equal(d.record.hash, current.templateHash);
@@ -167,10 +180,11 @@ describe("decideTemplate", () => {
 
   test("opt-in: the offered hash accepted, a pod-relevant spec change, or no pods", () => {
     const offered = hashOfTemplate(later);
-    const desired = { template: later, specDigest: digest };
+    const desired = { template: later, specDigest: digest, generation: 1 };
     assert.equal(decideTemplate({ desired, live, accepted: offered }).action, "apply");
     assert.equal(decideTemplate({ desired, live, accepted: "0123456789" }).action, "hold");
-    assert.deepEqual(decideTemplate({ desired: { template: later, specDigest: "other" }, live }), {
+    const edited = { template: later, specDigest: "other", generation: 2 };
+    assert.deepEqual(decideTemplate({ desired: edited, live }), {
       action: "apply",
       reason: "spec-changed",
     });
@@ -180,8 +194,17 @@ describe("decideTemplate", () => {
     });
   });
 
+  test("no consent: a new generation outside the template, or a new digest at the same generation", () => {
+    // The autoscaler wrote spec.replicas: a new generation, the same digest.
+    const scaled = { template: later, specDigest: digest, generation: 2 };
+    assert.equal(decideTemplate({ desired: scaled, live }).action, "hold");
+    // The new release parses the unchanged spec with a new schema default: a new digest.
+    const reparsed = { template: later, specDigest: "other", generation: 1 };
+    assert.equal(decideTemplate({ desired: reparsed, live }).action, "hold");
+  });
+
   test("a Deployment without a record (an older release) or with a bad one: apply", () => {
-    const desired = { template: later, specDigest: digest };
+    const desired = { template: later, specDigest: digest, generation: 1 };
     const noRecord = { annotations: { [TEMPLATE_HASH_ANNOTATION]: "aaaaaaaaaa" }, replicas: 2 };
     assert.deepEqual(decideTemplate({ desired, live: noRecord }), {
       action: "apply",
@@ -206,7 +229,13 @@ describe("pinTemplate", () => {
     const liveSpec = live.spec as V1Deployment["spec"];
     assert.deepEqual(d.spec!.template, liveSpec!.template);
     assert.equal(d.spec!.replicas, 4, "replicas still reconcile");
-    assert.deepEqual(d.metadata!.annotations, live.metadata.annotations);
+    const held = { ...live.metadata.annotations };
+    // The record stays, its spec digest and generation follow the resource.
+    assert.deepEqual(d.metadata!.annotations, {
+      ...held,
+      [TEMPLATE_SPEC_ANNOTATION]: templateSpecDigest(scaled.spec),
+      [TEMPLATE_GENERATION_ANNOTATION]: "1",
+    });
     assert.equal(out.templateHash, live.metadata.annotations![TEMPLATE_HASH_ANNOTATION]);
     assert.ok(out.offer !== undefined);
     assert.equal(out.offer.current, out.templateHash);
