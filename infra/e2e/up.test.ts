@@ -1,34 +1,48 @@
 /**
- * A real `pulumi up` / `pulumi destroy` of both components against the local control plane,
- * with the Pulumi CLI and the Kubernetes provider built from Go modules
- * (infra/scripts/build-pulumi.sh) and a local file backend.
+ * A real `pulumi up` / `pulumi destroy` of the example program infra/index.ts with its own stack
+ * configuration (infra/Pulumi.yaml, infra/Pulumi.dev.yaml: stack "dev"), against the local control
+ * plane, with the Pulumi CLI and the Kubernetes provider built from Go modules
+ * (infra/scripts/build-pulumi.sh) and a local file backend: what the CI workflow runs.
  *
- * The program runs as an Automation API inline program: its language host is @pulumi/pulumi
- * itself, because the CLI's own Node.js language host (pulumi-language-nodejs) cannot be built
- * from the Go module proxy. The operator's pods are KWOK fakes, so the Deployment is declared
- * with skipAwait and the operator runs as a local `msd run` process with a token of the
- * ServiceAccount the component created, i.e. exactly its RBAC.
+ * The CLI's Node.js language host (pulumi-language-nodejs) cannot be built from the Go module
+ * proxy, so the program runs as an Automation API inline program whose body is infra/index.ts
+ * itself (imported afresh for each run with tsx's tsImport), in a workspace whose workDir is
+ * infra/: project and stack configuration come from the committed files. The only test-specific
+ * input is the environment: KUBECONFIG (the program's ambient-kubeconfig path) and the backend.
+ *
+ * The in-cluster operator pods are KWOK fakes: they schedule on an untainted fake CPU node and
+ * turn Ready, so the component's Deployment await passes as on a real cluster, and the operator
+ * itself runs as a local `msd run` process with a token of the ServiceAccount the component
+ * created, i.e. exactly its RBAC, started as soon as that ServiceAccount exists.
  *
  * Run: npm run test:e2e --prefix infra (opt-in: builds take 20-40 minutes cold).
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import * as k8s from "@pulumi/kubernetes";
+import { tsImport } from "tsx/esm/api";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation/index.js";
-import { MistralSmallDeployment, MistralSmallOperator } from "../src/index.ts";
 import { eventually, startTestCluster, type TestCluster } from "../../test/integration/cluster.ts";
 import { freePort, kubeconfigYaml } from "../../src/cluster/local.ts";
-import { RESOURCES } from "../../src/kube/client.ts";
+import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";
 import { httpStatus } from "../../test/integration/operator-harness.ts";
 
 const INFRA = join(import.meta.dirname, "..");
 const REPO = join(INFRA, "..");
-const NS = "msd-pulumi";
 const PROVIDER_VERSION = "4.25.0";
+const STACK = "dev";
+const STACK_FILE = join(INFRA, `Pulumi.${STACK}.yaml`);
+
+/** The stack's configuration as the CLI reads it (from Pulumi.dev.yaml), without the project prefix. */
+async function stackConfig(stack: Stack): Promise<Record<string, string>> {
+  const all = await stack.getAllConfig();
+  return Object.fromEntries(
+    Object.entries(all).map(([k, v]) => [k.replace(/^[^:]+:/, ""), v.value]),
+  );
+}
 
 function binaries(): string {
   const out = execFileSync("bash", [join(INFRA, "scripts", "build-pulumi.sh")], {
@@ -38,20 +52,84 @@ function binaries(): string {
   return out.trim().split("\n").pop()!;
 }
 
-describe("pulumi up against the local control plane", () => {
+/** An untainted fake node (KWOK) for the operator's own pods; the GPU nodes are tainted. */
+function cpuNode(name: string): KubeObject {
+  const capacity = { cpu: "16", memory: "64Gi", pods: "110", "ephemeral-storage": "1Ti" };
+  return {
+    apiVersion: "v1",
+    kind: "Node",
+    metadata: {
+      name,
+      annotations: { "kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0" },
+      labels: {
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        type: "kwok",
+      },
+    },
+    status: { capacity, allocatable: capacity, phase: "Running" },
+  } as KubeObject;
+}
+
+type Deployment = KubeObject & { spec: { replicas: number } };
+type Msd = KubeObject & { spec: { maxModelLen: number; replicas: number } };
+
+describe("pulumi up of infra/index.ts with Pulumi.dev.yaml against the local control plane", () => {
+  let cfg: Record<string, string> = {};
+  let operatorNs = "";
+  let ns = "";
   let c: TestCluster;
   let work: string;
   let stack: Stack;
   let operator: ChildProcess | undefined;
-  let withModel = false;
+  let committedStackFile = "";
+
+  /** The operator, once the component has created its ServiceAccount (and with its token). */
+  async function runOperatorWhenInstalled(): Promise<void> {
+    const token = await eventually(
+      "the operator's ServiceAccount",
+      async () => {
+        const r = await c.kubectl(["create", "token", "mistral-small-operator", "-n", operatorNs]);
+        return r.code === 0 ? r.stdout.trim() : undefined;
+      },
+      300_000,
+      500,
+    );
+    const server = await c.kubectl([
+      "config",
+      "view",
+      "--minify",
+      "-o",
+      "jsonpath={.clusters[0].cluster.server}",
+    ]);
+    const kc = join(work, "operator.kubeconfig");
+    writeFileSync(kc, kubeconfigYaml(server.stdout.trim(), token, "operator"));
+    const port = await freePort();
+    operator = spawn(
+      process.execPath,
+      [
+        join(REPO, "bin", "msd.js"),
+        "run",
+        `--kubeconfig=${kc}`,
+        `--port=${port}`,
+        `--lease-namespace=${operatorNs}`,
+        "--lease-duration=4",
+      ],
+      { env: { ...process.env, POD_NAME: "pulumi-e2e" }, stdio: "ignore" },
+    );
+    await eventually("operator ready", async () => (await httpStatus(port, "/readyz")) === 200);
+  }
 
   before(async () => {
     const bins = binaries();
+    committedStackFile = readFileSync(STACK_FILE, "utf8");
     work = mkdtempSync(join(tmpdir(), "msd-pulumi-"));
     mkdirSync(join(work, "root", "bin"), { recursive: true });
     symlinkSync(join(bins, "pulumi"), join(work, "root", "bin", "pulumi"));
     mkdirSync(join(work, "backend"));
     c = await startTestCluster();
+    await c.client.create(RESOURCES.node, cpuNode("cpu-0"));
     const env = {
       PULUMI_HOME: join(work, "home"),
       PULUMI_BACKEND_URL: `file://${join(work, "backend")}`,
@@ -59,6 +137,8 @@ describe("pulumi up against the local control plane", () => {
       PULUMI_SKIP_UPDATE_CHECK: "true",
       PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
       PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
+      // The program's "ambient kubeconfig" path (no `kubeconfig` in Pulumi.dev.yaml).
+      KUBECONFIG: c.kubeconfig,
     };
     // The provider plugin, from the local build (never downloaded).
     execFileSync(
@@ -78,134 +158,78 @@ describe("pulumi up against the local control plane", () => {
       root: join(work, "root"),
       skipVersionCheck: true,
     });
-    const kubeconfig = c.kubeconfig;
     stack = await LocalWorkspace.createOrSelectStack(
       {
-        stackName: "local",
-        projectName: "mistral-small-e2e",
-        program: async () => {
-          const provider = new k8s.Provider("local", { kubeconfig, enableServerSideApply: true });
-          const op = new MistralSmallOperator(
-            "operator",
-            { namespace: NS, skipAwait: true },
-            { provider },
-          );
-          const out: Record<string, unknown> = {
-            namespace: op.namespace,
-            serviceAccount: op.serviceAccountName,
-          };
-          if (withModel) {
-            const model = new MistralSmallDeployment(
-              "mistral-small",
-              {
-                namespace: "default",
-                spec: { gpu: { type: "a100-80gb" }, maxModelLen: 65536 },
-                timeoutSeconds: 180,
-              },
-              { provider, dependsOn: [op] },
-            );
-            out.endpoint = model.endpoint;
-            out.ready = model.ready;
-            out.readyReason = model.readyReason;
-          }
-          return out;
-        },
+        stackName: STACK,
+        projectName: "mistral-small",
+        // The example program itself, evaluated afresh for every run like `pulumi up` does.
+        program: async () => ({ ...(await tsImport(join(INFRA, "index.ts"), import.meta.url)) }),
       },
-      {
-        pulumiCommand,
-        workDir: work,
-        envVars: env,
-        projectSettings: {
-          name: "mistral-small-e2e",
-          runtime: "nodejs",
-          backend: { url: env.PULUMI_BACKEND_URL },
-        },
-      },
+      // No projectSettings/stackSettings: they would be written over the committed files.
+      { pulumiCommand, workDir: INFRA, envVars: env },
     );
+    cfg = await stackConfig(stack);
+    operatorNs = cfg.operatorNamespace!;
+    ns = cfg.namespace!;
   });
 
   after(async () => {
     if (operator !== undefined && operator.exitCode === null) operator.kill("SIGKILL");
     await c?.stop();
     if (work !== undefined) rmSync(work, { recursive: true, force: true });
+    // `stack init` with a passphrase writes an encryptionsalt into Pulumi.dev.yaml.
+    if (committedStackFile !== "") writeFileSync(STACK_FILE, committedStackFile);
   });
 
-  test("up: the operator component (CRD, namespace, ServiceAccount, RBAC, Lease, Deployment, Service)", async () => {
-    const res = await stack.up({ onOutput: (s) => process.stderr.write(s) });
-    assert.equal(res.summary.result, "succeeded");
-    assert.equal(res.outputs.namespace?.value, NS);
-    const crd = await c.kubectl(["get", "crd", "mistralsmalldeployments.serving.mistralsmall.dev"]);
-    assert.equal(crd.code, 0, "the CRD is retained");
-    for (const obj of [
-      ["clusterrole", "mistral-small-operator"],
-      ["-n", NS, "deployment", "mistral-small-operator"],
-      ["-n", NS, "lease", "mistral-small-operator"],
-    ]) {
-      const r = await c.kubectl(["get", ...obj, "-o", "name"]);
-      assert.equal(r.code, 0, `${obj.join(" ")}: ${r.stderr}`);
-    }
-  });
-
-  test("up: a MistralSmallDeployment waits for Ready and outputs its endpoint", async () => {
-    // The in-cluster operator pods are fake: run it here, with the component's ServiceAccount.
-    const token = await c.kubectl(["create", "token", "mistral-small-operator", "-n", NS]);
-    assert.equal(token.code, 0, token.stderr);
-    const server = await c.kubectl([
-      "config",
-      "view",
-      "--minify",
-      "-o",
-      "jsonpath={.clusters[0].cluster.server}",
+  test("up creates the operator and the model server, sized and configured by Pulumi.dev.yaml", async () => {
+    const [res] = await Promise.all([
+      stack.up({ onOutput: (s) => process.stderr.write(s) }),
+      runOperatorWhenInstalled(),
     ]);
-    const kc = join(work, "operator.kubeconfig");
-    writeFileSync(kc, kubeconfigYaml(server.stdout.trim(), token.stdout.trim(), "operator"));
-    const port = await freePort();
-    operator = spawn(
-      process.execPath,
-      [
-        join(REPO, "bin", "msd.js"),
-        "run",
-        `--kubeconfig=${kc}`,
-        `--port=${port}`,
-        `--lease-namespace=${NS}`,
-        "--lease-duration=4",
-      ],
-      { env: { ...process.env, POD_NAME: "pulumi-e2e" }, stdio: "ignore" },
-    );
-    await eventually("operator ready", async () => (await httpStatus(port, "/readyz")) === 200);
-
-    withModel = true;
-    const res = await stack.up({ onOutput: (s) => process.stderr.write(s) });
     assert.equal(res.summary.result, "succeeded");
+    assert.equal(res.outputs.operatorNamespace?.value, operatorNs);
     assert.equal(res.outputs.ready?.value, true);
     assert.equal(res.outputs.readyReason?.value, "Available");
-    assert.equal(res.outputs.endpoint?.value, "http://mistral-small.default.svc:8000/v1");
+    assert.equal(res.outputs.endpoint?.value, `http://mistral-small.${ns}.svc:8000/v1`);
+    const plan = res.outputs.plan?.value as { tensorParallelSize?: number } | undefined;
+    assert.ok((plan?.tensorParallelSize ?? 0) >= 1, JSON.stringify(plan));
+
+    const op = await c.client.get<Deployment>(
+      RESOURCES.deployment,
+      "mistral-small-operator",
+      operatorNs,
+    );
+    assert.equal(String(op.spec.replicas), cfg.operatorReplicas);
+    const msd = await c.client.get<Msd>(RESOURCES.msd, "mistral-small", ns);
+    assert.equal(String(msd.spec.maxModelLen), cfg.maxModelLen);
+    assert.equal(String(msd.spec.replicas), cfg.replicas);
+    const crd = await c.kubectl(["get", "crd", "mistralsmalldeployments.serving.mistralsmall.dev"]);
+    assert.equal(crd.code, 0);
   });
 
-  test("up without the deployment deletes it; the running operator finishes its cleanup", async () => {
-    withModel = false;
+  test("a second up changes nothing (the program is deterministic)", async () => {
     const res = await stack.up({ onOutput: (s) => process.stderr.write(s) });
     assert.equal(res.summary.result, "succeeded");
-    assert.equal(
-      await c.client.getOrUndefined(RESOURCES.msd, "mistral-small", "default"),
-      undefined,
+    const changes = Object.entries(res.summary.resourceChanges ?? {}).filter(
+      ([op]) => op !== "same",
     );
-    operator?.kill("SIGTERM");
-    await new Promise((resolve) => operator?.once("exit", resolve));
+    assert.deepEqual(changes, []);
   });
 
   test("destroy: everything goes but the CRD (retained by default, like Helm)", async () => {
     const res = await stack.destroy({ onOutput: (s) => process.stderr.write(s) });
     assert.equal(res.summary.result, "succeeded");
+    assert.equal(await c.client.getOrUndefined(RESOURCES.msd, "mistral-small", ns), undefined);
     const crd = await c.kubectl(["get", "crd", "mistralsmalldeployments.serving.mistralsmall.dev"]);
     assert.equal(crd.code, 0, "the CRD is retained");
     for (const obj of [
       ["clusterrole", "mistral-small-operator"],
       ["clusterrolebinding", "mistral-small-operator"],
-      ["namespace", NS],
+      ["namespace", operatorNs],
     ]) {
       const r = await c.kubectl(["get", ...obj, "--ignore-not-found", "-o", "name"]);
       assert.equal(r.stdout.trim(), "", `${obj.join(" ")} left behind`);
     }
+    operator?.kill("SIGTERM");
   });
 });

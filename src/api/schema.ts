@@ -1003,7 +1003,11 @@ export type SpecInput = z.input<typeof SpecSchema>;
 
 export const ConditionSchema = z
   .object({
-    type: z.string().describe("Ready, Progressing, Degraded or EngineVerified."),
+    type: z
+      .string()
+      .describe(
+        "Ready, Progressing, Degraded, EngineVerified, or TemplateUpdateAvailable (while a newer operator's pod template waits for the owner's opt-in).",
+      ),
     status: z.enum(["True", "False", "Unknown"]),
     reason: z.string().describe("CamelCase reason from the operator's list."),
     message: z.string().describe("Human-readable detail, with numbers."),

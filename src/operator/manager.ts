@@ -62,6 +62,8 @@ export interface OperatorOptions {
   /** How often the builtin autoscaler scrapes and decides (default 15 s). */
   readonly autoscaleIntervalMs?: number;
   readonly logger?: Logger;
+  /** The renderer: tests stand in a later release's defaults (template-pin.ts). */
+  readonly render?: ReconcilerDeps["render"];
   /** Called when leadership is lost: the process should exit so it restarts clean. */
   readonly onLostLeadership?: () => void;
 }
@@ -422,6 +424,7 @@ export class Operator {
       log: this.log,
       events: this.events,
       now: () => new Date(),
+      ...(this.opts.render === undefined ? {} : { render: this.opts.render }),
       statusMemo: new Map(),
       appliedMemo,
       caches: { msd, pods, owned, nodeClaims, karpenterEvents },

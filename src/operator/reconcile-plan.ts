@@ -16,6 +16,12 @@ import { RESOURCES, resourceFor, type KubeObject, type ResourceType } from "../k
 import { plan as planFor, type Plan } from "../planner/plan.ts";
 import { renderDesired, type Manifest } from "../render/index.ts";
 import {
+  pinTemplate,
+  templateOfferEvents,
+  withTemplateOffer,
+  type TemplateOffer,
+} from "./template-pin.ts";
+import {
   OWNER_UID_LABEL,
   cacheClaimName,
   labelSelectorString,
@@ -96,6 +102,8 @@ export interface Observed {
   readonly appliedMemo: ReadonlyMap<string, AppliedMemo>;
   readonly statusMemo?: StatusMemo | undefined;
   readonly writeFailure?: WriteFailure | undefined;
+  /** The renderer (default renderDesired); tests stand in a later release's defaults. */
+  readonly render?: typeof renderDesired | undefined;
 }
 
 export interface LogLine {
@@ -336,6 +344,8 @@ export interface Draft {
   /** What this pass may apply: `desired`, less what a gate holds back. */
   readonly toApply: readonly Manifest[];
   readonly templateHash?: string;
+  /** A pod template only a newer operator wants, held until the owner opts in. */
+  readonly templateOffer?: TemplateOffer;
   /** The spec needs a kind whose CRD is not installed: nothing is applied. */
   readonly crdMissing?: string;
   /** The pass ends after this step. */
@@ -391,13 +401,36 @@ function renderStep(o: Observed, d: Draft): Draft {
     );
   }
   const msd = { ...d.spec, metadata: { ...d.spec.metadata, uid: uidOf(o) } };
-  const desired = renderDesired(msd, sizing);
+  const desired = (o.render ?? renderDesired)(msd, sizing);
   return {
     ...d,
     sizing,
     desired: desired.objects,
     toApply: desired.objects,
     templateHash: desired.templateHash,
+  };
+}
+
+/**
+ * A pod template that changed only because the operator did is held until the owner opts in
+ * (template-pin.ts): the live template stays in the Deployment, and status offers the new one.
+ */
+function templatePinStep(o: Observed, d: Draft): Draft {
+  if (d.spec === undefined || d.templateHash === undefined) return d;
+  const key = `${d.spec.metadata.namespace}/${d.spec.metadata.name}`;
+  const pinned = pinTemplate(
+    { objects: d.desired, templateHash: d.templateHash },
+    d.spec,
+    o.owned.get("Deployment")?.get(key),
+  );
+  // Swap in the pinned objects one for one: a gate before this step keeps what it held back.
+  const pinnedOf = (x: Manifest) => pinned.objects[d.desired.indexOf(x)] ?? x;
+  return {
+    ...d,
+    desired: pinned.objects,
+    toApply: d.toApply.map(pinnedOf),
+    templateHash: pinned.templateHash,
+    ...(pinned.offer === undefined ? {} : { templateOffer: pinned.offer }),
   };
 }
 
@@ -605,7 +638,12 @@ function lastKnownStatus(o: Observed): Status | undefined {
 
 /** Status from the observation; written (with its condition events) only when it changed. */
 function statusStep(o: Observed, d: Draft): Draft {
-  const status = computeStatus(observationOf(o, d), o.msd.status, o.now);
+  const status = withTemplateOffer(
+    computeStatus(observationOf(o, d), o.msd.status, o.now),
+    d.templateOffer,
+    o.msd.status,
+    o.now,
+  );
   const previous = lastKnownStatus(o);
   const ready = status.conditions?.find((c) => c.type === "Ready");
   const progressing = status.conditions?.find((c) => c.type === "Progressing");
@@ -615,10 +653,13 @@ function statusStep(o: Observed, d: Draft): Draft {
   if (jsonEqual(status, { ...previous, scaling: undefined })) {
     return withPlan(d, { requeueAfter });
   }
-  const events = conditionEvents(
-    (previous?.conditions ?? []) as Condition[],
-    (status.conditions ?? []) as Condition[],
-  );
+  const events = [
+    ...conditionEvents(
+      (previous?.conditions ?? []) as Condition[],
+      (status.conditions ?? []) as Condition[],
+    ),
+    ...templateOfferEvents(previous?.conditions, status.conditions),
+  ];
   return withPlan(d, { status, events, requeueAfter });
 }
 
@@ -631,6 +672,7 @@ export const CONVERGE_STEPS: readonly PlanStep[] = [
   { name: "parse", run: parseStep },
   { name: "finalizer", run: finalizerStep },
   { name: "render", run: renderStep },
+  { name: "template-pin", run: templatePinStep },
   { name: "crds", run: missingCrdStep },
   { name: "apply", run: applyStep },
   { name: "prune", run: pruneStep },

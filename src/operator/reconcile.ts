@@ -44,6 +44,8 @@ export interface ReconcilerDeps {
   readonly log: Logger;
   readonly events: EventRecorder;
   readonly now: () => Date;
+  /** The renderer (default renderDesired); tests stand in a later release's defaults. */
+  readonly render?: Observed["render"];
   /** Our last status write per key, newer than the cache until its watch event arrives. */
   readonly statusMemo?: Map<string, StatusMemo>;
   /** Digest and resulting resourceVersion of our last apply per object. */
@@ -143,6 +145,7 @@ export function observe(key: string, deps: ReconcilerDeps): Observed | undefined
     karpenterEvents: karpenterPodEvents(deps, msd, pods),
     appliedMemo: deps.appliedMemo ?? new Map(),
     statusMemo: deps.statusMemo?.get(key),
+    render: deps.render,
   };
 }
 

@@ -47,10 +47,17 @@ export const REASONS = {
   EngineVerified: "EngineVerified",
   /** The image's release cannot be read from its tag, or has no contract of its own. */
   EngineVersionUnverified: "EngineVersionUnverified",
+  /** TemplateUpdateAvailable: a newer operator renders another pod template; the old one is kept. */
+  OperatorDefaultsChanged: "OperatorDefaultsChanged",
 } as const;
 export type Reason = (typeof REASONS)[keyof typeof REASONS];
 
-export type ConditionType = "Ready" | "Progressing" | "Degraded" | "EngineVerified";
+export type ConditionType =
+  | "Ready"
+  | "Progressing"
+  | "Degraded"
+  | "EngineVerified"
+  | "TemplateUpdateAvailable";
 
 export interface Condition {
   type: ConditionType;

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { pino } from "pino";
 import { stringify } from "yaml";
-import { Operator } from "../../src/operator/manager.ts";
+import { Operator, type OperatorOptions } from "../../src/operator/manager.ts";
 import { rbacManifests } from "../../src/operator/rbac.ts";
 import { OPERATOR_USER, freePort } from "../../src/cluster/local.ts";
 import type { KubeObject } from "../../src/kube/client.ts";
@@ -54,6 +54,8 @@ export async function startInProcess(
     context?: string;
     /** The namespaced install mode: watch only these namespaces. */
     namespaces?: readonly string[];
+    /** Render as another operator release would (a changed default). */
+    render?: OperatorOptions["render"];
   } = {},
 ): Promise<InProcessOperator> {
   const logFile = join(
@@ -75,6 +77,7 @@ export async function startInProcess(
       : { autoscaleIntervalMs: opts.autoscaleIntervalMs }),
     concurrency: 4,
     ...(opts.namespaces === undefined ? {} : { namespaces: opts.namespaces }),
+    ...(opts.render === undefined ? {} : { render: opts.render }),
     identity: opts.name ?? "in-process",
     logger: pino({ level: "debug" }, stream),
   });

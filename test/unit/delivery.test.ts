@@ -365,7 +365,8 @@ describe("CI example", () => {
     assert.ok(wf.on.pull_request !== undefined);
     assert.deepEqual(wf.on.push?.branches, ["main"]);
     const pulumiCommand = (job: string) =>
-      wf.jobs[job]?.steps.find((s) => s.uses?.startsWith("pulumi/actions@"))?.with?.command;
+      wf.jobs[job]?.steps.find((s) => s.uses?.startsWith("pulumi/actions@") && s.with?.command)
+        ?.with?.command;
     assert.equal(pulumiCommand("preview"), "preview");
     assert.match(wf.jobs.preview?.if ?? "", /pull_request/);
     assert.equal(pulumiCommand("up"), "up");
@@ -373,7 +374,77 @@ describe("CI example", () => {
     const runs = (wf.jobs.test?.steps ?? []).map((s) => s.run ?? "");
     assert.ok(runs.includes("npm test --prefix infra"), "the mock tests run first");
     assert.equal(wf.jobs.preview?.needs, "test");
-    assert.equal(wf.jobs.up?.needs, "test");
+    assert.deepEqual(wf.jobs.up?.needs, ["test", "image"]);
+  });
+
+  test("the Pulumi workflow creates the stack on first use and deploys an image that exists", () => {
+    type Step = {
+      if?: string;
+      name?: string;
+      run?: string;
+      uses?: string;
+      with?: Record<string, unknown>;
+      env?: Record<string, string>;
+      "working-directory"?: string;
+    };
+    const wf = parse(read(".github/workflows/pulumi.yml")) as {
+      env: Record<string, string>;
+      jobs: Record<
+        string,
+        {
+          if?: string;
+          needs?: string | string[];
+          permissions?: Record<string, string>;
+          outputs?: Record<string, string>;
+          steps: Step[];
+        }
+      >;
+    };
+    // The CLI CI installs is the one infra/e2e/up.test.ts builds and runs.
+    const goMod = read("infra/e2e/cli/go.mod");
+    const tested = /github\.com\/pulumi\/pulumi\/pkg\/v3 v(\S+)/.exec(goMod)?.[1];
+    assert.equal(wf.env.PULUMI_VERSION, tested);
+    assert.equal(wf.env.PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER, "true");
+
+    // The image job: the given image, or this commit's, built and pushed.
+    const image = wf.jobs.image!;
+    assert.match(image.if ?? "", /push.*refs\/heads\/main/);
+    assert.equal(image.permissions?.packages, "write");
+    assert.equal(image.outputs?.image, "${{ steps.name.outputs.image }}");
+    const build = image.steps.find((s) => s.uses?.startsWith("docker/build-push-action@"));
+    assert.equal(build?.with?.push, true);
+    assert.equal(build?.with?.context, ".");
+    assert.equal(build?.with?.tags, "${{ steps.name.outputs.image }}");
+    assert.equal(build?.if, "vars.OPERATOR_IMAGE == ''", "a given image is not rebuilt");
+    const named = image.steps.find((s) => s.name === "Image to deploy");
+    assert.match(named?.run ?? "", /GIVEN/);
+    assert.match(
+      named?.run ?? "",
+      /ghcr\.io\/\$\{GITHUB_REPOSITORY,,\}\/operator:sha-\$\{GITHUB_SHA\}/,
+    );
+
+    // The up job: stack select --create, then the image into the stack config, then up.
+    const steps = wf.jobs.up!.steps;
+    const at = (p: (s: Step) => boolean) => steps.findIndex(p);
+    const create = at((s) => /pulumi stack select --create "\$PULUMI_STACK"/.test(s.run ?? ""));
+    const config = at((s) =>
+      /pulumi config set .*operatorImage "\$OPERATOR_IMAGE"/.test(s.run ?? ""),
+    );
+    const up = at(
+      (s) => s.uses?.startsWith("pulumi/actions@") === true && s.with?.command === "up",
+    );
+    const cli = at(
+      (s) => s.uses?.startsWith("pulumi/actions@") === true && s.with?.command === undefined,
+    );
+    assert.ok(cli >= 0 && cli < create, "the CLI is installed before the stack is selected");
+    assert.ok(create >= 0 && create < config && config < up, `order: ${create} ${config} ${up}`);
+    for (const i of [create, config]) assert.equal(steps[i]!["working-directory"], "infra");
+    assert.equal(steps[config]!.env?.OPERATOR_IMAGE, "${{ needs.image.outputs.image }}");
+    assert.equal(steps[up]!.with?.["work-dir"], "infra");
+
+    // The preview creates the stack too (before main's first up).
+    const preview = wf.jobs.preview!.steps.find((s) => s.with?.command === "preview");
+    assert.equal(preview?.with?.upsert, true);
   });
 });
 

@@ -8,6 +8,7 @@ import { API_VERSION, KIND } from "../../src/api/schema.ts";
 import type { KubeObject } from "../../src/kube/client.ts";
 import { renderDesired, type Manifest } from "../../src/render/index.ts";
 import { OWNER_UID_LABEL } from "../../src/render/names.ts";
+import { pinTemplate } from "../../src/operator/template-pin.ts";
 import { asStored } from "../../src/render/security.ts";
 import { parseResource } from "../../src/api/validate.ts";
 import { plan as planFor } from "../../src/planner/plan.ts";
@@ -63,12 +64,13 @@ function msd(spec: Spec, metadata: Partial<KubeObject["metadata"]> = {}): RawMsd
   } as RawMsd;
 }
 
-/** The objects the spec renders to, as the planner renders them. */
+/** The objects the spec renders to, as the planner applies them (with the template record). */
 function rendered(raw: RawMsd): readonly Manifest[] {
   const parsed = parseResource(raw);
   const sizing = planFor(parsed.spec);
   assert.ok(sizing.feasible);
-  return renderDesired({ ...parsed, metadata: { ...parsed.metadata, uid: UID } }, sizing).objects;
+  const desired = renderDesired({ ...parsed, metadata: { ...parsed.metadata, uid: UID } }, sizing);
+  return pinTemplate(desired, parsed, undefined).objects;
 }
 
 /** What the API server would store for an applied object (a newer resourceVersion, server uid). */
@@ -385,7 +387,7 @@ describe("planReconcile: converging", () => {
   test("the converge steps are named, in order: a gate is one more entry", () => {
     assert.deepEqual(
       CONVERGE_STEPS.map((s) => s.name),
-      ["parse", "finalizer", "render", "crds", "apply", "prune", "status"],
+      ["parse", "finalizer", "render", "template-pin", "crds", "apply", "prune", "status"],
     );
   });
 
