@@ -13,14 +13,7 @@ import { renderDesired, type Manifest } from "../render/index.ts";
 import { OWNED_KINDS, ownedKind } from "../render/owned.ts";
 import { asStored, securityDrift } from "../render/security.ts";
 import { foreignEntries } from "./foreign.ts";
-import {
-  FIELD_MANAGER,
-  OWNER_UID_LABEL,
-  cacheClaimName,
-  labelSelectorString,
-  serviceUrl,
-  shortHash,
-} from "../render/names.ts";
+import { OWNER_UID_LABEL, labelSelectorString, serviceUrl, shortHash } from "../render/names.ts";
 import {
   ApiError,
   RESOURCES,
@@ -45,6 +38,7 @@ import {
   type PodView,
 } from "./status.ts";
 import type { EventInput, EventRecorder } from "./events.ts";
+import * as modelCache from "./model-cache.ts";
 
 export const FINALIZER = "serving.mistralsmall.dev/cleanup";
 /** While replicas load, look again even if no event arrives. */
@@ -244,12 +238,26 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
   let rejected: string | undefined;
   let retry: ApiError | undefined;
   let desiredTemplateHash: string | undefined;
+  // Model cache (model-cache.ts): no vLLM Deployment is applied until the cache is complete.
+  const cache =
+    msd === undefined || plan === undefined || !plan.feasible
+      ? undefined
+      : modelCache.cachePhaseOf(msd, plan, cacheFor(deps, "Job"), deps.caches.pods.list());
   if (msd !== undefined && plan !== undefined && plan.feasible) {
     const desired = renderDesired({ ...msd, metadata: { ...msd.metadata, uid } }, plan);
     desiredTemplateHash = desired.templateHash;
+    const objects = modelCache.gateWorkload(desired.objects, cache!);
     try {
-      await applyDesired(desired.objects, deps, log, raw);
-      await pruneUndesired(desired.objects, deps, log, raw, msd);
+      await applyDesired(objects, deps, log, raw);
+      await pruneUndesired(objects, deps, log, raw, msd);
+      const released = await modelCache.releaseUnusedCaches(
+        objects,
+        uid,
+        msd.metadata.namespace,
+        deps.caches.owned,
+        deps.client,
+      );
+      if (released.length > 0) log.info({ released }, "released model caches no longer used");
     } catch (err) {
       if (err instanceof CrdMissingError) {
         crdMissing = err.message;
@@ -278,13 +286,15 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
   const owned = deployment !== undefined && ownedBy(deployment, uid) ? deployment : undefined;
   const pods = podsOf(deps, raw);
   const capacity = capacityOf(deps, msd, raw, pods);
+  const claimName =
+    msd === undefined || plan === undefined ? undefined : modelCache.weightsClaimName(msd, plan);
   const cacheClaim =
-    msd === undefined
+    claimName === undefined
       ? undefined
-      : (cacheFor(deps, "PersistentVolumeClaim")?.get(
-          `${raw.metadata.namespace}/${cacheClaimName(msd)}`,
-        ) as (KubeObject & ClaimView) | undefined);
-  const status = computeStatus(
+      : (cacheFor(deps, "PersistentVolumeClaim")?.get(`${raw.metadata.namespace}/${claimName}`) as
+          | (KubeObject & ClaimView)
+          | undefined);
+  const computed = computeStatus(
     {
       generation: raw.metadata.generation ?? 0,
       desiredReplicas: msd?.spec.replicas ?? owned?.spec?.replicas ?? 0,
@@ -308,6 +318,18 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
       .toISOString()
       .replace(/\.\d+Z$/, "Z"),
   );
+  const status =
+    cache === undefined
+      ? computed
+      : modelCache.withCacheConditions(computed, cache, {
+          generation: raw.metadata.generation ?? 0,
+          previous: raw.status,
+          now: deps
+            .now()
+            .toISOString()
+            .replace(/\.\d+Z$/, "Z"),
+          deploymentExists: owned !== undefined,
+        });
   await writeStatus(raw, status, deps, log, plan);
   if (retry !== undefined)
     throw new ReconcileError(`applying ${key} failed; retrying`, { cause: retry });
@@ -340,7 +362,7 @@ async function applyDesired(
       const applied = await deps.client.apply(
         resourceOf(obj),
         obj as unknown as KubeObject,
-        FIELD_MANAGER,
+        modelCache.fieldManagerFor(obj),
       );
       deps.appliedMemo?.set(memoKeyOf(obj), {
         digest: digestOf(obj),
@@ -435,9 +457,14 @@ function refusalText(obj: Manifest, err: ApiError): string {
 async function dryRunAll(changed: readonly Manifest[], deps: ReconcilerDeps): Promise<void> {
   const results = await Promise.allSettled(
     changed.map((obj) =>
-      deps.client.apply(resourceOf(obj), obj as unknown as KubeObject, FIELD_MANAGER, {
-        dryRun: true,
-      }),
+      deps.client.apply(
+        resourceOf(obj),
+        obj as unknown as KubeObject,
+        modelCache.fieldManagerFor(obj),
+        {
+          dryRun: true,
+        },
+      ),
     ),
   );
   const refused: string[] = [];
@@ -499,7 +526,8 @@ function digestOf(obj: Manifest): string {
 /** Differs from the cache, and not merely because the cache lags behind our own last apply. */
 function needsApply(obj: Manifest, deps: ReconcilerDeps): boolean {
   const live = cacheFor(deps, obj.kind)?.get(cacheKey(obj));
-  if (live !== undefined && isSubset(obj.kind === "Deployment" ? asStored(obj) : obj, live)) {
+  const want = modelCache.comparableForApply(obj, live);
+  if (live !== undefined && isSubset(obj.kind === "Deployment" ? asStored(want) : want, live)) {
     return false;
   }
   const memo = deps.appliedMemo?.get(memoKeyOf(obj));
