@@ -220,6 +220,7 @@ export const ModelSourceSchema = withRules(
     {
       cel: "[has(self.pvc), has(self.objectStorage), has(self.image)].filter(x, x).size() <= 1",
       message: "set at most one of source.pvc, source.objectStorage and source.image",
+      field: "pvc",
       holds: (s) => [s.pvc, s.objectStorage, s.image].filter((x) => x !== undefined).length <= 1,
     },
   ],
@@ -294,7 +295,7 @@ export const ModelSchema = withRules(
       cel: "!has(self.cache.existingClaim) || !(has(self.source.pvc) || has(self.source.objectStorage) || has(self.source.image))",
       message:
         "cache.existingClaim is the claim the loader downloads into; with a pvc, objectStorage or image source nothing is downloaded: remove it (source.pvc.claimName names a claim that already holds the weights)",
-      field: "cache.existingClaim",
+      field: "cache",
       holds: (m) => m.cache.existingClaim === undefined || !inPlaceSource(m.source),
     },
     {
@@ -1106,7 +1107,7 @@ export const SpecSchema = withRules(
       cel: "!self.engine.speculative.enabled || !(has(self.model.source.pvc) || has(self.model.source.objectStorage) || has(self.model.source.image))",
       message:
         "engine.speculative loads the EAGLE draft from the Hugging Face Hub through the model cache; with a pvc, objectStorage or image source the pods run offline without it: disable speculative decoding or use the Hub source",
-      field: "engine.speculative.enabled",
+      field: "engine",
       holds: (s) => !s.engine.speculative.enabled || !inPlaceSource(s.model.source),
     },
     {

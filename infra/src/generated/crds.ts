@@ -597,24 +597,27 @@ export const CRDS: readonly Record<string, unknown>[] = [
                     "model": {
                       "default": {
                         "cache": {
-                          "accessMode": "ReadWriteMany",
+                          "accessMode": "ReadWriteOnce",
+                          "loader": {},
                           "size": "400Gi"
                         },
                         "quantization": "fp8",
-                        "servedModelName": "mistral-small-4"
+                        "servedModelName": "mistral-small-4",
+                        "source": {}
                       },
                       "description": "Which checkpoint to serve and where its weights come from.",
                       "properties": {
                         "cache": {
                           "default": {
-                            "accessMode": "ReadWriteMany",
+                            "accessMode": "ReadWriteOnce",
+                            "loader": {},
                             "size": "400Gi"
                           },
                           "description": "Where downloaded weights are kept (mounted at HF_HOME).",
                           "properties": {
                             "accessMode": {
-                              "default": "ReadWriteMany",
-                              "description": "Access mode of the created claim. ReadWriteMany lets every replica share one download.",
+                              "default": "ReadWriteOnce",
+                              "description": "Access mode of the created claim. ReadWriteOnce (default, what every block-storage class provides): the loader Job fills it, then all replicas run on the node that mounts it. ReadWriteMany (EFS, Filestore, NFS classes): replicas on any node share it.",
                               "enum": [
                                 "ReadWriteOnce",
                                 "ReadWriteMany"
@@ -627,6 +630,21 @@ export const CRDS: readonly Record<string, unknown>[] = [
                               "minLength": 1,
                               "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
                               "type": "string"
+                            },
+                            "loader": {
+                              "default": {},
+                              "description": "The Job that downloads the checkpoint into the cache before any vLLM pod.",
+                              "properties": {
+                                "nodeSelector": {
+                                  "additionalProperties": {
+                                    "maxLength": 63,
+                                    "type": "string"
+                                  },
+                                  "description": "Node labels the loader Job's pod must match (a CPU pool); it requests no GPU and tolerates no GPU taint either way.",
+                                  "type": "object"
+                                }
+                              },
+                              "type": "object"
                             },
                             "size": {
                               "default": "400Gi",
@@ -694,6 +712,106 @@ export const CRDS: readonly Record<string, unknown>[] = [
                           "pattern": "^[A-Za-z0-9._/-]+$",
                           "type": "string"
                         },
+                        "source": {
+                          "default": {},
+                          "description": "Where the weights come from; the Hugging Face Hub through the model cache when none is set.",
+                          "properties": {
+                            "image": {
+                              "description": "Mount an OCI image as a read-only volume (Kubernetes image volumes, GA in 1.36): no cache, no Job.",
+                              "properties": {
+                                "path": {
+                                  "default": "",
+                                  "description": "Directory in the image holding the checkpoint.",
+                                  "maxLength": 512,
+                                  "pattern": "^(?!\\/)(?!.*(^|\\/)\\.\\.(\\/|$)).*$",
+                                  "type": "string"
+                                },
+                                "pullPolicy": {
+                                  "default": "IfNotPresent",
+                                  "description": "Image pull policy of the volume.",
+                                  "enum": [
+                                    "Always",
+                                    "IfNotPresent"
+                                  ],
+                                  "type": "string"
+                                },
+                                "reference": {
+                                  "description": "OCI image (or artifact) whose files are the checkpoint.",
+                                  "maxLength": 512,
+                                  "minLength": 1,
+                                  "pattern": "^[a-z0-9][^\\s]*$",
+                                  "type": "string"
+                                }
+                              },
+                              "required": [
+                                "reference"
+                              ],
+                              "type": "object"
+                            },
+                            "objectStorage": {
+                              "description": "Stream the weights from object storage into the GPUs with vLLM's runai_streamer load format: no cache, no Job.",
+                              "properties": {
+                                "credentialsSecretRef": {
+                                  "description": "Secret whose keys become the pod's environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL ...); omit for workload identity through spec.pod.serviceAccountName.",
+                                  "properties": {
+                                    "name": {
+                                      "description": "Secret in the same namespace.",
+                                      "maxLength": 253,
+                                      "minLength": 1,
+                                      "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+                                      "type": "string"
+                                    }
+                                  },
+                                  "required": [
+                                    "name"
+                                  ],
+                                  "type": "object"
+                                },
+                                "uri": {
+                                  "description": "Directory of an HF-format checkpoint in S3 (or S3-compatible) or GCS.",
+                                  "maxLength": 1024,
+                                  "pattern": "^(s3|gs):\\/\\/[a-z0-9][a-z0-9._-]{1,62}\\/.+$",
+                                  "type": "string"
+                                }
+                              },
+                              "required": [
+                                "uri"
+                              ],
+                              "type": "object"
+                            },
+                            "pvc": {
+                              "description": "A claim that already holds the weights: mounted read-only, no download.",
+                              "properties": {
+                                "claimName": {
+                                  "description": "PersistentVolumeClaim in the same namespace.",
+                                  "maxLength": 253,
+                                  "minLength": 1,
+                                  "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+                                  "type": "string"
+                                },
+                                "path": {
+                                  "default": "",
+                                  "description": "Directory in the claim holding the checkpoint (config and safetensors).",
+                                  "maxLength": 512,
+                                  "pattern": "^(?!\\/)(?!.*(^|\\/)\\.\\.(\\/|$)).*$",
+                                  "type": "string"
+                                }
+                              },
+                              "required": [
+                                "claimName"
+                              ],
+                              "type": "object"
+                            }
+                          },
+                          "type": "object",
+                          "x-kubernetes-validations": [
+                            {
+                              "fieldPath": ".pvc",
+                              "message": "set at most one of source.pvc, source.objectStorage and source.image",
+                              "rule": "[has(self.pvc), has(self.objectStorage), has(self.image)].filter(x, x).size() <= 1"
+                            }
+                          ]
+                        },
                         "tokenSecretRef": {
                           "description": "Secret holding a Hugging Face token, passed to vLLM as HF_TOKEN.",
                           "properties": {
@@ -721,6 +839,21 @@ export const CRDS: readonly Record<string, unknown>[] = [
                       },
                       "type": "object",
                       "x-kubernetes-validations": [
+                        {
+                          "fieldPath": ".revision",
+                          "message": "revision picks a Hugging Face Hub revision; a pvc, objectStorage or image source serves the files it holds: remove revision",
+                          "rule": "!has(self.revision) || !(has(self.source.pvc) || has(self.source.objectStorage) || has(self.source.image))"
+                        },
+                        {
+                          "fieldPath": ".format",
+                          "message": "source.objectStorage streams with vLLM's runai_streamer load format, which reads Hugging Face layout safetensors, not Mistral's consolidated format (--load-format mistral): set format hf",
+                          "rule": "!has(self.source.objectStorage) || (has(self.format) && self.format == 'hf')"
+                        },
+                        {
+                          "fieldPath": ".cache",
+                          "message": "cache.existingClaim is the claim the loader downloads into; with a pvc, objectStorage or image source nothing is downloaded: remove it (source.pvc.claimName names a claim that already holds the weights)",
+                          "rule": "!has(self.cache.existingClaim) || !(has(self.source.pvc) || has(self.source.objectStorage) || has(self.source.image))"
+                        },
                         {
                           "fieldPath": ".name",
                           "message": "quantization bf16, awq and gptq have no official checkpoint: set model.name to a repository that holds one",
@@ -1272,8 +1405,8 @@ export const CRDS: readonly Record<string, unknown>[] = [
                         },
                         {
                           "fieldPath": ".env",
-                          "message": "env must not set variables the operator manages (USER, LOGNAME, HOME, XDG_CACHE_HOME, TRITON_CACHE_DIR, TORCHINDUCTOR_CACHE_DIR, FLASHINFER_WORKSPACE_BASE, VLLM_CACHE_ROOT, HF_HOME, VLLM_NO_USAGE_STATS, DO_NOT_TRACK, HF_TOKEN, VLLM_API_KEY); use the matching spec field",
-                          "rule": "!has(self.env) || self.env.all(e, !(e.name in ['USER', 'LOGNAME', 'HOME', 'XDG_CACHE_HOME', 'TRITON_CACHE_DIR', 'TORCHINDUCTOR_CACHE_DIR', 'FLASHINFER_WORKSPACE_BASE', 'VLLM_CACHE_ROOT', 'HF_HOME', 'VLLM_NO_USAGE_STATS', 'DO_NOT_TRACK', 'HF_TOKEN', 'VLLM_API_KEY']))"
+                          "message": "env must not set variables the operator manages (USER, LOGNAME, HOME, XDG_CACHE_HOME, TRITON_CACHE_DIR, TORCHINDUCTOR_CACHE_DIR, FLASHINFER_WORKSPACE_BASE, VLLM_CACHE_ROOT, VLLM_NO_USAGE_STATS, DO_NOT_TRACK, HF_TOKEN, VLLM_API_KEY, HF_HOME, HF_HUB_OFFLINE); use the matching spec field",
+                          "rule": "!has(self.env) || self.env.all(e, !(e.name in ['USER', 'LOGNAME', 'HOME', 'XDG_CACHE_HOME', 'TRITON_CACHE_DIR', 'TORCHINDUCTOR_CACHE_DIR', 'FLASHINFER_WORKSPACE_BASE', 'VLLM_CACHE_ROOT', 'VLLM_NO_USAGE_STATS', 'DO_NOT_TRACK', 'HF_TOKEN', 'VLLM_API_KEY', 'HF_HOME', 'HF_HUB_OFFLINE']))"
                         },
                         {
                           "fieldPath": ".labels",
@@ -1305,6 +1438,11 @@ export const CRDS: readonly Record<string, unknown>[] = [
                   ],
                   "type": "object",
                   "x-kubernetes-validations": [
+                    {
+                      "fieldPath": ".engine",
+                      "message": "engine.speculative loads the EAGLE draft from the Hugging Face Hub through the model cache; with a pvc, objectStorage or image source the pods run offline without it: disable speculative decoding or use the Hub source",
+                      "rule": "!self.engine.speculative.enabled || !(has(self.model.source.pvc) || has(self.model.source.objectStorage) || has(self.model.source.image))"
+                    },
                     {
                       "fieldPath": ".replicas",
                       "message": "with autoscaling enabled, replicas must lie within [minReplicas, maxReplicas]",
@@ -1383,7 +1521,7 @@ export const CRDS: readonly Record<string, unknown>[] = [
                             "type": "string"
                           },
                           "type": {
-                            "description": "Ready, Progressing, Degraded or EngineVerified.",
+                            "description": "Ready, Progressing, Degraded, EngineVerified or ModelCached.",
                             "type": "string"
                           }
                         },
