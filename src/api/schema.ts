@@ -144,6 +144,11 @@ export const ModelCacheSchema = withRules(
   ],
 );
 
+/** A directory inside a volume: relative, and no segment starts with '.' (so no '..'). */
+const RELATIVE_PATH = /^([A-Za-z0-9_][A-Za-z0-9._-]*(\/[A-Za-z0-9_][A-Za-z0-9._-]*)*)?$/;
+const RELATIVE_PATH_MESSAGE =
+  "must be a relative path of letters, digits, '.', '_' and '-', no segment starting with '.'";
+
 /**
  * Where the weights come from. None set: the Hugging Face Hub, through the model cache and its
  * loader Job. Each other source is read in place and needs no Job.
@@ -157,7 +162,7 @@ export const ModelSourceSchema = withRules(
           path: z
             .string()
             .max(512)
-            .regex(/^(?!\/)(?!.*(^|\/)\.\.(\/|$)).*$/, "must be a relative path without '..'")
+            .regex(RELATIVE_PATH, RELATIVE_PATH_MESSAGE)
             .default("")
             .describe("Directory in the claim holding the checkpoint (config and safetensors)."),
         })
@@ -202,7 +207,7 @@ export const ModelSourceSchema = withRules(
           path: z
             .string()
             .max(512)
-            .regex(/^(?!\/)(?!.*(^|\/)\.\.(\/|$)).*$/, "must be a relative path without '..'")
+            .regex(RELATIVE_PATH, RELATIVE_PATH_MESSAGE)
             .default("")
             .describe("Directory in the image holding the checkpoint."),
         })

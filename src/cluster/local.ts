@@ -153,6 +153,8 @@ export interface StartOptions {
    * from its token file, with a 1 s cache: lets a test issue short-lived credentials.
    */
   readonly tokenWebhookUrl?: string;
+  /** More KWOK Stage files, after the test bed's (kwok's --config takes several). */
+  readonly extraKwokStages?: readonly string[];
 }
 
 function tokenWebhookArgs(dir: string, url: string | undefined): string[] {
@@ -310,6 +312,7 @@ export class LocalCluster {
         `--server-address=127.0.0.1:${ports.kwok}`,
       ];
       if (bins.kwokStages !== undefined) kwokArgs.push(`--config=${bins.kwokStages}`);
+      for (const f of options.extraKwokStages ?? []) kwokArgs.push(`--config=${f}`);
       const kwok = launch("kwok", kwokArgs);
       await waitFor(
         "kube-controller-manager",

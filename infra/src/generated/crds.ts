@@ -723,7 +723,7 @@ export const CRDS: readonly Record<string, unknown>[] = [
                                   "default": "",
                                   "description": "Directory in the image holding the checkpoint.",
                                   "maxLength": 512,
-                                  "pattern": "^(?!\\/)(?!.*(^|\\/)\\.\\.(\\/|$)).*$",
+                                  "pattern": "^([A-Za-z0-9_][A-Za-z0-9._-]*(\\/[A-Za-z0-9_][A-Za-z0-9._-]*)*)?$",
                                   "type": "string"
                                 },
                                 "pullPolicy": {
@@ -793,7 +793,7 @@ export const CRDS: readonly Record<string, unknown>[] = [
                                   "default": "",
                                   "description": "Directory in the claim holding the checkpoint (config and safetensors).",
                                   "maxLength": 512,
-                                  "pattern": "^(?!\\/)(?!.*(^|\\/)\\.\\.(\\/|$)).*$",
+                                  "pattern": "^([A-Za-z0-9_][A-Za-z0-9._-]*(\\/[A-Za-z0-9_][A-Za-z0-9._-]*)*)?$",
                                   "type": "string"
                                 }
                               },
