@@ -48,7 +48,7 @@ export interface CacheIdentity {
   /** Of the checkpoint; the draft is always its default branch. */
   readonly revision: string;
   readonly format: "mistral" | "hf";
-  /** Names the files: equal for every resource that loads the same ones. */
+  /** Names the files and their storage: equal for every resource that loads the same ones. */
   readonly key: string;
   readonly claimName: string;
   /** Whether the operator creates the claim (false: spec.model.cache.existingClaim). */
@@ -61,8 +61,11 @@ export function cacheIdentity(msd: MistralSmallDeployment, plan: Plan): CacheIde
   const repos = [plan.checkpoint, ...(msd.spec.engine.speculative.enabled ? [EAGLE_DRAFT] : [])];
   const revision = msd.spec.model.revision ?? DEFAULT_REVISION;
   const format = plan.engine.format;
-  const key = shortHash(JSON.stringify({ repos, revision, format }));
   const existing = msd.spec.model.cache.existingClaim;
+  // A claim's spec is immutable: resources asking for other storage get a cache of their own.
+  const { size, storageClassName, accessMode } = msd.spec.model.cache;
+  const storage = existing === undefined ? { size, storageClassName, accessMode } : { existing };
+  const key = shortHash(JSON.stringify({ repos, revision, format, storage }));
   return {
     repos,
     revision,
