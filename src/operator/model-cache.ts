@@ -241,6 +241,16 @@ function upsert(
   return at < 0 ? [...conditions, c] : conditions.map((x, i) => (i === at ? c : x));
 }
 
+/** Ready reasons that say what to fix before the cache matters (src/operator/status.ts). */
+const OWN_VERDICTS = new Set([
+  "InvalidSpec",
+  "Infeasible",
+  "InfeasibleKeepsServing",
+  "ObjectRejected",
+  "CrdMissing",
+  "ApplyFailed",
+]);
+
 /**
  * ModelCached joins the conditions; while no vLLM Deployment exists yet because the cache is
  * not complete, Ready and Progressing say so instead of waiting on pods that cannot come.
@@ -265,9 +275,9 @@ export function withCacheConditions(
     opts.now,
   );
   const ready = conditions.find((c) => c.type === "Ready");
-  // An invalid or infeasible spec keeps its own verdict: the cache is not the problem then.
-  const specProblem = ready?.reason === "InvalidSpec" || ready?.reason === "Infeasible";
-  if (!workloadAllowed(phase) && !opts.deploymentExists && !specProblem) {
+  // A spec or apply problem keeps its own verdict: it, not the cache, is what to fix first.
+  const ownVerdict = OWN_VERDICTS.has(ready?.reason ?? "");
+  if (!workloadAllowed(phase) && !opts.deploymentExists && !ownVerdict) {
     const failed = phase.phase === "Failed";
     const why = failed ? reason : "ModelCaching";
     conditions = upsert(
