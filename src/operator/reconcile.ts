@@ -250,13 +250,16 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
     try {
       await applyDesired(objects, deps, log, raw);
       await pruneUndesired(objects, deps, log, raw, msd);
-      const released = await modelCache.releaseUnusedCaches(
-        objects,
-        uid,
-        msd.metadata.namespace,
-        deps.caches.owned,
-        deps.client,
-      );
+      // The old revision's cache goes only once the new one is complete (the old pods serve on).
+      const released = !modelCache.workloadAllowed(cache!)
+        ? []
+        : await modelCache.releaseUnusedCaches(
+            objects,
+            uid,
+            msd.metadata.namespace,
+            deps.caches.owned,
+            deps.client,
+          );
       if (released.length > 0) log.info({ released }, "released model caches no longer used");
     } catch (err) {
       if (err instanceof CrdMissingError) {
