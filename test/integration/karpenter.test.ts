@@ -39,6 +39,8 @@ function karpenterSpec(extra: Record<string, unknown>, nodeClass: string = KWOK_
     gpu: { type: "a100-80gb", tensorParallelSize: 2 },
     maxModelLen: 32768,
     replicas: 1,
+    // Replicas spread over several nodes: a shared cache (ReadWriteOnce would co-locate them).
+    model: { cache: { accessMode: "ReadWriteMany" } },
     nodePool: {
       provider: "karpenter",
       karpenter: {
