@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { stringify } from "yaml";
 import { LocalCluster, OPERATOR_USER, freePort } from "../src/cluster/local.ts";
-import { DEFAULT_FLEET, cacheVolumes, gpuNodes } from "../src/cluster/nodes.ts";
+import { DEFAULT_FLEET, cacheVolumes, gpuNodes, cpuNode } from "../src/cluster/nodes.ts";
 import { KubeClient, RESOURCES, type KubeObject } from "../src/kube/client.ts";
 import { Operator } from "../src/operator/manager.ts";
 import { rbacManifests } from "../src/operator/rbac.ts";
@@ -55,7 +55,8 @@ process.once("SIGINT", () => void shutdown().then(() => process.exit(130)));
 
 try {
   admin = await KubeClient.load(cluster.kubeconfig);
-  for (const node of gpuNodes(DEFAULT_FLEET)) await admin.create(RESOURCES.node, node);
+  for (const node of [...gpuNodes(DEFAULT_FLEET), cpuNode()])
+    await admin.create(RESOURCES.node, node);
   for (const pv of cacheVolumes(8)) await admin.create(RESOURCES.persistentVolume, pv);
   say("control plane ready: 2 nodes of 8x A100-80GB and 1 of 8x A100-40GB (KWOK)");
   kubectl([

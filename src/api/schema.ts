@@ -115,10 +115,22 @@ export const ModelCacheSchema = withRules(
         .describe("StorageClass of the created claim; the cluster default when omitted."),
       accessMode: z
         .enum(["ReadWriteOnce", "ReadWriteMany"])
-        .default("ReadWriteMany")
+        .default("ReadWriteOnce")
         .describe(
-          "Access mode of the created claim. ReadWriteMany lets every replica share one download.",
+          "Access mode of the created claim. ReadWriteOnce (default, what every block-storage class provides): the loader Job fills it, then all replicas run on the node that mounts it. ReadWriteMany (EFS, Filestore, NFS classes): replicas on any node share it.",
         ),
+      loader: z
+        .object({
+          nodeSelector: z
+            .record(z.string().min(1).max(317), z.string().max(63))
+            .optional()
+            .describe(
+              "Node labels the loader Job's pod must match (a CPU pool); it requests no GPU and tolerates no GPU taint either way.",
+            ),
+        })
+        .strict()
+        .prefault({})
+        .describe("The Job that downloads the checkpoint into the cache before any vLLM pod."),
     })
     .strict()
     .describe("Where downloaded weights are kept (mounted at HF_HOME)."),
@@ -139,6 +151,100 @@ export const ModelCacheSchema = withRules(
     },
   ],
 );
+
+/** A directory inside a volume: relative, and no segment starts with '.' (so no '..'). */
+const RELATIVE_PATH = /^([A-Za-z0-9_][A-Za-z0-9._-]*(\/[A-Za-z0-9_][A-Za-z0-9._-]*)*)?$/;
+const RELATIVE_PATH_MESSAGE =
+  "must be a relative path of letters, digits, '.', '_' and '-', no segment starting with '.'";
+
+/**
+ * Where the weights come from. None set: the Hugging Face Hub, through the model cache and its
+ * loader Job. Each other source is read in place and needs no Job.
+ */
+export const ModelSourceSchema = withRules(
+  z
+    .object({
+      pvc: z
+        .object({
+          claimName: dnsLabel.describe("PersistentVolumeClaim in the same namespace."),
+          path: z
+            .string()
+            .max(512)
+            .regex(RELATIVE_PATH, RELATIVE_PATH_MESSAGE)
+            .default("")
+            .describe("Directory in the claim holding the checkpoint (config and safetensors)."),
+        })
+        .strict()
+        .optional()
+        .describe("A claim that already holds the weights: mounted read-only, no download."),
+      objectStorage: z
+        .object({
+          uri: z
+            .string()
+            .max(1024)
+            .regex(
+              /^(s3|gs):\/\/[a-z0-9][a-z0-9._-]{1,62}\/.+$/,
+              "must be s3://bucket/path or gs://bucket/path",
+            )
+            .describe("Directory of an HF-format checkpoint in S3 (or S3-compatible) or GCS."),
+          credentialsSecretRef: z
+            .object({ name: dnsLabel.describe("Secret in the same namespace.") })
+            .strict()
+            .optional()
+            .describe(
+              "Secret whose keys become the pod's environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL ...); omit for workload identity through spec.pod.serviceAccountName.",
+            ),
+        })
+        .strict()
+        .optional()
+        .describe(
+          "Stream the weights from object storage into the GPUs with vLLM's runai_streamer load format: no cache, no Job.",
+        ),
+      image: z
+        .object({
+          reference: z
+            .string()
+            .min(1)
+            .max(512)
+            .regex(/^[a-z0-9][^\s]*$/, "must be an OCI image reference")
+            .describe("OCI image (or artifact) whose files are the checkpoint."),
+          pullPolicy: z
+            .enum(["Always", "IfNotPresent"])
+            .default("IfNotPresent")
+            .describe("Image pull policy of the volume."),
+          path: z
+            .string()
+            .max(512)
+            .regex(RELATIVE_PATH, RELATIVE_PATH_MESSAGE)
+            .default("")
+            .describe("Directory in the image holding the checkpoint."),
+        })
+        .strict()
+        .optional()
+        .describe(
+          "Mount an OCI image as a read-only volume (Kubernetes image volumes, GA in 1.36): no cache, no Job.",
+        ),
+    })
+    .strict()
+    .describe(
+      "Where the weights come from; the Hugging Face Hub through the model cache when none is set.",
+    ),
+  [
+    {
+      cel: "[has(self.pvc), has(self.objectStorage), has(self.image)].filter(x, x).size() <= 1",
+      message: "set at most one of source.pvc, source.objectStorage and source.image",
+      field: "pvc",
+      holds: (s) => [s.pvc, s.objectStorage, s.image].filter((x) => x !== undefined).length <= 1,
+    },
+  ],
+);
+
+export type ModelSource = z.output<typeof ModelSourceSchema>;
+
+/** A source read where it is (a claim, a bucket, an image): no cache and no loader Job. */
+export function inPlaceSource(s: ModelSource): boolean {
+  return s.pvc !== undefined || s.objectStorage !== undefined || s.image !== undefined;
+}
 
 export const ModelSchema = withRules(
   z
@@ -179,10 +285,32 @@ export const ModelSchema = withRules(
         ),
       tokenSecretRef: SecretKeyRefSchema.optional(),
       cache: ModelCacheSchema.prefault({}),
+      source: ModelSourceSchema.prefault({}),
     })
     .strict()
     .describe("Which checkpoint to serve and where its weights come from."),
   [
+    {
+      cel: "!has(self.revision) || !(has(self.source.pvc) || has(self.source.objectStorage) || has(self.source.image))",
+      message:
+        "revision picks a Hugging Face Hub revision; a pvc, objectStorage or image source serves the files it holds: remove revision",
+      field: "revision",
+      holds: (m) => m.revision === undefined || !inPlaceSource(m.source),
+    },
+    {
+      cel: "!has(self.source.objectStorage) || (has(self.format) && self.format == 'hf')",
+      message:
+        "source.objectStorage streams with vLLM's runai_streamer load format, which reads Hugging Face layout safetensors, not Mistral's consolidated format (--load-format mistral): set format hf",
+      field: "format",
+      holds: (m) => m.source.objectStorage === undefined || m.format === "hf",
+    },
+    {
+      cel: "!has(self.cache.existingClaim) || !(has(self.source.pvc) || has(self.source.objectStorage) || has(self.source.image))",
+      message:
+        "cache.existingClaim is the claim the loader downloads into; with a pvc, objectStorage or image source nothing is downloaded: remove it (source.pvc.claimName names a claim that already holds the weights)",
+      field: "cache",
+      holds: (m) => m.cache.existingClaim === undefined || !inPlaceSource(m.source),
+    },
     {
       cel: `!(self.quantization in [${QUANTIZATIONS_WITHOUT_CHECKPOINT.map((q) => `'${q}'`).join(", ")}]) || has(self.name)`,
       message: `quantization ${listOf(QUANTIZATIONS_WITHOUT_CHECKPOINT, "and")} have no official checkpoint: set model.name to a repository that holds one`,
@@ -987,6 +1115,13 @@ export const SpecSchema = withRules(
     .describe("Desired state of a Mistral Small 4 deployment."),
   [
     {
+      cel: "!self.engine.speculative.enabled || !(has(self.model.source.pvc) || has(self.model.source.objectStorage) || has(self.model.source.image))",
+      message:
+        "engine.speculative loads the EAGLE draft from the Hugging Face Hub through the model cache; with a pvc, objectStorage or image source the pods run offline without it: disable speculative decoding or use the Hub source",
+      field: "engine",
+      holds: (s) => !s.engine.speculative.enabled || !inPlaceSource(s.model.source),
+    },
+    {
       cel: "!self.autoscaling.enabled || (self.replicas >= self.autoscaling.minReplicas && self.replicas <= self.autoscaling.maxReplicas)",
       message: "with autoscaling enabled, replicas must lie within [minReplicas, maxReplicas]",
       field: "replicas",
@@ -1006,7 +1141,7 @@ export const ConditionSchema = z
     type: z
       .string()
       .describe(
-        "Ready, Progressing, Degraded, EngineVerified, or TemplateUpdateAvailable (while a newer operator's pod template waits for the owner's opt-in).",
+        "Ready, Progressing, Degraded, EngineVerified, ModelCached, or TemplateUpdateAvailable (while a newer operator's pod template waits for the owner's opt-in).",
       ),
     status: z.enum(["True", "False", "Unknown"]),
     reason: z.string().describe("CamelCase reason from the operator's list."),

@@ -12,7 +12,7 @@ import {
   stopInOrder,
   type ClusterState,
 } from "../cluster/local.ts";
-import { DEFAULT_FLEET, cacheVolumes, gpuNodes } from "../cluster/nodes.ts";
+import { DEFAULT_FLEET, cacheVolumes, gpuNodes, cpuNode } from "../cluster/nodes.ts";
 import { KWOK_NODE_CLASS, startKarpenter } from "../cluster/karpenter.ts";
 import { GPU_SHAPES } from "../cluster/gpu-cloud.ts";
 import { KubeClient, RESOURCES, isConflict } from "../kube/client.ts";
@@ -81,7 +81,8 @@ export async function clusterUp(argv: string[]): Promise<CommandResult> {
   const client = await KubeClient.load(cluster.kubeconfig);
   try {
     // Idempotent: a restarted cluster keeps its etcd data, nodes included.
-    const nodes = karpenter ? [] : gpuNodes(DEFAULT_FLEET);
+    // The CPU node runs the model-cache loader Jobs (with Karpenter too: they need no GPU).
+    const nodes = [...(karpenter ? [] : gpuNodes(DEFAULT_FLEET)), cpuNode()];
     for (const obj of [...nodes, ...cacheVolumes(16)]) {
       const r = obj.kind === "Node" ? RESOURCES.node : RESOURCES.persistentVolume;
       await client.create(r, obj).catch((err: unknown) => {

@@ -154,6 +154,8 @@ export interface StartOptions {
    * from its token file, with a 1 s cache: lets a test issue short-lived credentials.
    */
   readonly tokenWebhookUrl?: string;
+  /** More KWOK Stage files, after the test bed's (kwok's --config takes several). */
+  readonly extraKwokStages?: readonly string[];
 }
 
 function tokenWebhookArgs(dir: string, url: string | undefined): string[] {
@@ -315,6 +317,7 @@ function kwokArgs(
     "--node-ip=127.0.0.1",
     `--server-address=127.0.0.1:${ports.kwok}`,
     ...(bins.kwokStages === undefined ? [] : [`--config=${bins.kwokStages}`]),
+    ...(options.extraKwokStages ?? []).map((f) => `--config=${f}`),
   ];
 }
 

@@ -75,6 +75,45 @@ export function gpuNodes(groups: readonly GpuNodeGroup[]): V1Node[] {
 }
 
 /**
+ * A CPU node (no GPU, no taint) for the model-cache loader Jobs, which request no GPU and
+ * tolerate no GPU taint: without one, a Hub checkpoint is never downloaded.
+ */
+export function cpuNode(name = "cpu-0"): V1Node {
+  const capacity = { cpu: "32", memory: "128Gi", pods: "110", "ephemeral-storage": "1Ti" };
+  return {
+    apiVersion: "v1",
+    kind: "Node",
+    metadata: {
+      name,
+      annotations: { "kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0" },
+      labels: {
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        type: "kwok",
+      },
+    },
+    status: {
+      capacity,
+      allocatable: capacity,
+      nodeInfo: {
+        architecture: "amd64",
+        bootID: "",
+        containerRuntimeVersion: "kwok",
+        kernelVersion: "",
+        kubeProxyVersion: "",
+        kubeletVersion: "fake",
+        machineID: "",
+        operatingSystem: "linux",
+        osImage: "",
+        systemUUID: "",
+      },
+      phase: "Running",
+    },
+  };
+}
+
+/**
  * Pre-created volumes for model-cache claims: the local control plane has no
  * storage provisioner, and a pod with an unbound claim is never scheduled.
  */

@@ -53,6 +53,7 @@ export const RESOURCES = {
     namespaced: false,
   },
   pod: { group: "", version: "v1", plural: "pods", kind: "Pod", namespaced: true },
+  job: { group: "batch", version: "v1", plural: "jobs", kind: "Job", namespaced: true },
   /** core/v1 Events: what Karpenter (client-go's record package) writes; read only. */
   coreEvent: { group: "", version: "v1", plural: "events", kind: "Event", namespaced: true },
   event: {

@@ -80,6 +80,15 @@ function describeCause(err: Error): string {
 }
 
 /** Which MistralSmallDeployment an owned object belongs to, as a queue key. */
+/** Every MistralSmallDeployment named by a non-controller owner reference. */
+export function sharedOwnerKeys(obj: KubeObject): string[] {
+  const ns = obj.metadata.namespace;
+  if (ns === undefined) return [];
+  return (obj.metadata.ownerReferences ?? [])
+    .filter((o) => o.kind === KIND && o.controller !== true)
+    .map((o) => `${ns}/${o.name}`);
+}
+
 export function ownerKey(obj: KubeObject): string | undefined {
   const ns = obj.metadata.namespace;
   const ref = obj.metadata.ownerReferences?.find((o) => o.controller === true && o.kind === KIND);
@@ -387,6 +396,8 @@ export class Operator {
     const enqueueOwner = (obj: KubeObject) => {
       const key = ownerKey(obj);
       if (key !== undefined) queue.add(key);
+      // A shared model cache (claim, loader Job) names each resource using it, none as controller.
+      for (const k of sharedOwnerKeys(obj)) queue.add(k);
     };
     const appliedMemo = new Map<string, { digest: string; resourceVersion: string }>();
     for (const inf of [...owned.values(), pods]) {

@@ -16,18 +16,21 @@ import { RESOURCES, resourceFor, type KubeObject, type ResourceType } from "../k
 import { plan as planFor, type Plan } from "../planner/plan.ts";
 import { renderDesired, type Manifest } from "../render/index.ts";
 import {
+  cachePhaseOf,
+  comparableForApply,
+  gateWorkload,
+  weightsClaimName,
+  withCacheConditions,
+  workloadAllowed,
+  type CachePhase,
+} from "./model-cache.ts";
+import {
   pinTemplate,
   templateOfferEvents,
   withTemplateOffer,
   type TemplateOffer,
 } from "./template-pin.ts";
-import {
-  OWNER_UID_LABEL,
-  cacheClaimName,
-  labelSelectorString,
-  serviceUrl,
-  shortHash,
-} from "../render/names.ts";
+import { OWNER_UID_LABEL, labelSelectorString, serviceUrl, shortHash } from "../render/names.ts";
 import { OWNED_KINDS, ownedKind } from "../render/owned.ts";
 import { asStored, securityDrift } from "../render/security.ts";
 import type { EventInput } from "./events.ts";
@@ -104,6 +107,8 @@ export interface Observed {
   readonly writeFailure?: WriteFailure | undefined;
   /** The renderer (default renderDesired); tests stand in a later release's defaults. */
   readonly render?: typeof renderDesired | undefined;
+  /** Every pod in the resource's namespace the operator manages (the loader's among them). */
+  readonly managedPods: readonly KubeObject[];
 }
 
 export interface LogLine {
@@ -163,6 +168,11 @@ export interface ReconcilePlan {
   readonly events: readonly EventInput[];
   readonly requeueAfter: number | undefined;
   readonly log: readonly LogLine[];
+  /**
+   * Set once this pass's model cache is complete: every desired object, so the executor releases
+   * the caches of earlier revisions that nothing desires any more (model-cache.ts).
+   */
+  readonly releaseCachesBut?: readonly Manifest[];
 }
 
 const EMPTY: ReconcilePlan = {
@@ -344,6 +354,8 @@ export interface Draft {
   /** What this pass may apply: `desired`, less what a gate holds back. */
   readonly toApply: readonly Manifest[];
   readonly templateHash?: string;
+  /** Where the weights stand (model-cache.ts): the Deployment waits for a complete cache. */
+  readonly cache?: CachePhase;
   /** A pod template only a newer operator wants, held until the owner opts in. */
   readonly templateOffer?: TemplateOffer;
   /** The spec needs a kind whose CRD is not installed: nothing is applied. */
@@ -411,6 +423,14 @@ function renderStep(o: Observed, d: Draft): Draft {
   };
 }
 
+/** No vLLM Deployment is applied until the model cache is complete (model-cache.ts). */
+function modelCacheStep(o: Observed, d: Draft): Draft {
+  if (d.spec === undefined || d.sizing?.feasible !== true) return d;
+  const cache = cachePhaseOf(d.spec, d.sizing, o.owned.get("Job"), o.managedPods);
+  // A held-back Deployment stays desired: a live one (an earlier revision) keeps serving.
+  return { ...d, cache, toApply: gateWorkload(d.toApply, cache) };
+}
+
 /**
  * A pod template that changed only because the operator did is held until the owner opts in
  * (template-pin.ts): the live template stays in the Deployment, and status offers the new one.
@@ -440,7 +460,9 @@ function templatePinStep(o: Observed, d: Draft): Draft {
  */
 function needsApply(o: Observed, obj: Manifest): boolean {
   const have = live(o, obj.kind, obj);
-  if (have !== undefined && isSubset(obj.kind === "Deployment" ? asStored(obj) : obj, have)) {
+  // A shared cache object lists every resource using it: compare with all their references.
+  const want = comparableForApply(obj, have);
+  if (have !== undefined && isSubset(obj.kind === "Deployment" ? asStored(want) : want, have)) {
     return false;
   }
   const memo = o.appliedMemo.get(memoKeyOf(obj));
@@ -558,7 +580,8 @@ function pruneStep(o: Observed, d: Draft): Draft {
       .filter((x) => x.metadata.deletionTimestamp === undefined)
       .map((x) => pruneOf(k.resource, x)),
   );
-  return withPlan(d, { delete: deletes });
+  const release = d.cache !== undefined && workloadAllowed(d.cache);
+  return withPlan(d, { delete: deletes, ...(release ? { releaseCachesBut: d.desired } : {}) });
 }
 
 function pruneOf(resource: ResourceType, x: KubeObject): DeleteStep {
@@ -586,11 +609,13 @@ function pruneOf(resource: ResourceType, x: KubeObject): DeleteStep {
 function observationOf(o: Observed, d: Draft): Observation {
   const spec = d.spec;
   const deployment = ownedDeployment(o);
+  const claimName =
+    spec === undefined || d.sizing === undefined ? undefined : weightsClaimName(spec, d.sizing);
   const claim =
-    spec === undefined
+    spec === undefined || claimName === undefined
       ? undefined
       : (live(o, RESOURCES.pvc.kind, {
-          metadata: { name: cacheClaimName(spec), namespace: o.msd.metadata.namespace },
+          metadata: { name: claimName, namespace: o.msd.metadata.namespace },
         }) as (KubeObject & ClaimView) | undefined);
   const capacity = capacityOf(o, spec);
   const failure = o.writeFailure;
@@ -638,12 +663,17 @@ function lastKnownStatus(o: Observed): Status | undefined {
 
 /** Status from the observation; written (with its condition events) only when it changed. */
 function statusStep(o: Observed, d: Draft): Draft {
-  const status = withTemplateOffer(
-    computeStatus(observationOf(o, d), o.msd.status, o.now),
-    d.templateOffer,
-    o.msd.status,
-    o.now,
-  );
+  const computed = computeStatus(observationOf(o, d), o.msd.status, o.now);
+  const cached =
+    d.cache === undefined
+      ? computed
+      : withCacheConditions(computed, d.cache, {
+          generation: o.msd.metadata.generation ?? 0,
+          previous: o.msd.status,
+          now: o.now,
+          deploymentExists: ownedDeployment(o) !== undefined,
+        });
+  const status = withTemplateOffer(cached, d.templateOffer, o.msd.status, o.now);
   const previous = lastKnownStatus(o);
   const ready = status.conditions?.find((c) => c.type === "Ready");
   const progressing = status.conditions?.find((c) => c.type === "Progressing");
@@ -672,6 +702,7 @@ export const CONVERGE_STEPS: readonly PlanStep[] = [
   { name: "parse", run: parseStep },
   { name: "finalizer", run: finalizerStep },
   { name: "render", run: renderStep },
+  { name: "model-cache", run: modelCacheStep },
   { name: "template-pin", run: templatePinStep },
   { name: "crds", run: missingCrdStep },
   { name: "apply", run: applyStep },

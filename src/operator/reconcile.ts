@@ -12,9 +12,11 @@ import type { Logger } from "pino";
 import { API_VERSION, KIND } from "../api/schema.ts";
 import { objectKey } from "../controller/informer.ts";
 import { ApiError, RESOURCES, type KubeClient, type KubeObject } from "../kube/client.ts";
-import { FIELD_MANAGER, MODEL_SERVER_APP, OWNER_UID_LABEL } from "../render/names.ts";
+import type { Manifest } from "../render/index.ts";
+import { MODEL_SERVER_APP, OWNER_UID_LABEL } from "../render/names.ts";
 import { OWNED_KINDS } from "../render/owned.ts";
 import type { EventRecorder } from "./events.ts";
+import { fieldManagerFor, releaseUnusedCaches } from "./model-cache.ts";
 import {
   FINALIZER,
   appliedEvent,
@@ -146,6 +148,9 @@ export function observe(key: string, deps: ReconcilerDeps): Observed | undefined
     appliedMemo: deps.appliedMemo ?? new Map(),
     statusMemo: deps.statusMemo?.get(key),
     render: deps.render,
+    managedPods: deps.caches.pods
+      .list()
+      .filter((p) => p.metadata.namespace === msd.metadata.namespace),
   };
 }
 
@@ -324,7 +329,23 @@ async function writeObjects(
   }
   await applyAll(plan.apply, pass);
   await deleteAll(plan.delete, pass);
+  if (plan.releaseCachesBut !== undefined) await releaseCaches(plan.releaseCachesBut, pass);
   return undefined;
+}
+
+/** The model caches of earlier revisions, once nothing desires them (model-cache.ts). */
+async function releaseCaches(desired: readonly Manifest[], pass: Pass): Promise<void> {
+  const { owner, deps } = pass;
+  const released = await write(`releasing the unused model caches of ${owner.metadata.name}`, () =>
+    releaseUnusedCaches(
+      desired,
+      owner.metadata.uid!,
+      owner.metadata.namespace!,
+      deps.caches.owned,
+      deps.client,
+    ),
+  );
+  if (released.length > 0) pass.log.info({ released }, "released model caches no longer used");
 }
 
 async function patchFinalizers(finalizers: string[], { owner, deps }: Pass): Promise<void> {
@@ -371,7 +392,7 @@ function applyObject(step: ApplyStep, deps: ReconcilerDeps, dryRun: boolean) {
   return deps.client.apply(
     step.resource,
     step.object as unknown as KubeObject,
-    FIELD_MANAGER,
+    fieldManagerFor(step.object),
     dryRun ? { dryRun: true } : undefined,
   );
 }

@@ -1,5 +1,6 @@
 /** The vLLM Deployment: one pod per replica, TP GPUs each. */
 import type {
+  V1Affinity,
   V1Deployment,
   V1EnvFromSource,
   V1EnvVar,
@@ -11,7 +12,6 @@ import type { Plan } from "../planner/plan.ts";
 import { VLLM_PORT } from "../engine/command.ts";
 import {
   TEMPLATE_HASH_ANNOTATION,
-  cacheClaimName,
   commonLabels,
   namespacedMeta,
   selectorLabels,
@@ -21,19 +21,20 @@ import {
 import { GPU_RESOURCE, gpuAffinity, gpuTolerations, nodeSelector } from "./scheduling.ts";
 import { sortKeys } from "../util/json.ts";
 import { hardenPodSpec } from "./security.ts";
-import { FIXED_ENV, HOME_PATH, MODEL_CACHE_PATH, SECRET_ENV } from "./env.ts";
+import { FIXED_ENV, HOME_PATH, SECRET_ENV } from "./env.ts";
+import { sourceArgs, weightsAccess, type WeightsAccess } from "./model-cache.ts";
 
 export { HOME_PATH, MODEL_CACHE_PATH, MANAGED_ENV, WRITABLE_PATHS } from "./env.ts";
 
-/** Startup budget: period x failures = 90 minutes for download plus weight load. */
+/** Startup budget: period x failures = 90 minutes of weight load (and compile) from the cache. */
 export const STARTUP_PROBE = { periodSeconds: 10, failureThreshold: 540 } as const;
 export const TERMINATION_GRACE_SECONDS = 120;
 export const PRESTOP_SLEEP_SECONDS = 20;
 /** The pod's UID; see RUN_AS_USER in ./env.ts for why USER and LOGNAME are set. */
 const RUN_AS = 1000;
 
-function env(msd: MistralSmallDeployment): V1EnvVar[] {
-  const vars: V1EnvVar[] = [...FIXED_ENV];
+function env(msd: MistralSmallDeployment, access: WeightsAccess): V1EnvVar[] {
+  const vars: V1EnvVar[] = [...FIXED_ENV, ...access.env];
   const ref = msd.spec.model.tokenSecretRef;
   if (ref !== undefined) {
     vars.push({
@@ -76,7 +77,31 @@ function podSettings(msd: MistralSmallDeployment): Partial<V1PodSpec> {
   };
 }
 
+/**
+ * A ReadWriteOnce cache attaches to one node at a time: after the loader Job lets go of it,
+ * every replica must run on the node that mounts it (the first replica may go anywhere: a pod
+ * that matches its own affinity term is allowed on an empty cluster).
+ */
+function colocation(msd: MistralSmallDeployment, access: WeightsAccess): V1Affinity["podAffinity"] {
+  const rwoCache =
+    access.volume?.persistentVolumeClaim !== undefined &&
+    msd.spec.model.source.pvc === undefined &&
+    msd.spec.model.cache.existingClaim === undefined &&
+    msd.spec.model.cache.accessMode === "ReadWriteOnce";
+  if (!rwoCache) return undefined;
+  return {
+    requiredDuringSchedulingIgnoredDuringExecution: [
+      {
+        labelSelector: { matchLabels: selectorLabels(msd) },
+        topologyKey: "kubernetes.io/hostname",
+      },
+    ],
+  };
+}
+
 function podTemplate(msd: MistralSmallDeployment, plan: Plan): V1PodTemplateSpec {
+  const access = weightsAccess(msd, plan);
+  const podAffinity = colocation(msd, access);
   const gpus = String(plan.gpusPerReplica);
   const cpu = msd.spec.engine.resources?.cpu ?? String(4 * plan.gpusPerReplica);
   const memory = msd.spec.engine.resources?.memory ?? `${48 * plan.gpusPerReplica}Gi`;
@@ -108,7 +133,7 @@ function podTemplate(msd: MistralSmallDeployment, plan: Plan): V1PodTemplateSpec
         seccompProfile: { type: "RuntimeDefault" },
       },
       ...(Object.keys(nodeSelector(msd)).length === 0 ? {} : { nodeSelector: nodeSelector(msd) }),
-      affinity: gpuAffinity(msd),
+      affinity: { ...gpuAffinity(msd), ...(podAffinity === undefined ? {} : { podAffinity }) },
       tolerations: gpuTolerations(msd),
       ...podSettings(msd),
       containers: [
@@ -116,11 +141,16 @@ function podTemplate(msd: MistralSmallDeployment, plan: Plan): V1PodTemplateSpec
           name: "vllm",
           image: plan.engine.image,
           command: ["vllm", "serve"],
-          args: [...plan.vllmArgs],
-          env: env(msd),
-          ...(msd.spec.pod.envFrom === undefined
+          args: sourceArgs(plan.vllmArgs, access),
+          env: env(msd, access),
+          ...(msd.spec.pod.envFrom === undefined && access.envFrom.length === 0
             ? {}
-            : { envFrom: structuredClone(msd.spec.pod.envFrom) as V1EnvFromSource[] }),
+            : {
+                envFrom: [
+                  ...access.envFrom,
+                  ...((structuredClone(msd.spec.pod.envFrom) ?? []) as V1EnvFromSource[]),
+                ],
+              }),
           ports: [{ name: "http", containerPort: VLLM_PORT, protocol: "TCP" }],
           resources: {
             requests: { cpu, memory, [GPU_RESOURCE]: gpus },
@@ -137,7 +167,7 @@ function podTemplate(msd: MistralSmallDeployment, plan: Plan): V1PodTemplateSpec
           },
           volumeMounts: [
             { name: "dshm", mountPath: "/dev/shm" },
-            { name: "model-cache", mountPath: MODEL_CACHE_PATH },
+            ...(access.mount === undefined ? [] : [access.mount]),
             { name: "tmp", mountPath: "/tmp" },
             { name: "home", mountPath: HOME_PATH },
           ],
@@ -149,7 +179,7 @@ function podTemplate(msd: MistralSmallDeployment, plan: Plan): V1PodTemplateSpec
           name: "dshm",
           emptyDir: { medium: "Memory", sizeLimit: plan.gpusPerReplica > 1 ? "16Gi" : "2Gi" },
         },
-        { name: "model-cache", persistentVolumeClaim: { claimName: cacheClaimName(msd) } },
+        ...(access.volume === undefined ? [] : [access.volume]),
         { name: "tmp", emptyDir: {} },
         // Bounded so a runaway kernel cache evicts the pod instead of filling the node (not measured on a GPU).
         { name: "home", emptyDir: { sizeLimit: "8Gi" } },

@@ -47,17 +47,19 @@ export const WRITABLE_PATHS: readonly {
   },
   {
     env: "VLLM_CACHE_ROOT",
-    path: `${MODEL_CACHE_PATH}/vllm`,
-    what: "vLLM's torch.compile cache, kept across restarts on the model cache",
-  },
-  {
-    env: "HF_HOME",
-    path: `${MODEL_CACHE_PATH}/huggingface`,
-    what: "downloaded weights (huggingface_hub)",
+    path: `${HOME_PATH}/.cache/vllm`,
+    // The model cache is mounted read-only: compiled graphs are redone after a restart.
+    what: "vLLM's torch.compile cache (the model cache is read-only)",
   },
   { path: "/tmp", what: "inductor temp files, vLLM's ZMQ IPC sockets, tempfile" },
   { path: "/dev/shm", what: "NCCL and multiprocessing shared memory" },
 ];
+
+/**
+ * Set per weight source (src/render/model-cache.ts): HF_HOME is the cache directory of the
+ * checkpoint, read-only, and HF_HUB_OFFLINE keeps vLLM from asking the Hub for anything.
+ */
+export const SOURCE_ENV = ["HF_HOME", "HF_HUB_OFFLINE"] as const;
 
 /** Variables set from Secrets the spec names (only when the spec names them). */
 export const SECRET_ENV = { hfToken: "HF_TOKEN", apiKey: "VLLM_API_KEY" } as const;
@@ -78,4 +80,5 @@ export const FIXED_ENV: readonly V1EnvVar[] = [
 export const MANAGED_ENV: readonly string[] = [
   ...FIXED_ENV.map((e) => e.name),
   ...Object.values(SECRET_ENV),
+  ...SOURCE_ENV,
 ];

@@ -20,10 +20,6 @@ export function workloadName(msd: MistralSmallDeployment): string {
   return msd.metadata.name;
 }
 
-export function cacheClaimName(msd: MistralSmallDeployment): string {
-  return msd.spec.model.cache.existingClaim ?? `${msd.metadata.name}-model-cache`;
-}
-
 /** Cluster-scoped, so the namespace goes into the name; kept within a 63-char label value. */
 export function nodePoolName(msd: MistralSmallDeployment): string {
   const full = `msd-${msd.metadata.namespace}-${msd.metadata.name}`;

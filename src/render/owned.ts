@@ -14,6 +14,7 @@ import { renderNodePool } from "./nodepool.ts";
 import { renderPodMonitor } from "./podmonitor.ts";
 import { renderPdb } from "./pdb.ts";
 import { renderCacheClaim } from "./pvc.ts";
+import { renderLoaderJob } from "./loader.ts";
 import { renderService } from "./service.ts";
 
 export interface OwnedKind {
@@ -27,6 +28,12 @@ export interface OwnedKind {
   readonly optionalCrd?: { readonly neededFor: string; readonly missing: string };
   /** Deleted when the spec no longer wants it (the rest live as long as the resource). */
   readonly prune: boolean;
+  /**
+   * One object for every resource that loads the same checkpoint (the model cache and its
+   * loader): each applies it with its own field manager and its own non-controller owner
+   * reference, so none removes another's, and the garbage collector deletes it after the last.
+   */
+  readonly shared?: boolean;
   /** Verbs the operator needs on it (its RBAC rule). */
   readonly verbs: readonly string[];
 }
@@ -47,8 +54,17 @@ export const OWNED_KINDS: readonly OwnedKind[] = [
   },
   {
     resource: RESOURCES.pvc,
-    render: (msd) => renderCacheClaim(msd),
-    prune: true,
+    render: renderCacheClaim,
+    // Shared by every resource loading the same checkpoint: released, not pruned (model-cache.ts).
+    prune: false,
+    shared: true,
+    verbs: OWNED_VERBS,
+  },
+  {
+    resource: RESOURCES.job,
+    render: renderLoaderJob,
+    prune: false,
+    shared: true,
     verbs: OWNED_VERBS,
   },
   {

@@ -12,6 +12,7 @@ import { readdirSync } from "node:fs";
 import { LocalCluster } from "../../src/cluster/local.ts";
 import {
   cacheVolumes,
+  cpuNode,
   gpuNodes,
   DEFAULT_FLEET,
   type GpuNodeGroup,
@@ -114,6 +115,8 @@ export async function startTestCluster(
     volumes?: number;
     podCidr?: string;
     tokenWebhookUrl?: string;
+    /** KWOK Stage files read after the test bed's own (e.g. a loader that fails). */
+    extraKwokStages?: readonly string[];
   } = {},
 ): Promise<TestCluster> {
   const bins = ensureBinaries({ quiet: false });
@@ -133,6 +136,9 @@ export async function startTestCluster(
       ...(options.tokenWebhookUrl === undefined
         ? {}
         : { tokenWebhookUrl: options.tokenWebhookUrl }),
+      ...(options.extraKwokStages === undefined
+        ? {}
+        : { extraKwokStages: options.extraKwokStages }),
     });
     live.add(local);
     kubeconfig = local.kubeconfig;
@@ -145,6 +151,8 @@ export async function startTestCluster(
     for (const node of gpuNodes(options.fleet ?? DEFAULT_FLEET)) {
       await client.create(RESOURCES.node, node);
     }
+    // Where the model-cache loader Jobs run (they need no GPU).
+    await client.create(RESOURCES.node, cpuNode());
     for (const pv of cacheVolumes(options.volumes ?? 16)) {
       await client.create(RESOURCES.persistentVolume, pv);
     }

@@ -18,6 +18,7 @@ import {
   startInProcess,
   type InProcessOperator,
   type Msd,
+  cacheClaimOf,
 } from "./operator-harness.ts";
 
 const NAME = "faulty";
@@ -27,7 +28,6 @@ const OWNED: readonly [ResourceType, string][] = [
   [RESOURCES.deployment, NAME],
   [RESOURCES.service, NAME],
   [RESOURCES.pdb, NAME],
-  [RESOURCES.pvc, `${NAME}-model-cache`],
 ];
 
 describe("fault injection: hand edits and deletions converge, nothing duplicated or left", () => {
@@ -76,7 +76,7 @@ describe("fault injection: hand edits and deletions converge, nothing duplicated
     await c?.stop();
   });
 
-  for (const [r, name] of OWNED.filter(([r]) => r !== RESOURCES.pvc)) {
+  for (const [r, name] of OWNED) {
     test(`a ${r.kind} deleted by hand is recreated once`, async () => {
       const before = await c.client.get<KubeObject>(r, name, NS);
       await c.client.delete(r, name, NS);
@@ -263,13 +263,15 @@ webhooks:
 
   test("the model-cache claim deleted while pods use it shows as CacheClaimTerminating", async () => {
     // pvc-protection keeps the claim while a pod mounts it: it sits Terminating.
-    const del = await c.kubectl(["delete", "pvc", `${NAME}-model-cache`, "-n", NS, "--wait=false"]);
+    // Shared by every resource loading the same checkpoint: found by its owner reference.
+    const claim = (await cacheClaimOf(c, NAME, NS))!.metadata.name;
+    const del = await c.kubectl(["delete", "pvc", claim, "-n", NS, "--wait=false"]);
     assert.equal(del.code, 0, del.stderr);
     const m = await eventually("CacheClaimTerminating", async () => {
       const x = await msd();
       return condition(x, "Degraded")?.reason === "CacheClaimTerminating" ? x : undefined;
     });
-    assert.match(condition(m, "Degraded")!.message, /faulty-model-cache is being deleted/);
+    assert.ok(condition(m, "Degraded")!.message.includes(`${claim} is being deleted`));
     // Deleting the resource removes everything it owns, the terminating claim included.
     await c.client.delete(RESOURCES.msd, NAME, NS);
     await eventually("nothing left behind", async () => {
@@ -282,7 +284,8 @@ webhooks:
         namespace: NS,
         labelSelector: SELECTOR,
       });
-      return left.every((l) => l.items.length === 0) && pods.items.length === 0;
+      const claimLeft = await cacheClaimOf(c, NAME, NS);
+      return left.every((l) => l.items.length === 0) && pods.items.length === 0 && !claimLeft;
     });
   });
 });

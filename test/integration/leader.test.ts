@@ -132,11 +132,18 @@ describe("leader election and restarts", () => {
       const label = `app.kubernetes.io/instance=${n}`;
       const [deps, pvcs, pods] = await Promise.all([
         c.client.list(RESOURCES.deployment, { namespace: "default", labelSelector: label }),
-        c.client.list(RESOURCES.pvc, { namespace: "default", labelSelector: label }),
+        // The model cache is shared by every resource loading the same checkpoint: by owner.
+        c.client.list(RESOURCES.pvc, {
+          namespace: "default",
+          labelSelector: "serving.mistralsmall.dev/model-cache",
+        }),
         c.client.list(RESOURCES.pod, { namespace: "default", labelSelector: label }),
       ]);
       assert.equal(deps.items.length, 1, `${n}: one Deployment`);
-      assert.equal(pvcs.items.length, 1, `${n}: one cache claim`);
+      const claims = pvcs.items.filter((p) =>
+        (p.metadata.ownerReferences ?? []).some((o) => o.name === n),
+      );
+      assert.equal(claims.length, 1, `${n}: one cache claim`);
       assert.equal(
         pods.items.filter((p) => p.metadata.deletionTimestamp === undefined).length,
         1,

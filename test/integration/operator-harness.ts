@@ -8,7 +8,7 @@ import { stringify } from "yaml";
 import { Operator, type OperatorOptions } from "../../src/operator/manager.ts";
 import { rbacManifests } from "../../src/operator/rbac.ts";
 import { OPERATOR_USER, freePort } from "../../src/cluster/local.ts";
-import type { KubeObject } from "../../src/kube/client.ts";
+import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";
 import type { TestCluster } from "./cluster.ts";
 
 const REPO = join(import.meta.dirname, "..", "..");
@@ -169,4 +169,15 @@ export function msdYaml(name: string, spec: unknown, namespace = "default"): str
     metadata: { name, namespace },
     spec,
   });
+}
+
+/** The model-cache claim a resource's pods mount (shared, so found by its owner reference). */
+export async function cacheClaimOf(c: TestCluster, msdName: string, namespace = "default") {
+  const claims = await c.client.list<KubeObject>(RESOURCES.pvc, {
+    namespace,
+    labelSelector: "serving.mistralsmall.dev/model-cache",
+  });
+  return claims.items.find((p) =>
+    (p.metadata.ownerReferences ?? []).some((o) => o.name === msdName),
+  );
 }

@@ -18,6 +18,7 @@ import {
   installOperatorPrerequisites,
   msdYaml,
   startInProcess,
+  cacheClaimOf,
   type InProcessOperator,
   type Msd,
 } from "./operator-harness.ts";
@@ -88,7 +89,7 @@ describe("operator", () => {
       const owner = o.metadata.ownerReferences?.find((x) => x.controller === true);
       assert.equal(owner?.uid, m.metadata.uid, `${r.kind} owned by the MSD`);
     }
-    await c.client.get(RESOURCES.pvc, "basic-model-cache", "default");
+    assert.ok(await cacheClaimOf(c, "basic"), "the model-cache claim names the resource");
     const pods = await c.client.list<Pod>(RESOURCES.pod, {
       namespace: "default",
       labelSelector: "app.kubernetes.io/instance=basic",
@@ -206,7 +207,7 @@ describe("operator", () => {
       return condition(x, "Ready")?.reason === "ObjectRejected" ? x : undefined;
     });
     const message = condition(m, "Ready")!.message;
-    assert.match(message, /PersistentVolumeClaim default\/refused-model-cache/);
+    assert.match(message, /PersistentVolumeClaim default\/model-cache-[0-9a-f]{10}/);
     assert.match(message, /spec\.storageClassName/);
     assert.match(message, /nothing was applied/);
     const left = await Promise.all(
@@ -215,10 +216,7 @@ describe("operator", () => {
       ),
     );
     assert.deepEqual(left, [undefined, undefined, undefined], "no half-applied workload");
-    assert.equal(
-      await c.client.getOrUndefined(RESOURCES.pvc, "refused-model-cache", "default"),
-      undefined,
-    );
+    assert.equal(await cacheClaimOf(c, "refused"), undefined);
     // Fixing the field converges as usual.
     await apply("refused", { gpu: { type: "a100-80gb" } });
     await readyAt("refused");
@@ -353,7 +351,7 @@ describe("operator", () => {
         c.client.getOrUndefined(RESOURCES.deployment, "pooled", "default"),
         c.client.getOrUndefined(RESOURCES.service, "pooled", "default"),
         c.client.getOrUndefined(RESOURCES.pdb, "pooled", "default"),
-        c.client.getOrUndefined(RESOURCES.pvc, "pooled-model-cache", "default"),
+        cacheClaimOf(c, "pooled"),
       ]);
       return (
         left.every((x) => x === undefined || x.metadata.deletionTimestamp !== undefined) &&

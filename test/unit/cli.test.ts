@@ -203,9 +203,16 @@ describe("msd render", () => {
     const objects = docs.map((d) => d.toJS() as { kind: string; metadata: { name: string } });
     assert.deepEqual(
       objects.map((o) => o.kind),
-      ["PersistentVolumeClaim", "Service", "NetworkPolicy", "PodDisruptionBudget", "Deployment"],
+      [
+        "PersistentVolumeClaim",
+        "Job",
+        "Service",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "Deployment",
+      ],
     );
-    const deployment = objects[4] as unknown as {
+    const deployment = objects[5] as unknown as {
       metadata: { namespace: string };
       spec: {
         template: { spec: { containers: { resources: { limits: Record<string, string> } }[] } };

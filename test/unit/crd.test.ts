@@ -377,6 +377,45 @@ describe("CEL rules and zod say the same thing", () => {
       why: "an envFrom entry with no source",
       spec: { gpu: { type: "h100-80gb" }, pod: { envFrom: [{ prefix: "A_" }] } },
     },
+    {
+      why: "two weight sources at once",
+      spec: {
+        gpu: { type: "h100-80gb" },
+        model: {
+          format: "hf",
+          source: { pvc: { claimName: "w" }, objectStorage: { uri: "s3://bucket/m" } },
+        },
+      },
+    },
+    {
+      why: "a Hub revision with weights from a claim",
+      spec: {
+        gpu: { type: "h100-80gb" },
+        model: { revision: "main", source: { pvc: { claimName: "w" } } },
+      },
+    },
+    {
+      why: "object storage with Mistral's consolidated format",
+      spec: {
+        gpu: { type: "h100-80gb" },
+        model: { source: { objectStorage: { uri: "s3://bucket/m" } } },
+      },
+    },
+    {
+      why: "a cache claim to download into with weights from an image",
+      spec: {
+        gpu: { type: "h100-80gb" },
+        model: { cache: { existingClaim: "c" }, source: { image: { reference: "r.io/w:1" } } },
+      },
+    },
+    {
+      why: "speculative decoding with weights from a claim",
+      spec: {
+        gpu: { type: "h100-80gb" },
+        model: { source: { pvc: { claimName: "w" } } },
+        engine: { speculative: { enabled: true } },
+      },
+    },
   ];
 
   function zodProblems(spec: Json): readonly FieldProblem[] {

@@ -10,7 +10,7 @@ import { renderDesired, type Manifest } from "../../src/render/index.ts";
 import { OWNER_UID_LABEL } from "../../src/render/names.ts";
 import { pinTemplate } from "../../src/operator/template-pin.ts";
 import { asStored } from "../../src/render/security.ts";
-import { parseResource } from "../../src/api/validate.ts";
+import { parseResource, ValidationError } from "../../src/api/validate.ts";
 import { plan as planFor } from "../../src/planner/plan.ts";
 import {
   CONVERGE_STEPS,
@@ -89,10 +89,41 @@ const CORE_KINDS = [
   "PodDisruptionBudget",
   "Deployment",
   "HorizontalPodAutoscaler",
+  "Job",
 ];
 
-function observed(raw: RawMsd, over: Partial<Observed> & { live?: KubeObject[] } = {}): Observed {
-  const { live = [], ...rest } = over;
+/**
+ * The loader Job of the resource's model cache, as the Job controller leaves it once the
+ * download completed: the vLLM Deployment is applied only then (model-cache.ts).
+ */
+function completed(job: KubeObject): KubeObject {
+  return {
+    ...job,
+    status: { succeeded: 1, conditions: [{ type: "Complete", status: "True" }] },
+  } as KubeObject;
+}
+
+/** The live objects with the loader Job completed (added when absent; none for an invalid spec). */
+function withCompleteCache(raw: RawMsd, live: readonly KubeObject[]): KubeObject[] {
+  if (live.some((o) => o.kind === "Job")) {
+    return live.map((o) => (o.kind === "Job" && o.status === undefined ? completed(o) : o));
+  }
+  let job: Manifest | undefined;
+  try {
+    job = rendered(raw).find((o) => o.kind === "Job");
+  } catch (err) {
+    if (err instanceof ValidationError) return [...live];
+    throw err;
+  }
+  return job === undefined ? [...live] : [...live, completed(stored(job))];
+}
+
+function observed(
+  raw: RawMsd,
+  over: Partial<Observed> & { live?: KubeObject[]; cacheComplete?: boolean } = {},
+): Observed {
+  const { live: given = [], cacheComplete = true, ...rest } = over;
+  const live = cacheComplete ? withCompleteCache(raw, given) : given;
   const karpenter = rest.missingCrds?.has("NodePool") !== true;
   const kinds = karpenter ? [...CORE_KINDS, "NodePool"] : CORE_KINDS;
   const key = (o: KubeObject) => [o.metadata.namespace, o.metadata.name].filter(Boolean).join("/");
@@ -108,6 +139,7 @@ function observed(raw: RawMsd, over: Partial<Observed> & { live?: KubeObject[] }
     nodeClaims: [],
     karpenterEvents: [],
     appliedMemo: new Map(),
+    managedPods: [],
     ...rest,
   };
 }
@@ -158,6 +190,7 @@ const LOADING = [
   "Progressing=True/ModelLoading",
   "Degraded=False/AsExpected",
   "EngineVerified=True/EngineVerified",
+  "ModelCached=True/Complete",
 ];
 
 describe("planReconcile: converging", () => {
@@ -165,6 +198,18 @@ describe("planReconcile: converging", () => {
   const objects = rendered(raw);
   const names = objects.map((o) => `${o.kind}/${o.metadata.name}`);
   const deployment = objects.find((o) => o.kind === "Deployment")!;
+
+  test("model cache: the loader Job first and alone; the Deployment once it completed", () => {
+    const waiting = summary(planReconcile(observed(raw, { cacheComplete: false })));
+    assert.ok(
+      waiting.apply.some((n) => n.startsWith("Job/model-loader-")),
+      waiting.apply.join(),
+    );
+    assert.ok(!waiting.apply.includes("Deployment/small"), waiting.apply.join());
+    assert.ok(waiting.status?.includes("ModelCached=False/Pending"), String(waiting.status));
+    const done = summary(planReconcile(observed(raw)));
+    assert.ok(done.apply.includes("Deployment/small"));
+  });
 
   test("creation: every rendered object is applied, in the table's order; status says loading", () => {
     const p = planReconcile(observed(raw));
@@ -279,6 +324,7 @@ describe("planReconcile: converging", () => {
       `Progressing=False/${reason}`,
       `Degraded=True/${reason}`,
       "EngineVerified=True/EngineVerified",
+      "ModelCached=True/Complete",
     ],
     events: [`Warning/${reason}`],
     requeueAfter: LOADING_RECHECK_MS,
@@ -365,6 +411,7 @@ describe("planReconcile: converging", () => {
         "Progressing=False/Converged",
         "Degraded=False/AsExpected",
         "EngineVerified=True/EngineVerified",
+        "ModelCached=True/Complete",
       ],
       events: ["Normal/Available"],
       requeueAfter: undefined,
@@ -387,7 +434,17 @@ describe("planReconcile: converging", () => {
   test("the converge steps are named, in order: a gate is one more entry", () => {
     assert.deepEqual(
       CONVERGE_STEPS.map((s) => s.name),
-      ["parse", "finalizer", "render", "template-pin", "crds", "apply", "prune", "status"],
+      [
+        "parse",
+        "finalizer",
+        "render",
+        "model-cache",
+        "template-pin",
+        "crds",
+        "apply",
+        "prune",
+        "status",
+      ],
     );
   });
 

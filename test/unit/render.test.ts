@@ -126,6 +126,7 @@ describe("karpenter spec", () => {
       [
         "NodePool",
         "PersistentVolumeClaim",
+        "Job",
         "Service",
         "NetworkPolicy",
         "PodDisruptionBudget",
@@ -134,7 +135,7 @@ describe("karpenter spec", () => {
     );
     assert.deepEqual(
       objects.map((o) => o.apiVersion),
-      ["karpenter.sh/v1", "v1", "v1", "networking.k8s.io/v1", "policy/v1", "apps/v1"],
+      ["karpenter.sh/v1", "v1", "batch/v1", "v1", "networking.k8s.io/v1", "policy/v1", "apps/v1"],
     );
   });
 
@@ -177,15 +178,17 @@ describe("karpenter spec", () => {
 
   test("the model cache claim is created and mounted", () => {
     const pvc = one<V1PersistentVolumeClaim>(objects, "PersistentVolumeClaim");
-    assert.equal(pvc.metadata!.name, "small-model-cache");
+    assert.match(pvc.metadata!.name!, /^model-cache-[0-9a-f]{10}$/);
     assert.equal(pvc.metadata!.namespace, "inference");
-    assert.deepEqual(pvc.spec!.accessModes, ["ReadWriteMany"]);
+    assert.deepEqual(pvc.spec!.accessModes, ["ReadWriteOnce"]);
     assert.equal(pvc.spec!.resources!.requests!.storage, "400Gi");
     assert.equal(pvc.spec!.storageClassName, undefined);
     const volume = pod.volumes!.find((v) => v.persistentVolumeClaim !== undefined);
-    assert.equal(volume?.persistentVolumeClaim?.claimName, "small-model-cache");
+    assert.equal(volume?.persistentVolumeClaim?.claimName, pvc.metadata!.name);
+    assert.equal(volume?.persistentVolumeClaim?.readOnly, true);
     const mount = container.volumeMounts!.find((m) => m.name === volume.name);
     assert.ok(mount, "the claim is mounted");
+    assert.equal(mount.readOnly, true, "vLLM pods only read the cache");
     const hfHome = container.env!.find((e) => e.name === "HF_HOME")?.value;
     assert.ok(hfHome?.startsWith(`${mount.mountPath}/`), `HF_HOME ${hfHome} is on the claim`);
   });
@@ -256,7 +259,8 @@ describe("karpenter spec", () => {
 
   test("labels and owner references on namespaced objects", () => {
     for (const o of objects) {
-      if (o.kind === "NodePool") continue;
+      // The NodePool is cluster-scoped; the cache claim and its Job are shared (model-cache tests).
+      if (["NodePool", "PersistentVolumeClaim", "Job"].includes(o.kind)) continue;
       const meta = o.metadata as {
         namespace?: string;
         labels?: Record<string, string>;
@@ -431,7 +435,7 @@ describe("static spec", () => {
   test("no NodePool and no claim when existingClaim is set", () => {
     assert.deepEqual(
       objects.map((o) => o.kind),
-      ["Service", "NetworkPolicy", "PodDisruptionBudget", "Deployment"],
+      ["Job", "Service", "NetworkPolicy", "PodDisruptionBudget", "Deployment"],
     );
   });
 

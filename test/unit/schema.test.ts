@@ -408,7 +408,8 @@ describe("defaults", () => {
       model: {
         quantization: "fp8",
         servedModelName: "mistral-small-4",
-        cache: { size: "400Gi", accessMode: "ReadWriteMany" },
+        cache: { size: "400Gi", accessMode: "ReadWriteOnce", loader: {} },
+        source: {},
       },
       gpu: { type: "h100-80gb" },
       maxModelLen: 32768,
@@ -457,7 +458,8 @@ describe("defaults", () => {
     );
     assert.deepEqual(msd.spec.model.cache, {
       size: "400Gi",
-      accessMode: "ReadWriteMany",
+      accessMode: "ReadWriteOnce",
+      loader: {},
       storageClassName: "fast",
     });
     assert.deepEqual(msd.spec.capabilities.vision, { enabled: false, maxImagesPerPrompt: 4 });
@@ -486,7 +488,13 @@ describe("valid resources with every field set", () => {
       revision: "main",
       servedModelName: "small/4",
       tokenSecretRef: { name: "hf-token", key: "token" },
-      cache: { size: "300Gi", storageClassName: "efs", accessMode: "ReadWriteOnce" },
+      cache: {
+        size: "300Gi",
+        storageClassName: "efs",
+        accessMode: "ReadWriteMany",
+        loader: { nodeSelector: { "node-role": "cpu" } },
+      },
+      source: {},
     },
     gpu: { type: "h200-141gb", tensorParallelSize: 4 },
     maxModelLen: 131072,
@@ -563,7 +571,12 @@ describe("valid resources with every field set", () => {
     ...karpenterSpec,
     model: {
       ...karpenterSpec.model,
-      cache: { existingClaim: "shared-weights", size: "500Gi", accessMode: "ReadWriteMany" },
+      cache: {
+        existingClaim: "shared-weights",
+        size: "500Gi",
+        accessMode: "ReadWriteMany",
+        loader: { nodeSelector: { "node-role": "cpu" } },
+      },
     },
     nodePool: {
       provider: "static",
