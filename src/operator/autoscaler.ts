@@ -11,7 +11,8 @@ import type { MistralSmallDeployment, Status } from "../api/schema.ts";
 import { ValidationError, parseResource } from "../api/validate.ts";
 import { plan as planFor } from "../planner/plan.ts";
 import { VLLM_PORT } from "../engine/command.ts";
-import { scalingModel, type ScalingModel } from "../autoscale/model.ts";
+import { scalingModel, type ScalingModel, type WeightSource } from "../autoscale/model.ts";
+import { MODEL_CACHED } from "./model-cache.ts";
 import {
   ScalingPipeline,
   type PodObservation,
@@ -37,6 +38,15 @@ interface PodObject extends KubeObject {
 }
 
 type MsdObject = KubeObject & { status?: Status };
+
+/**
+ * A complete model cache (ModelCached=True, or a source read in place): a new replica only reads
+ * the weights, so its wake-up, and with it the forecast horizon, is shorter than a download's.
+ */
+export function weightSourceOf(raw: MsdObject): WeightSource {
+  const cached = raw.status?.conditions?.find((c) => c.type === MODEL_CACHED);
+  return cached?.status === "True" ? "cached" : "download";
+}
 type Decision = NonNullable<NonNullable<Status["scaling"]>["lastDecisions"]>[number];
 
 export interface AutoscalerDeps {
@@ -156,7 +166,7 @@ export class BuiltinAutoscaler {
   private async evaluate(key: string, msd: MistralSmallDeployment, raw: MsdObject): Promise<void> {
     const p = planFor(msd.spec);
     if (!p.feasible) return;
-    const model = scalingModel(msd.spec, p);
+    const model = scalingModel(msd.spec, p, { weights: weightSourceOf(raw) });
     const now = this.now();
     const log = this.deps.log.child({ msd: key, autoscaler: true });
     const pipeline = this.pipelines.get(key) ?? new ScalingPipeline();

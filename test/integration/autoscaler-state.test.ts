@@ -15,6 +15,9 @@ import {
   BuiltinAutoscaler,
   LAST_DECISIONS_KEPT,
 } from "../../src/operator/autoscaler.ts";
+import { parseResource } from "../../src/api/validate.ts";
+import { wakeUp } from "../../src/autoscale/model.ts";
+import { plan as planFor } from "../../src/planner/plan.ts";
 import { startTestCluster, type TestCluster } from "./cluster.ts";
 import { installOperatorPrerequisites } from "./operator-harness.ts";
 
@@ -120,6 +123,32 @@ describe("builtin autoscaler state", () => {
     assert.equal(after.spec.replicas, 1);
     assert.equal(after.status?.scaling?.lastDecisions, undefined);
     assert.equal(after.status?.scaling?.wakeUpSeconds, 603);
+  });
+
+  test("a complete model cache shortens the wake-up: weights read, not downloaded", async () => {
+    await c.client.create<Msd>(RESOURCES.msd, msdObject("cached"), "default");
+    const condition = {
+      type: "ModelCached",
+      status: "True",
+      reason: "Complete",
+      message: "test",
+      lastTransitionTime: "2026-01-01T00:00:00Z",
+    };
+    const withCache = await c.client.mergePatch<Msd>(
+      RESOURCES.msd,
+      "cached",
+      "default",
+      { status: { conditions: [condition] } },
+      "status",
+    );
+    const msds = new ListCache<KubeObject>();
+    msds.items = [withCache];
+    await autoscaler(msds, new ListCache(), { now: T0 }).tick();
+    const after = await get("cached");
+    const p = planFor(parseResource(after).spec);
+    assert.ok(p.feasible);
+    assert.equal(after.status?.scaling?.wakeUpSeconds, wakeUp(p, "cached").seconds);
+    assert.ok(wakeUp(p, "cached").seconds < 603);
   });
 
   test("lastDecisions are appended to what the API server has, not to a stale cache", async () => {
