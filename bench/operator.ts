@@ -15,7 +15,7 @@ import { parseResource } from "../src/api/validate.ts";
 import { LocalCluster, OPERATOR_TOKEN, OPERATOR_USER, freePort } from "../src/cluster/local.ts";
 import { cacheVolumes, gpuNodes } from "../src/cluster/nodes.ts";
 import { KubeClient, RESOURCES, type KubeObject } from "../src/kube/client.ts";
-import { rbacManifests } from "../src/operator/rbac.ts";
+import { rbacManifests } from "../src/controller/rbac.ts";
 import { plan } from "../src/planner/plan.ts";
 import { renderAll } from "../src/render/index.ts";
 import { toYamlStream } from "../src/util/yaml.ts";

@@ -1,7 +1,7 @@
 /**
  * Writes the generated parts of charts/mistral-small-operator/ (Chart.yaml,
  * templates/crds.yaml, templates/rbac.yaml, values.schema.json, dashboards/) from package.json,
- * crds/, src/operator/rbac.ts, src/delivery/values.ts and src/delivery/dashboard.ts.
+ * crds/, src/controller/rbac.ts, src/delivery/values.ts and src/delivery/dashboard.ts.
  * `--check` writes nothing and exits 1 when a file differs (what the unit test does too).
  */
 import { join } from "node:path";

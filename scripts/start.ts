@@ -13,8 +13,8 @@ import { stringify } from "yaml";
 import { LocalCluster, OPERATOR_USER, freePort } from "../src/cluster/local.ts";
 import { DEFAULT_FLEET, cacheVolumes, gpuNodes, cpuNode } from "../src/cluster/nodes.ts";
 import { KubeClient, RESOURCES, type KubeObject } from "../src/kube/client.ts";
-import { Operator } from "../src/operator/manager.ts";
-import { rbacManifests } from "../src/operator/rbac.ts";
+import { Operator } from "../src/controller/manager.ts";
+import { rbacManifests } from "../src/controller/rbac.ts";
 import { runPlan } from "../src/cli/commands.ts";
 import { KWOK_NODE_CLASS, startKarpenter } from "../src/cluster/karpenter.ts";
 

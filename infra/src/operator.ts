@@ -1,7 +1,7 @@
 /**
  * `MistralSmallOperator`: the operator installed by Pulumi. It declares the same objects as
  * the Helm chart, built by the same code (the operator's src/delivery/manifests.ts, with the
- * generated RBAC rules of src/operator/rbac.ts) plus the CRDs of crds/, all vendored into
+ * generated RBAC rules of src/controller/rbac.ts) plus the CRDs of crds/, all vendored into
  * ./generated/ by scripts/gen-infra.ts so that this package imports nothing outside infra/.
  */
 import * as pulumi from "@pulumi/pulumi";

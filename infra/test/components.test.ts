@@ -9,7 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as k8s from "@pulumi/kubernetes";
 import { execFile } from "node:child_process";
 import { join } from "node:path";
-import { CLUSTER_RULES, NAMESPACE_RULES } from "../src/generated/operator/rbac.ts";
+import { CLUSTER_RULES, NAMESPACE_RULES } from "../src/generated/controller/rbac.ts";
 import { operatorManifests } from "../src/generated/delivery/manifests.ts";
 
 interface Declared {

@@ -1,7 +1,7 @@
 /**
  * One autoscaled resource's observe -> rates -> decide pipeline, with the state it keeps
  * between evaluations (the rate tracker and the policy history). The builtin autoscaler
- * (src/operator/autoscaler.ts) runs it every interval on what it scraped from the pods; the
+ * (src/controller/scale-loop.ts) runs it every interval on what it scraped from the pods; the
  * benchmark (bench/autoscale) runs the same pipeline on what its simulated pods report, so
  * the benchmark measures the operator's own decision path.
  *

@@ -1,7 +1,7 @@
 /** `msd run`: the operator process. */
 import { parseArgs } from "node:util";
 import { pino } from "pino";
-import { Operator } from "../operator/manager.ts";
+import { Operator } from "../controller/manager.ts";
 import { OPERATOR_NAME } from "../render/names.ts";
 import { LOG_LEVELS, RUN_DEFAULTS, type LogLevel } from "../util/identity.ts";
 import { EXIT, type CommandResult } from "./commands.ts";

@@ -1,7 +1,7 @@
 /**
  * The generated files of the Helm chart: Chart.yaml (versions from package.json), the
  * CRD template (crds/ behind crds.enabled and crds.keep), the RBAC template (the rules of
- * src/operator/rbac.ts), values.schema.json (the zod schema of src/delivery/values.ts) and the
+ * src/controller/rbac.ts), values.schema.json (the zod schema of src/delivery/values.ts) and the
  * Grafana dashboard (src/delivery/dashboard.ts).
  * scripts/gen-chart.ts writes them; test/unit/delivery.test.ts fails when they drift.
  * Everything else in the chart is written by hand.
@@ -15,7 +15,7 @@ import {
   NAMESPACED_RULES,
   NAMESPACE_RULES,
   type PolicyRule,
-} from "../operator/rbac.ts";
+} from "../controller/rbac.ts";
 import { OPERATOR_APP, appVersion } from "./manifests.ts";
 import { valuesJsonSchemaFile } from "./values.ts";
 import { DASHBOARD_FILE, dashboardFile } from "./dashboard.ts";
@@ -123,7 +123,7 @@ const managed = (yaml: string) =>
  * RoleBinding in each watched namespace, and a ClusterRole only for cluster-scoped kinds.
  */
 export function rbacTemplate(): string {
-  return `{{- /* ${HEADER("src/operator/rbac.ts")} */ -}}
+  return `{{- /* ${HEADER("src/controller/rbac.ts")} */ -}}
 {{- if .Values.rbac.create }}
 {{- $namespaces := include "mso.watchNamespaces" . | splitList "," | compact }}
 {{- if empty $namespaces }}

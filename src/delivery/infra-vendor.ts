@@ -18,7 +18,7 @@ export const VENDORED_ENTRIES = [
   "src/api/schema.ts",
   "src/api/validate.ts",
   "src/delivery/manifests.ts",
-  "src/operator/rbac.ts",
+  "src/controller/rbac.ts",
 ] as const;
 
 const HEADER = (from: string) =>

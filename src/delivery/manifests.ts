@@ -8,7 +8,7 @@
  * Pure code: no I/O except reading the package version.
  */
 import { readFileSync } from "node:fs";
-import { rbacManifests } from "../operator/rbac.ts";
+import { rbacManifests } from "../controller/rbac.ts";
 import { OPERATOR_NAME, RUN_DEFAULTS } from "../util/identity.ts";
 
 /** Name of the chart, of the container image and of every object the install creates. */
@@ -17,7 +17,7 @@ export const OPERATOR_APP = OPERATOR_NAME;
 export const IMAGE_REPOSITORY = "ghcr.io/mistral-small-operator/operator";
 /** `msd run --port`: /healthz, /readyz and /metrics. */
 export const METRICS_PORT = RUN_DEFAULTS.port;
-/** The Lease `msd run` elects its leader with (src/operator/manager.ts). */
+/** The Lease `msd run` elects its leader with (src/controller/manager.ts). */
 export const LEASE_NAME = OPERATOR_NAME;
 /** The non-root user of the runtime image (distroless `nonroot`). */
 export const RUN_AS_USER = 65532;

@@ -4,7 +4,7 @@
  * once with its reason; downloads with huggingface_hub's CLI (`hf download`, which resumes
  * partial files), retried with backoff; checks every expected file's size; and writes a
  * completion marker. Its verdict goes to the termination message as one JSON line, which the
- * operator reads from the pod status (src/operator/model-cache.ts).
+ * operator reads from the pod status (src/controller/model-cache.ts).
  *
  * Exit codes: 0 done, 2 permanent (401, 403, 404, no space: the Job's podFailurePolicy fails the
  * Job at once), 1 transient (the Job retries the pod with its backoff).

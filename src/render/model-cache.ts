@@ -6,7 +6,7 @@
  * the same files shares one claim and one Job. Both carry one non-controller owner reference per
  * resource using them: Kubernetes' garbage collector deletes them when the last one is gone, and
  * a resource that moves to another revision releases its reference (see
- * src/operator/model-cache.ts). A pvc, objectStorage or image source is read where it is.
+ * src/controller/model-cache.ts). A pvc, objectStorage or image source is read where it is.
  */
 import type { V1Volume, V1VolumeMount, V1EnvFromSource, V1EnvVar } from "@kubernetes/client-node";
 import { inPlaceSource, type MistralSmallDeployment } from "../api/schema.ts";

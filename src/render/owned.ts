@@ -6,7 +6,8 @@
 import type { MistralSmallDeployment } from "../api/schema.ts";
 import { RESOURCES, type ResourceType } from "../kube/resources.ts";
 import type { Plan } from "../planner/plan.ts";
-import { renderHpa, renderScaledObject } from "./autoscaler.ts";
+import { renderHpa } from "./hpa.ts";
+import { renderScaledObject } from "./scaledobject.ts";
 import { renderDeployment } from "./deployment.ts";
 import type { Manifest } from "./manifest.ts";
 import { renderNetworkPolicy } from "./networkpolicy.ts";

@@ -9,12 +9,12 @@ import assert from "node:assert/strict";
 import { pino } from "pino";
 import type { Status } from "../../src/api/schema.ts";
 import { KubeClient, RESOURCES, type KubeObject } from "../../src/kube/client.ts";
-import { ApiEventRecorder } from "../../src/operator/events.ts";
+import { ApiEventRecorder } from "../../src/controller/events.ts";
 import {
   AutoscalerTickError,
   BuiltinAutoscaler,
   LAST_DECISIONS_KEPT,
-} from "../../src/operator/autoscaler.ts";
+} from "../../src/controller/scale-loop.ts";
 import { parseResource } from "../../src/api/validate.ts";
 import { wakeUp } from "../../src/autoscale/model.ts";
 import { plan as planFor } from "../../src/planner/plan.ts";

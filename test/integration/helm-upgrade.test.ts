@@ -23,7 +23,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { rbacManifests } from "../../src/operator/rbac.ts";
+import { rbacManifests } from "../../src/controller/rbac.ts";
 import { V0_24 } from "../../src/engine/releases.ts";
 import { OPERATOR_USER } from "../../src/cluster/local.ts";
 import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";

@@ -24,7 +24,7 @@ import {
   NAMESPACED_RULES,
   NAMESPACE_RULES,
   type PolicyRule,
-} from "../../src/operator/rbac.ts";
+} from "../../src/controller/rbac.ts";
 import {
   LEASE_NAME,
   METRICS_PORT,

@@ -9,7 +9,7 @@ import {
   NAMESPACED_RULES,
   clusterRole,
   type PolicyRule,
-} from "../../src/operator/rbac.ts";
+} from "../../src/controller/rbac.ts";
 import { OPERATOR_USER } from "../../src/cluster/local.ts";
 import { eventually, startTestCluster, type TestCluster } from "./cluster.ts";
 import {

@@ -12,7 +12,7 @@ import { TERMINATION_GRACE_SECONDS } from "../../src/render/deployment.ts";
 import {
   ACCEPT_TEMPLATE_ANNOTATION,
   TEMPLATE_UPDATE_CONDITION,
-} from "../../src/operator/template-pin.ts";
+} from "../../src/controller/template-pin.ts";
 import { eventually, startTestCluster, type TestCluster } from "./cluster.ts";
 import {
   condition,

@@ -5,7 +5,7 @@
 import type { V1Deployment } from "@kubernetes/client-node";
 import { renderDesired, type Desired, type Manifest } from "../../src/render/index.ts";
 import { TEMPLATE_HASH_ANNOTATION } from "../../src/render/names.ts";
-import { hashOfTemplate } from "../../src/operator/template-pin.ts";
+import { hashOfTemplate } from "../../src/controller/template-pin.ts";
 
 /** The new default: a longer grace period than the current release's 120 s. */
 export const LATER_GRACE_SECONDS = 150;

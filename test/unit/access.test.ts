@@ -2,7 +2,7 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { parseResource, ValidationError } from "../../src/api/validate.ts";
 import type { MistralSmallDeployment } from "../../src/api/schema.ts";
-import { clientAccess, computeStatus } from "../../src/operator/status.ts";
+import { clientAccess, computeStatus } from "../../src/controller/status.ts";
 import { deploymentOf, resource } from "./msd-fixtures.ts";
 
 function envOf(msd: MistralSmallDeployment) {

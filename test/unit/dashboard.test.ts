@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CHART_DIR, REPO_ROOT } from "../../src/delivery/chart.ts";
 import { DASHBOARD_FILE, dashboard, dashboardExpressions } from "../../src/delivery/dashboard.ts";
-import { OperatorMetrics } from "../../src/operator/metrics.ts";
+import { OperatorMetrics } from "../../src/controller/metrics.ts";
 
 const FIXTURE = join(import.meta.dirname, "..", "fixtures", "vllm-metrics-sample.txt");
 const KEYWORDS = new Set(["by", "without", "on", "ignoring", "group_left", "group_right", "bool"]);

@@ -36,8 +36,8 @@ import {
   LOG_LEVELS,
   logLevel,
 } from "../../src/cli/run.ts";
-import { OperatorMetrics } from "../../src/operator/metrics.ts";
-import { CLUSTER_RULES, NAMESPACE_RULES } from "../../src/operator/rbac.ts";
+import { OperatorMetrics } from "../../src/controller/metrics.ts";
+import { CLUSTER_RULES, NAMESPACE_RULES } from "../../src/controller/rbac.ts";
 import { OPERATOR_NAME } from "../../src/render/names.ts";
 
 type Json = Record<string, unknown>;

@@ -42,7 +42,7 @@ test("the field reference lists every spec field the API contract names", () => 
 });
 
 test("the troubleshooting table lists every reason a condition can carry", async () => {
-  const { REASONS } = await import("../../src/operator/status.ts");
+  const { REASONS } = await import("../../src/controller/status.ts");
   // Converged/AsExpected are the healthy Progressing/Degraded reasons.
   const healthy = new Set(["Converged", "AsExpected"]);
   for (const reason of Object.values(REASONS)) {

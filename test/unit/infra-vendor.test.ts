@@ -38,7 +38,7 @@ test("the vendored closure holds the entries and the engine data they read", () 
     closure.some((f) => f.endsWith(".json")),
     "the vLLM flag fixtures",
   );
-  assert.ok(!closure.some((f) => f.startsWith("src/operator/reconcile")), "not the controller");
+  assert.ok(!closure.some((f) => f.startsWith("src/controller/reconcile")), "not the controller");
 });
 
 test("infra/src imports nothing from outside infra/", () => {

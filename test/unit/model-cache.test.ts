@@ -1,6 +1,6 @@
 /**
  * The model cache: what each weight source and storage mode renders (claim, loader Job, the vLLM
- * pod's volume, env and arguments), and the pure decisions of src/operator/model-cache.ts.
+ * pod's volume, env and arguments), and the pure decisions of src/controller/model-cache.ts.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -20,7 +20,7 @@ import {
   observeCache,
   withCacheConditions,
   type CachePhase,
-} from "../../src/operator/model-cache.ts";
+} from "../../src/controller/model-cache.ts";
 import type { KubeObject } from "../../src/kube/client.ts";
 
 const UID = "0b6f3c1e-3c4e-4d7f-9a43-0d5e3b6f2a10";

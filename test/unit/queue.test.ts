@@ -9,7 +9,7 @@ import {
   WorkQueueError,
   type Clock,
   type ReconcileResult,
-} from "../../src/controller/queue.ts";
+} from "../../src/kube/queue.ts";
 
 /** Timers that fire only when the test advances time, so delays are asserted exactly. */
 class FakeClock implements Clock {

@@ -8,7 +8,7 @@ import { API_VERSION, KIND } from "../../src/api/schema.ts";
 import type { KubeObject } from "../../src/kube/client.ts";
 import { renderDesired, type Manifest } from "../../src/render/index.ts";
 import { OWNER_UID_LABEL } from "../../src/render/names.ts";
-import { pinTemplate } from "../../src/operator/template-pin.ts";
+import { pinTemplate } from "../../src/controller/template-pin.ts";
 import { asStored } from "../../src/render/security.ts";
 import { parseResource, ValidationError } from "../../src/api/validate.ts";
 import { plan as planFor } from "../../src/planner/plan.ts";
@@ -23,8 +23,8 @@ import {
   type PlanStep,
   type RawMsd,
   type ReconcilePlan,
-} from "../../src/operator/reconcile-plan.ts";
-import type { NodeClaimView } from "../../src/operator/status.ts";
+} from "../../src/controller/reconcile-plan.ts";
+import type { NodeClaimView } from "../../src/controller/status.ts";
 
 const UID = "0b6c1f0e-0000-4000-8000-0000000000aa";
 const NOW = "2026-12-01T10:00:00Z";

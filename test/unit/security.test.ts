@@ -1,7 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { asStored, hardenPodSpec, securityDrift } from "../../src/render/security.ts";
-import { isSubset } from "../../src/operator/status.ts";
+import { isSubset } from "../../src/controller/status.ts";
 
 function deployment(podSpec: Record<string, unknown>) {
   return { kind: "Deployment", spec: { template: { spec: podSpec } } };
@@ -97,7 +97,7 @@ describe("securityDrift", () => {
 
 describe("foreignEntries", () => {
   test("a hand-replaced Service port: the ports list goes back whole", async () => {
-    const { foreignEntries } = await import("../../src/operator/foreign.ts");
+    const { foreignEntries } = await import("../../src/controller/foreign.ts");
     const want = { spec: { ports: [{ name: "http", port: 8000, protocol: "TCP" }] } };
     const live = { spec: { ports: [{ name: "http", port: 9999, protocol: "TCP" }] } };
     assert.deepEqual(foreignEntries("Service", want, live), {
@@ -107,7 +107,7 @@ describe("foreignEntries", () => {
     assert.equal(foreignEntries("Service", want, want), undefined);
   });
   test("a hand-added sidecar and init container are removed; ours stay", async () => {
-    const { foreignEntries } = await import("../../src/operator/foreign.ts");
+    const { foreignEntries } = await import("../../src/controller/foreign.ts");
     const ours = { name: "vllm", image: "vllm" };
     const want = {
       spec: { template: { spec: { containers: [ours], volumes: [{ name: "tmp" }] } } },

@@ -11,8 +11,8 @@ import {
   type NodeClaimView,
   type Observation,
   type PodView,
-} from "../../src/operator/status.ts";
-import { conditionEvents } from "../../src/operator/reconcile.ts";
+} from "../../src/controller/status.ts";
+import { conditionEvents } from "../../src/controller/reconcile.ts";
 import { parseSpec } from "../../src/api/validate.ts";
 import { plan } from "../../src/planner/plan.ts";
 

@@ -23,7 +23,7 @@ import {
   templateSpecDigest,
   withTemplateOffer,
   type LiveDeployment,
-} from "../../src/operator/template-pin.ts";
+} from "../../src/controller/template-pin.ts";
 import { LATER_GRACE_SECONDS, withLaterDefault } from "../support/later-release.ts";
 
 type Raw = Record<string, unknown>;

@@ -11,7 +11,7 @@
 import type { MistralSmallDeployment, Status } from "../api/schema.ts";
 import { parseResource, ValidationError } from "../api/validate.ts";
 import { VLLM_PORT } from "../engine/command.ts";
-import { objectKey } from "../controller/informer.ts";
+import { objectKey } from "../kube/informer.ts";
 import { RESOURCES, resourceFor, type KubeObject, type ResourceType } from "../kube/client.ts";
 import { plan as planFor, type Plan } from "../planner/plan.ts";
 import { renderDesired, type Manifest } from "../render/index.ts";

@@ -10,7 +10,7 @@
  */
 import type { Logger } from "pino";
 import { API_VERSION, KIND } from "../api/schema.ts";
-import { objectKey } from "../controller/informer.ts";
+import { objectKey } from "../kube/informer.ts";
 import { ApiError, RESOURCES, type KubeClient, type KubeObject } from "../kube/client.ts";
 import type { Manifest } from "../render/index.ts";
 import { MODEL_SERVER_APP, OWNER_UID_LABEL } from "../render/names.ts";

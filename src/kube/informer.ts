@@ -17,7 +17,7 @@ import {
   type ResourceType,
   type Watch,
   type WatchEvent,
-} from "../kube/client.ts";
+} from "./client.ts";
 import { backoffDelay, jitter, type BackoffOptions } from "./queue.ts";
 
 type LogFn = (obj: object, msg?: string) => void;

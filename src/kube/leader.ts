@@ -13,13 +13,7 @@
  * Expiry compares the holder's renewTime with the local clock (not client-go's "time since
  * I saw the lease change"), so node clocks must agree to within leaseDuration − renewDeadline.
  */
-import {
-  isConflict,
-  isNotFound,
-  RESOURCES,
-  type KubeClient,
-  type KubeObject,
-} from "../kube/client.ts";
+import { isConflict, isNotFound, RESOURCES, type KubeClient, type KubeObject } from "./client.ts";
 import type { Logger } from "./informer.ts";
 
 export interface LeaseSpec {

@@ -241,7 +241,7 @@ function upsert(
   return at < 0 ? [...conditions, c] : conditions.map((x, i) => (i === at ? c : x));
 }
 
-/** Ready reasons that say what to fix before the cache matters (src/operator/status.ts). */
+/** Ready reasons that say what to fix before the cache matters (src/controller/status.ts). */
 const OWN_VERDICTS = new Set([
   "InvalidSpec",
   "Infeasible",

@@ -5,14 +5,9 @@
 import { hostname } from "node:os";
 import type { Server } from "node:http";
 import { pino, type Logger } from "pino";
-import {
-  Informer,
-  NamespacedInformers,
-  objectKey,
-  type SharedCache,
-} from "../controller/informer.ts";
-import { LeaderElector } from "../controller/leader.ts";
-import { backoffDelay, jitter, WorkQueue } from "../controller/queue.ts";
+import { Informer, NamespacedInformers, objectKey, type SharedCache } from "../kube/informer.ts";
+import { LeaderElector } from "../kube/leader.ts";
+import { backoffDelay, jitter, WorkQueue } from "../kube/queue.ts";
 import type { ConnectOptions } from "../kube/config.ts";
 import {
   ApiError,
@@ -33,7 +28,7 @@ import {
 } from "../render/names.ts";
 import { MODEL_SERVER_APP, RUN_DEFAULTS } from "../util/identity.ts";
 import { ApiEventRecorder } from "./events.ts";
-import { BuiltinAutoscaler } from "./autoscaler.ts";
+import { BuiltinAutoscaler } from "./scale-loop.ts";
 import { OperatorMetrics, startHttpServer } from "./metrics.ts";
 import { memoKeyOf, reconcile, type ReconcilerDeps } from "./reconcile.ts";
 import { OWNED_KINDS } from "../render/owned.ts";
