@@ -27,6 +27,7 @@ import { tsImport } from "tsx/esm/api";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation/index.js";
 import { eventually, startTestCluster, type TestCluster } from "../../test/integration/cluster.ts";
 import { freePort, kubeconfigYaml } from "../../src/cluster/local.ts";
+import { cpuNode } from "../../src/cluster/nodes.ts";
 import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";
 import { httpStatus } from "../../test/integration/operator-harness.ts";
 
@@ -50,26 +51,6 @@ function binaries(): string {
     stdio: ["ignore", "pipe", "inherit"],
   });
   return out.trim().split("\n").pop()!;
-}
-
-/** An untainted fake node (KWOK) for the operator's own pods; the GPU nodes are tainted. */
-function cpuNode(name: string): KubeObject {
-  const capacity = { cpu: "16", memory: "64Gi", pods: "110", "ephemeral-storage": "1Ti" };
-  return {
-    apiVersion: "v1",
-    kind: "Node",
-    metadata: {
-      name,
-      annotations: { "kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0" },
-      labels: {
-        "kubernetes.io/hostname": name,
-        "kubernetes.io/os": "linux",
-        "kubernetes.io/arch": "amd64",
-        type: "kwok",
-      },
-    },
-    status: { capacity, allocatable: capacity, phase: "Running" },
-  } as KubeObject;
 }
 
 type Deployment = KubeObject & { spec: { replicas: number } };
@@ -129,7 +110,7 @@ describe("pulumi up of infra/index.ts with Pulumi.dev.yaml against the local con
     symlinkSync(join(bins, "pulumi"), join(work, "root", "bin", "pulumi"));
     mkdirSync(join(work, "backend"));
     c = await startTestCluster();
-    await c.client.create(RESOURCES.node, cpuNode("cpu-0"));
+    await c.client.create(RESOURCES.node, cpuNode("cpu-0") as KubeObject);
     const env = {
       PULUMI_HOME: join(work, "home"),
       PULUMI_BACKEND_URL: `file://${join(work, "backend")}`,

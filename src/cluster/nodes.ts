@@ -17,69 +17,12 @@ export const DEFAULT_FLEET: readonly GpuNodeGroup[] = [
   { gpuType: "a100-40gb", count: 1, gpusPerNode: 8 },
 ];
 
-export function gpuNodes(groups: readonly GpuNodeGroup[]): V1Node[] {
-  const nodes: V1Node[] = [];
-  for (const g of groups) {
-    const gpu = GPU_CATALOG[g.gpuType];
-    const product = g.product ?? gpu.productLabels[0]!;
-    for (let i = 0; i < g.count; i++) {
-      const name = `${g.namePrefix ?? g.gpuType}-${i}`;
-      const capacity = {
-        cpu: "96",
-        memory: "1152Gi",
-        pods: "110",
-        "ephemeral-storage": "4Ti",
-        "nvidia.com/gpu": String(g.gpusPerNode),
-      };
-      nodes.push({
-        apiVersion: "v1",
-        kind: "Node",
-        metadata: {
-          name,
-          annotations: { "kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0" },
-          labels: {
-            "kubernetes.io/hostname": name,
-            "kubernetes.io/os": "linux",
-            "kubernetes.io/arch": "amd64",
-            type: "kwok",
-            "nvidia.com/gpu.present": "true",
-            "nvidia.com/gpu.product": product,
-            "nvidia.com/gpu.count": String(g.gpusPerNode),
-            "nvidia.com/gpu.memory": String(gpu.karpenterAws.gpuMemoryMiB),
-          },
-        },
-        spec: {
-          taints: [{ key: "nvidia.com/gpu", value: "present", effect: "NoSchedule" }],
-        },
-        status: {
-          capacity,
-          allocatable: { ...capacity, memory: "1100Gi" },
-          nodeInfo: {
-            architecture: "amd64",
-            bootID: "",
-            containerRuntimeVersion: "kwok",
-            kernelVersion: "",
-            kubeProxyVersion: "",
-            kubeletVersion: "fake",
-            machineID: "",
-            operatingSystem: "linux",
-            osImage: "",
-            systemUUID: "",
-          },
-          phase: "Running",
-        },
-      });
-    }
-  }
-  return nodes;
-}
-
-/**
- * A CPU node (no GPU, no taint) for the model-cache loader Jobs, which request no GPU and
- * tolerate no GPU taint: without one, a Hub checkpoint is never downloaded.
- */
-export function cpuNode(name = "cpu-0"): V1Node {
-  const capacity = { cpu: "32", memory: "128Gi", pods: "110", "ephemeral-storage": "1Ti" };
+/** A node KWOK manages (its annotation), Running, with the os/arch/hostname labels a kubelet sets. */
+function kwokNode(
+  name: string,
+  extra: { labels?: Record<string, string>; capacity: Record<string, string>; memory?: string },
+  taints?: NonNullable<V1Node["spec"]>["taints"],
+): V1Node {
   return {
     apiVersion: "v1",
     kind: "Node",
@@ -91,11 +34,16 @@ export function cpuNode(name = "cpu-0"): V1Node {
         "kubernetes.io/os": "linux",
         "kubernetes.io/arch": "amd64",
         type: "kwok",
+        ...extra.labels,
       },
     },
+    ...(taints === undefined ? {} : { spec: { taints } }),
     status: {
-      capacity,
-      allocatable: capacity,
+      capacity: extra.capacity,
+      allocatable: {
+        ...extra.capacity,
+        ...(extra.memory === undefined ? {} : { memory: extra.memory }),
+      },
       nodeInfo: {
         architecture: "amd64",
         bootID: "",
@@ -111,6 +59,46 @@ export function cpuNode(name = "cpu-0"): V1Node {
       phase: "Running",
     },
   };
+}
+
+export function gpuNodes(groups: readonly GpuNodeGroup[]): V1Node[] {
+  const nodes: V1Node[] = [];
+  for (const g of groups) {
+    const gpu = GPU_CATALOG[g.gpuType];
+    const product = g.product ?? gpu.productLabels[0]!;
+    for (let i = 0; i < g.count; i++) {
+      const capacity = {
+        cpu: "96",
+        memory: "1152Gi",
+        pods: "110",
+        "ephemeral-storage": "4Ti",
+        "nvidia.com/gpu": String(g.gpusPerNode),
+      };
+      const labels = {
+        "nvidia.com/gpu.present": "true",
+        "nvidia.com/gpu.product": product,
+        "nvidia.com/gpu.count": String(g.gpusPerNode),
+        "nvidia.com/gpu.memory": String(gpu.karpenterAws.gpuMemoryMiB),
+      };
+      nodes.push(
+        kwokNode(`${g.namePrefix ?? g.gpuType}-${i}`, { labels, capacity, memory: "1100Gi" }, [
+          { key: "nvidia.com/gpu", value: "present", effect: "NoSchedule" },
+        ]),
+      );
+    }
+  }
+  return nodes;
+}
+
+/**
+ * A CPU node (no GPU, no taint): for the model-cache loader Jobs, which request no GPU and
+ * tolerate no GPU taint (without one, a Hub checkpoint is never downloaded), and for the
+ * operator's own pods.
+ */
+export function cpuNode(name = "cpu-0"): V1Node {
+  return kwokNode(name, {
+    capacity: { cpu: "32", memory: "128Gi", pods: "110", "ephemeral-storage": "1Ti" },
+  });
 }
 
 /**

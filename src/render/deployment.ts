@@ -21,7 +21,7 @@ import {
 import { GPU_RESOURCE, gpuAffinity, gpuTolerations, nodeSelector } from "./scheduling.ts";
 import { sortKeys } from "../util/json.ts";
 import { hardenPodSpec } from "./security.ts";
-import { FIXED_ENV, HOME_PATH, SECRET_ENV } from "./env.ts";
+import { FIXED_ENV, HOME_PATH, SECRET_ENV, podSecurityContext } from "./env.ts";
 import { sourceArgs, weightsAccess, type WeightsAccess } from "./model-cache.ts";
 
 export { HOME_PATH, MODEL_CACHE_PATH, MANAGED_ENV, WRITABLE_PATHS } from "./env.ts";
@@ -30,8 +30,6 @@ export { HOME_PATH, MODEL_CACHE_PATH, MANAGED_ENV, WRITABLE_PATHS } from "./env.
 export const STARTUP_PROBE = { periodSeconds: 10, failureThreshold: 540 } as const;
 export const TERMINATION_GRACE_SECONDS = 120;
 export const PRESTOP_SLEEP_SECONDS = 20;
-/** The pod's UID; see RUN_AS_USER in ./env.ts for why USER and LOGNAME are set. */
-const RUN_AS = 1000;
 
 function env(msd: MistralSmallDeployment, access: WeightsAccess): V1EnvVar[] {
   const vars: V1EnvVar[] = [...FIXED_ENV, ...access.env];
@@ -125,13 +123,7 @@ function podTemplate(msd: MistralSmallDeployment, plan: Plan): V1PodTemplateSpec
       // A Service called `vllm` would inject VLLM_PORT and break vLLM's config.
       enableServiceLinks: false,
       terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
-      securityContext: {
-        runAsNonRoot: true,
-        runAsUser: RUN_AS,
-        runAsGroup: RUN_AS,
-        fsGroup: RUN_AS,
-        seccompProfile: { type: "RuntimeDefault" },
-      },
+      securityContext: podSecurityContext(),
       ...(Object.keys(nodeSelector(msd)).length === 0 ? {} : { nodeSelector: nodeSelector(msd) }),
       affinity: { ...gpuAffinity(msd), ...(podAffinity === undefined ? {} : { podAffinity }) },
       tolerations: gpuTolerations(msd),

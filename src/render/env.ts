@@ -12,6 +12,19 @@ export const MODEL_CACHE_PATH = "/models";
  * passwd database: without them every pod dies with KeyError (vllm#44548).
  */
 export const RUN_AS_USER = "vllm";
+/** The UID and GID every pod we render runs as (the vLLM image's files are world-readable). */
+export const RUN_AS_UID = 1000;
+
+/** The pod-level security context of every pod we render: non-root, our UID, RuntimeDefault. */
+export function podSecurityContext() {
+  return {
+    runAsNonRoot: true,
+    runAsUser: RUN_AS_UID,
+    runAsGroup: RUN_AS_UID,
+    fsGroup: RUN_AS_UID,
+    seccompProfile: { type: "RuntimeDefault" },
+  };
+}
 /** HOME and every cache under it live on an emptyDir: the root filesystem stays read-only. */
 export const HOME_PATH = "/home/vllm";
 

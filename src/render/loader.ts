@@ -8,7 +8,7 @@ import type { V1EnvVar, V1Job, V1PodSpec } from "@kubernetes/client-node";
 import type { MistralSmallDeployment } from "../api/schema.ts";
 import type { Plan } from "../planner/plan.ts";
 import { sortKeys } from "../util/json.ts";
-import { HOME_PATH, MODEL_CACHE_PATH, RUN_AS_USER, SECRET_ENV } from "./env.ts";
+import { HOME_PATH, MODEL_CACHE_PATH, RUN_AS_USER, SECRET_ENV, podSecurityContext } from "./env.ts";
 import { LOADER_EXIT, LOADER_SCRIPT } from "./loader-script.ts";
 import {
   CACHE_KEY_LABEL,
@@ -25,7 +25,6 @@ import { OPERATOR_NAME, shortHash } from "./names.ts";
 export const LOADER_CONTAINER = "loader";
 /** Pod retries on a transient failure; the Job controller waits 10 s, 20 s, 40 s ... between. */
 export const LOADER_BACKOFF_LIMIT = 4;
-const RUN_AS = 1000;
 
 function tokenHint(msd: MistralSmallDeployment): string {
   const ref = msd.spec.model.tokenSecretRef;
@@ -64,13 +63,7 @@ function loaderPodSpec(msd: MistralSmallDeployment, plan: Plan, id: CacheIdentit
     restartPolicy: "Never",
     automountServiceAccountToken: false,
     enableServiceLinks: false,
-    securityContext: {
-      runAsNonRoot: true,
-      runAsUser: RUN_AS,
-      runAsGroup: RUN_AS,
-      fsGroup: RUN_AS,
-      seccompProfile: { type: "RuntimeDefault" },
-    },
+    securityContext: podSecurityContext(),
     ...(nodeSelector === undefined ? {} : { nodeSelector: { ...nodeSelector } }),
     // A download needs no GPU: keep it off GPU nodes where another node will do.
     affinity: {
