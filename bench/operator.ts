@@ -13,7 +13,7 @@ import { parseArgs, promisify } from "node:util";
 import { stringify } from "yaml";
 import { parseResource } from "../src/api/validate.ts";
 import { LocalCluster, OPERATOR_TOKEN, OPERATOR_USER, freePort } from "../src/cluster/local.ts";
-import { cacheVolumes, gpuNodes } from "../src/cluster/nodes.ts";
+import { cacheVolumes, cpuNode, gpuNodes } from "../src/cluster/nodes.ts";
 import { KubeClient, RESOURCES, type KubeObject } from "../src/kube/client.ts";
 import { rbacManifests } from "../src/controller/rbac.ts";
 import { plan } from "../src/planner/plan.ts";
@@ -111,7 +111,13 @@ const RESYNC = Number(values["resync-seconds"]);
 const CONVERGED_WINDOW = Number(values["converged-seconds"]);
 
 /** NVFP4 at 32K fits one A100-80GB: one GPU per replica keeps the fake fleet small. */
-const SPEC = { gpu: { type: "a100-80gb" }, model: { quantization: "nvfp4" }, maxModelLen: 32768 };
+// ReadWriteMany: N resources with one checkpoint share one model cache, and a ReadWriteOnce
+// cache would pin all their replicas to the one node that mounts it.
+const SPEC = {
+  gpu: { type: "a100-80gb" },
+  model: { quantization: "nvfp4", cache: { accessMode: "ReadWriteMany" } },
+  maxModelLen: 32768,
+};
 
 function msdObject(name: string, namespace: string) {
   return {
@@ -201,6 +207,8 @@ async function benchOne(n: number): Promise<Result> {
       await admin.create(RESOURCES.node, node);
     }
     for (const pv of cacheVolumes(2 * n)) await admin.create(RESOURCES.persistentVolume, pv);
+    // The model-cache loader Jobs run on a CPU node (KWOK's pod-complete stage finishes them).
+    await admin.create(RESOURCES.node, cpuNode());
     for (const ns of ["floor", "bench"])
       await admin.create(RESOURCES.namespace, { metadata: { name: ns } });
     await kubectl(["apply", "--server-side", "-f", join(ROOT, "crds")]);

@@ -31,6 +31,7 @@ import { ApiEventRecorder } from "./events.ts";
 import { BuiltinAutoscaler } from "./scale-loop.ts";
 import { OperatorMetrics, startHttpServer } from "./metrics.ts";
 import { memoKeyOf, reconcile, type ReconcilerDeps } from "./reconcile.ts";
+import type { AppliedMemo } from "./reconcile-plan.ts";
 import { OWNED_KINDS } from "../render/owned.ts";
 
 export interface OperatorOptions {
@@ -61,6 +62,15 @@ export interface OperatorOptions {
   readonly render?: ReconcilerDeps["render"];
   /** Called when leadership is lost: the process should exit so it restarts clean. */
   readonly onLostLeadership?: () => void;
+}
+
+/** The informers' caches: what reconcile reads, with handlers (informer.ts). */
+interface WatchedCaches {
+  readonly msd: SharedCache<KubeObject>;
+  readonly pods: SharedCache<KubeObject>;
+  readonly owned: Map<string, SharedCache<KubeObject>>;
+  readonly nodeClaims: SharedCache<KubeObject> | undefined;
+  readonly karpenterEvents: SharedCache<KubeObject> | undefined;
 }
 
 const MANAGED_SELECTOR = `app.kubernetes.io/managed-by=${OPERATOR_NAME}`;
@@ -353,6 +363,7 @@ export class Operator {
     }
   }
 
+  /** Informers, then the event handlers that enqueue, then (once synced) the workers. */
   private async startControllers(): Promise<void> {
     const queue = new WorkQueue({
       onError: (key, err, attempt, retryInMs) => {
@@ -361,9 +372,35 @@ export class Operator {
       },
     });
     this.queue = queue;
+    const caches = await this.watchCaches();
+    const appliedMemo = new Map<string, AppliedMemo>();
+    this.enqueueOnChanges(queue, caches, appliedMemo);
+    this.events = new ApiEventRecorder(this.client, this.identity, this.log);
+    const deps: ReconcilerDeps = {
+      client: this.client,
+      log: this.log,
+      events: this.events,
+      now: () => new Date(),
+      ...(this.opts.render === undefined ? {} : { render: this.opts.render }),
+      statusMemo: new Map(),
+      appliedMemo,
+      caches,
+    };
+    for (const inf of this.informers) inf.start();
+    await Promise.all(this.informers.map((i) => i.waitForSync()));
+    this.synced = true;
+    this.log.info({ objects: caches.msd.list().length }, "caches synced; reconciling");
+    this.startAutoscaler(caches);
+    this.startWorkers(queue, deps, caches.msd);
+  }
+
+  /**
+   * One informer for the resources, their pods and each owned kind (a kind from an optional CRD
+   * only when it is installed), and Karpenter's NodeClaims and events when NodePools are owned.
+   */
+  private async watchCaches(): Promise<WatchedCaches> {
     const msd = this.informer(RESOURCES.msd);
     const pods = this.informer(RESOURCES.pod, MANAGED_SELECTOR);
-    // One informer per owned kind; a kind from an optional CRD only when it is installed.
     const owned = new Map<string, SharedCache<KubeObject>>();
     for (const k of OWNED_KINDS) {
       const r = k.resource;
@@ -380,7 +417,16 @@ export class Operator {
     const karpenterEvents = karpenter
       ? this.informer(RESOURCES.coreEvent, undefined, false, "source=karpenter")
       : undefined;
+    return { msd, pods, owned, nodeClaims, karpenterEvents };
+  }
 
+  /** Every change enqueues the resource it belongs to; a deleted object drops its apply memo. */
+  private enqueueOnChanges(
+    queue: WorkQueue,
+    caches: WatchedCaches,
+    appliedMemo: Map<string, AppliedMemo>,
+  ): void {
+    const { msd, pods, owned, nodeClaims, karpenterEvents } = caches;
     const enqueue = (obj: KubeObject) => queue.add(objectKey(obj));
     msd.addHandlers({
       onAdd: enqueue,
@@ -394,7 +440,6 @@ export class Operator {
       // A shared model cache (claim, loader Job) names each resource using it, none as controller.
       for (const k of sharedOwnerKeys(obj)) queue.add(k);
     };
-    const appliedMemo = new Map<string, { digest: string; resourceVersion: string }>();
     for (const inf of [...owned.values(), pods]) {
       inf.addHandlers({
         onAdd: enqueueOwner,
@@ -405,7 +450,6 @@ export class Operator {
         },
       });
     }
-
     // A NodeClaim names its owner by uid; an event names the pod it is about.
     nodeClaims?.addHandlers(
       forEvery((c: KubeObject) => {
@@ -423,31 +467,22 @@ export class Operator {
         if (pod !== undefined) enqueueOwner(pod);
       }),
     );
+  }
 
-    this.events = new ApiEventRecorder(this.client, this.identity, this.log);
-    const deps: ReconcilerDeps = {
-      client: this.client,
-      log: this.log,
-      events: this.events,
-      now: () => new Date(),
-      ...(this.opts.render === undefined ? {} : { render: this.opts.render }),
-      statusMemo: new Map(),
-      appliedMemo,
-      caches: { msd, pods, owned, nodeClaims, karpenterEvents },
-    };
-    for (const inf of this.informers) inf.start();
-    await Promise.all(this.informers.map((i) => i.waitForSync()));
-    this.synced = true;
-    this.log.info({ objects: msd.list().length }, "caches synced; reconciling");
+  private startAutoscaler(caches: WatchedCaches): void {
     this.autoscaler = new BuiltinAutoscaler({
       client: this.client,
       log: this.log,
-      events: this.events,
-      caches: { msd, pods },
+      events: this.events!,
+      caches: { msd: caches.msd, pods: caches.pods },
       intervalMs: this.opts.autoscaleIntervalMs ?? RUN_DEFAULTS.autoscaleIntervalSeconds * 1000,
       scrapeTimeoutMs: 2_000,
     });
     this.autoscaler.start();
+  }
+
+  /** Reconciles keys from the queue, a few at a time, timing each and counting its result. */
+  private startWorkers(queue: WorkQueue, deps: ReconcilerDeps, msd: SharedCache<KubeObject>): void {
     queue.start(async (key) => {
       const end = this.metrics.reconcileDuration.startTimer();
       try {
