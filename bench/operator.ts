@@ -13,7 +13,7 @@ import { parseArgs, promisify } from "node:util";
 import { stringify } from "yaml";
 import { parseResource } from "../src/api/validate.ts";
 import { LocalCluster, OPERATOR_TOKEN, OPERATOR_USER, freePort } from "../src/cluster/local.ts";
-import { cacheVolumes, cpuNode, gpuNodes } from "../src/cluster/nodes.ts";
+import { cacheVolumes, gpuNodes } from "../src/cluster/nodes.ts";
 import { KubeClient, RESOURCES, type KubeObject } from "../src/kube/client.ts";
 import { rbacManifests } from "../src/controller/rbac.ts";
 import { plan } from "../src/planner/plan.ts";
@@ -85,8 +85,8 @@ function inClusterCommand(cluster: LocalCluster, port: number): string[] {
   copyFileSync(join(cluster.state.dir, "pki", "apiserver.crt"), join(sa, "ca.crt"));
   const manager =
     values.tsx === true
-      ? join(ROOT, "src", "operator", "manager.ts")
-      : join(ROOT, ".tmp", "bench-dist", "src", "operator", "manager.js");
+      ? join(ROOT, "src", "controller", "manager.ts")
+      : join(ROOT, ".tmp", "bench-dist", "src", "controller", "manager.js");
   const api = new URL(cluster.state.apiServerUrl);
   const opts = {
     connect: {
@@ -111,13 +111,29 @@ const RESYNC = Number(values["resync-seconds"]);
 const CONVERGED_WINDOW = Number(values["converged-seconds"]);
 
 /** NVFP4 at 32K fits one A100-80GB: one GPU per replica keeps the fake fleet small. */
-// ReadWriteMany: N resources with one checkpoint share one model cache, and a ReadWriteOnce
-// cache would pin all their replicas to the one node that mounts it.
+// The weights are already in a claim (source.pvc): what is timed is the operator's own work, as
+// for the floor. With the Hub source the operator first waits for the loader Job by design, which
+// the floor's bare apply does not.
+const WEIGHTS_CLAIM = "weights";
 const SPEC = {
   gpu: { type: "a100-80gb" },
-  model: { quantization: "nvfp4", cache: { accessMode: "ReadWriteMany" } },
+  model: { quantization: "nvfp4", source: { pvc: { claimName: WEIGHTS_CLAIM } } },
   maxModelLen: 32768,
 };
+
+/** The claim holding the weights in a namespace, bound to one of the pre-created volumes. */
+function weightsClaim(namespace: string): KubeObject {
+  return {
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    metadata: { name: WEIGHTS_CLAIM, namespace },
+    spec: {
+      accessModes: ["ReadWriteMany"],
+      storageClassName: "",
+      resources: { requests: { storage: "1Ti" } },
+    },
+  } as KubeObject;
+}
 
 function msdObject(name: string, namespace: string) {
   return {
@@ -207,10 +223,10 @@ async function benchOne(n: number): Promise<Result> {
       await admin.create(RESOURCES.node, node);
     }
     for (const pv of cacheVolumes(2 * n)) await admin.create(RESOURCES.persistentVolume, pv);
-    // The model-cache loader Jobs run on a CPU node (KWOK's pod-complete stage finishes them).
-    await admin.create(RESOURCES.node, cpuNode());
-    for (const ns of ["floor", "bench"])
+    for (const ns of ["floor", "bench"]) {
       await admin.create(RESOURCES.namespace, { metadata: { name: ns } });
+      await admin.create(RESOURCES.pvc, weightsClaim(ns), ns);
+    }
     await kubectl(["apply", "--server-side", "-f", join(ROOT, "crds")]);
     await kubectl([
       "wait",
