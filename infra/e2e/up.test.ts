@@ -19,20 +19,19 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { tsImport } from "tsx/esm/api";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation/index.js";
 import { eventually, startTestCluster, type TestCluster } from "../../test/integration/cluster.ts";
-import { freePort, kubeconfigYaml } from "../../src/cluster/local.ts";
+import { kubeconfigYaml } from "../../src/cluster/local.ts";
 import { cpuNode } from "../../src/cluster/nodes.ts";
 import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";
-import { httpStatus } from "../../test/integration/operator-harness.ts";
+import { httpStatus, startChild } from "../../test/integration/operator-harness.ts";
 
 const INFRA = join(import.meta.dirname, "..");
-const REPO = join(INFRA, "..");
 const PROVIDER_VERSION = "4.25.0";
 const STACK = "dev";
 const STACK_FILE = join(INFRA, `Pulumi.${STACK}.yaml`);
@@ -86,19 +85,12 @@ describe("pulumi up of infra/index.ts with Pulumi.dev.yaml against the local con
     ]);
     const kc = join(work, "operator.kubeconfig");
     writeFileSync(kc, kubeconfigYaml(server.stdout.trim(), token, "operator"));
-    const port = await freePort();
-    operator = spawn(
-      process.execPath,
-      [
-        join(REPO, "bin", "msd.js"),
-        "run",
-        `--kubeconfig=${kc}`,
-        `--port=${port}`,
-        `--lease-namespace=${operatorNs}`,
-        "--lease-duration=4",
-      ],
-      { env: { ...process.env, POD_NAME: "pulumi-e2e" }, stdio: "ignore" },
-    );
+    const started = await startChild(c, "pulumi-e2e", 4, {
+      kubeconfig: kc,
+      leaseNamespace: operatorNs,
+    });
+    operator = started.child;
+    const port = started.port;
     await eventually("operator ready", async () => (await httpStatus(port, "/readyz")) === 200);
   }
 

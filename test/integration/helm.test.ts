@@ -13,8 +13,8 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
@@ -31,7 +31,7 @@ import {
   operatorLabels,
   operatorPodSpec,
 } from "../../src/delivery/manifests.ts";
-import { kubeconfigYaml, freePort } from "../../src/cluster/local.ts";
+import { kubeconfigYaml } from "../../src/cluster/local.ts";
 import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";
 import {
   eventually,
@@ -41,7 +41,7 @@ import {
   builtTool,
   type ToolResult,
 } from "./cluster.ts";
-import { condition, httpStatus, type Msd } from "./operator-harness.ts";
+import { condition, httpStatus, startChild, type Msd } from "./operator-harness.ts";
 import { DASHBOARD_FILE, dashboard } from "../../src/delivery/dashboard.ts";
 
 const REPO = join(import.meta.dirname, "..", "..");
@@ -313,30 +313,13 @@ describe("helm chart", () => {
     assert.equal(await can("list", "secrets", "-n", "default"), "no");
     assert.equal(await can("delete", "pods", "-n", "default"), "no");
 
-    const port = await freePort();
     const identity = "helm-test-operator";
-    const logFile = join(home, "operator.log");
-    const out = createWriteStream(logFile);
-    const child = spawn(
-      process.execPath,
-      [
-        join(REPO, "bin", "msd.js"),
-        "run",
-        `--kubeconfig=${kubeconfig}`,
-        `--port=${port}`,
-        `--lease-namespace=${NS}`,
-        "--lease-duration=4",
-      ],
-      {
-        env: { ...process.env, POD_NAME: identity, POD_NAMESPACE: NS },
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
+    const { child, port, exited, log } = await startChild(c, identity, 4, {
+      kubeconfig,
+      leaseNamespace: NS,
+      podNamespace: NS,
+    });
     operator = child;
-    child.stdout.pipe(out);
-    child.stderr.pipe(out);
-    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
-    const log = () => readFileSync(logFile, "utf8");
 
     try {
       // It takes the Lease the chart created (empty) and becomes ready.

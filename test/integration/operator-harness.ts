@@ -101,10 +101,21 @@ export interface ChildOperator {
   exited: Promise<number | null>;
 }
 
+export interface ChildOptions {
+  /** Default: the cluster's operator kubeconfig (its RBAC), else the admin one. */
+  readonly kubeconfig?: string;
+  /** Default "default". */
+  readonly leaseNamespace?: string;
+  /** POD_NAMESPACE, as the chart's Deployment sets it. */
+  readonly podNamespace?: string;
+}
+
+/** `msd run` as a child process (what the image runs), its output in a log file. */
 export async function startChild(
-  c: TestCluster,
+  c: Pick<TestCluster, "kubeconfig" | "operatorKubeconfig">,
   identity: string,
   leaseSeconds = 4,
+  options: ChildOptions = {},
 ): Promise<ChildOperator> {
   const port = await freePort();
   const logFile = join(tmpdir(), `msd-operator-${identity}-${process.pid}-${Date.now()}.log`);
@@ -114,12 +125,19 @@ export async function startChild(
     [
       join(REPO, "bin", "msd.js"),
       "run",
-      `--kubeconfig=${c.operatorKubeconfig ?? c.kubeconfig}`,
+      `--kubeconfig=${options.kubeconfig ?? c.operatorKubeconfig ?? c.kubeconfig}`,
       `--port=${port}`,
       `--lease-duration=${leaseSeconds}`,
-      "--lease-namespace=default",
+      `--lease-namespace=${options.leaseNamespace ?? "default"}`,
     ],
-    { env: { ...process.env, POD_NAME: identity }, stdio: ["ignore", "pipe", "pipe"] },
+    {
+      env: {
+        ...process.env,
+        POD_NAME: identity,
+        ...(options.podNamespace === undefined ? {} : { POD_NAMESPACE: options.podNamespace }),
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
   );
   child.stdout?.pipe(out);
   child.stderr?.pipe(out);
