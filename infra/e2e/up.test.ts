@@ -27,7 +27,6 @@ import { tsImport } from "tsx/esm/api";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation/index.js";
 import { eventually, startTestCluster, type TestCluster } from "../../test/integration/cluster.ts";
 import { kubeconfigYaml } from "../../src/cluster/local.ts";
-import { cpuNode } from "../../src/cluster/nodes.ts";
 import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";
 import { httpStatus, startChild } from "../../test/integration/operator-harness.ts";
 
@@ -102,7 +101,7 @@ describe("pulumi up of infra/index.ts with Pulumi.dev.yaml against the local con
     symlinkSync(join(bins, "pulumi"), join(work, "root", "bin", "pulumi"));
     mkdirSync(join(work, "backend"));
     c = await startTestCluster();
-    await c.client.create(RESOURCES.node, cpuNode("cpu-0") as KubeObject);
+    // The test bed has an untainted CPU node (cpuNode) for the operator's own pods.
     const env = {
       PULUMI_HOME: join(work, "home"),
       PULUMI_BACKEND_URL: `file://${join(work, "backend")}`,
