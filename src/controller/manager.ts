@@ -27,6 +27,9 @@ import {
   OWNER_UID_LABEL,
 } from "../render/names.ts";
 import { MODEL_SERVER_APP, RUN_DEFAULTS } from "../util/identity.ts";
+import { isPlainObject } from "../util/json.ts";
+import type { MistralSmallDeploymentObject, NodeClaim, ObjectOf } from "../kube/objects.ts";
+import { slimEvent, slimPod, type SlimEvent, type SlimPod } from "./cached.ts";
 import { ApiEventRecorder } from "./events.ts";
 import { BuiltinAutoscaler } from "./scale-loop.ts";
 import { OperatorMetrics, startHttpServer } from "./metrics.ts";
@@ -64,13 +67,21 @@ export interface OperatorOptions {
   readonly onLostLeadership?: () => void;
 }
 
+/** What the manager's informer helper may add to a cache of one resource. */
+interface InformerChoice<T extends KubeObject> {
+  readonly labelSelector?: string;
+  readonly fieldSelector?: string;
+  readonly transform?: (obj: T) => T;
+}
+
 /** The informers' caches: what reconcile reads, with handlers (informer.ts). */
 interface WatchedCaches {
-  readonly msd: SharedCache<KubeObject>;
-  readonly pods: SharedCache<KubeObject>;
+  readonly msd: SharedCache<MistralSmallDeploymentObject>;
+  readonly pods: SharedCache<SlimPod>;
+  /** One cache per owned kind (OWNED_KINDS), by kind: read through the plan's typed lookups. */
   readonly owned: Map<string, SharedCache<KubeObject>>;
-  readonly nodeClaims: SharedCache<KubeObject> | undefined;
-  readonly karpenterEvents: SharedCache<KubeObject> | undefined;
+  readonly nodeClaims: SharedCache<NodeClaim> | undefined;
+  readonly karpenterEvents: SharedCache<SlimEvent> | undefined;
 }
 
 const MANAGED_SELECTOR = `app.kubernetes.io/managed-by=${OPERATOR_NAME}`;
@@ -113,51 +124,8 @@ export function ownerKey(obj: KubeObject): string | undefined {
   return undefined;
 }
 
-/**
- * Pods are only read for their phase, conditions, container states, IP and node: the rest
- * (the whole pod spec) is dropped before caching, which keeps memory flat at 500 resources.
- */
-export function slimPod(pod: KubeObject): KubeObject {
-  const spec = pod.spec as { nodeName?: string } | undefined;
-  const status = pod.status as Record<string, unknown> | undefined;
-  return {
-    apiVersion: pod.apiVersion,
-    kind: pod.kind,
-    metadata: pod.metadata,
-    spec: spec?.nodeName === undefined ? {} : { nodeName: spec.nodeName },
-    status: {
-      phase: status?.phase,
-      podIP: status?.podIP,
-      conditions: status?.conditions,
-      containerStatuses: status?.containerStatuses,
-    },
-  };
-}
-
-function forEvery(fn: (obj: KubeObject) => void) {
-  return { onAdd: fn, onUpdate: (_o: KubeObject, n: KubeObject) => fn(n), onDelete: fn };
-}
-
-/** Karpenter's events keep only what status quotes: whom they are about, why, and when. */
-export function slimEvent(e: KubeObject): KubeObject {
-  const ev = e as KubeObject & Record<string, unknown>;
-  return {
-    apiVersion: e.apiVersion,
-    kind: e.kind,
-    metadata: {
-      name: e.metadata.name,
-      ...(e.metadata.namespace === undefined ? {} : { namespace: e.metadata.namespace }),
-      ...(e.metadata.resourceVersion === undefined
-        ? {}
-        : { resourceVersion: e.metadata.resourceVersion }),
-    },
-    involvedObject: ev.involvedObject,
-    reason: ev.reason,
-    message: ev.message,
-    lastTimestamp: ev.lastTimestamp,
-    eventTime: ev.eventTime,
-    firstTimestamp: ev.firstTimestamp,
-  } as KubeObject;
+function forEvery<T>(fn: (obj: T) => void) {
+  return { onAdd: fn, onUpdate: (_o: T, n: T) => fn(n), onDelete: fn };
 }
 
 export class Operator {
@@ -166,7 +134,10 @@ export class Operator {
   private client!: KubeClient;
   private server: Server | undefined;
   private queue: WorkQueue | undefined;
-  private informers: SharedCache<KubeObject>[] = [];
+  private informers: Pick<
+    SharedCache<KubeObject>,
+    "start" | "stop" | "waitForSync" | "unhealthy"
+  >[] = [];
   private elector: LeaderElector | undefined;
   private events: ApiEventRecorder | undefined;
   private autoscaler: BuiltinAutoscaler | undefined;
@@ -265,20 +236,14 @@ export class Operator {
     });
   }
 
-  private informer(
-    resource: ResourceType,
-    labelSelector?: string,
-    clusterScoped = false,
-    fieldSelector?: string,
-  ): SharedCache<KubeObject> {
-    const transform =
-      resource === RESOURCES.pod
-        ? slimPod
-        : resource === RESOURCES.coreEvent
-          ? slimEvent
-          : undefined;
+  /** A cache of one resource, typed by it (or by its projection, with a transform). */
+  private informer<R extends ResourceType, T extends KubeObject = ObjectOf<R>>(
+    resource: R,
+    opts: InformerChoice<T> = {},
+  ): SharedCache<T> {
+    const { labelSelector, fieldSelector, transform } = opts;
     const make = (namespace: string | undefined) =>
-      new Informer<KubeObject>({
+      new Informer<T>({
         client: this.client,
         resource,
         ...(namespace === undefined ? {} : { namespace }),
@@ -292,8 +257,8 @@ export class Operator {
         ...(transform === undefined ? {} : { transform }),
       });
     const namespaces = this.opts.namespaces ?? [];
-    const inf: SharedCache<KubeObject> =
-      clusterScoped || namespaces.length === 0
+    const inf: SharedCache<T> =
+      !resource.namespaced || namespaces.length === 0
         ? make(undefined)
         : namespaces.length === 1
           ? make(namespaces[0])
@@ -400,22 +365,28 @@ export class Operator {
    */
   private async watchCaches(): Promise<WatchedCaches> {
     const msd = this.informer(RESOURCES.msd);
-    const pods = this.informer(RESOURCES.pod, MANAGED_SELECTOR);
+    const pods = this.informer(RESOURCES.pod, {
+      labelSelector: MANAGED_SELECTOR,
+      transform: slimPod,
+    });
     const owned = new Map<string, SharedCache<KubeObject>>();
     for (const k of OWNED_KINDS) {
       const r = k.resource;
       if (k.optionalCrd !== undefined && !(await this.installed(r, k.optionalCrd.neededFor))) {
         continue;
       }
-      owned.set(r.kind, this.informer(r, MANAGED_SELECTOR, !r.namespaced));
+      owned.set(r.kind, this.informer(r, { labelSelector: MANAGED_SELECTOR }));
     }
     const karpenter = owned.has(RESOURCES.nodePool.kind);
     // NodeClaims carry our pool template's owner-uid label; events are Karpenter's only.
     const nodeClaims = karpenter
-      ? this.informer(RESOURCES.nodeClaim, OWNER_UID_LABEL, true)
+      ? this.informer(RESOURCES.nodeClaim, { labelSelector: OWNER_UID_LABEL })
       : undefined;
     const karpenterEvents = karpenter
-      ? this.informer(RESOURCES.coreEvent, undefined, false, "source=karpenter")
+      ? this.informer(RESOURCES.coreEvent, {
+          fieldSelector: "source=karpenter",
+          transform: slimEvent,
+        })
       : undefined;
     return { msd, pods, owned, nodeClaims, karpenterEvents };
   }
@@ -452,16 +423,15 @@ export class Operator {
     }
     // A NodeClaim names its owner by uid; an event names the pod it is about.
     nodeClaims?.addHandlers(
-      forEvery((c: KubeObject) => {
+      forEvery((c: NodeClaim) => {
         const uid = c.metadata.labels?.[OWNER_UID_LABEL];
         const owner = msd.list().find((m) => m.metadata.uid === uid);
         if (owner !== undefined) enqueue(owner);
       }),
     );
     karpenterEvents?.addHandlers(
-      forEvery((e: KubeObject) => {
-        const o = (e as { involvedObject?: { kind?: string; name?: string; namespace?: string } })
-          .involvedObject;
+      forEvery((e: SlimEvent) => {
+        const o = e.involvedObject;
         if (o?.kind !== "Pod" || o.namespace === undefined || o.name === undefined) return;
         const pod = pods.get(objectKey({ metadata: { namespace: o.namespace, name: o.name } }));
         if (pod !== undefined) enqueueOwner(pod);
@@ -499,17 +469,20 @@ export class Operator {
     }, this.opts.concurrency ?? RUN_DEFAULTS.concurrency);
   }
 
-  private observeReplicas(key: string, msd: SharedCache<KubeObject>): void {
-    const obj = msd.get(key) as
-      | (KubeObject & { spec?: { replicas?: number }; status?: { readyReplicas?: number } })
-      | undefined;
+  private observeReplicas(key: string, msd: SharedCache<MistralSmallDeploymentObject>): void {
+    const obj = msd.get(key);
     const [namespace, name] = key.split("/") as [string, string];
     if (obj === undefined) {
       this.metrics.replicas.remove({ namespace, name, kind: "desired" });
       this.metrics.replicas.remove({ namespace, name, kind: "ready" });
       return;
     }
-    this.metrics.replicas.set({ namespace, name, kind: "desired" }, obj.spec?.replicas ?? 0);
+    // The stored spec, before the schema's defaults: what the user asked for, if a number.
+    const desired = isPlainObject(obj.spec) ? obj.spec.replicas : undefined;
+    this.metrics.replicas.set(
+      { namespace, name, kind: "desired" },
+      typeof desired === "number" ? desired : 0,
+    );
     this.metrics.replicas.set({ namespace, name, kind: "ready" }, obj.status?.readyReplicas ?? 0);
   }
 

@@ -12,6 +12,8 @@ import { CACHE_KEY_LABEL, cacheIdentity, weightSource } from "../render/model-ca
 import { FIELD_MANAGER } from "../render/names.ts";
 import { OWNED_KINDS, ownedKind } from "../render/owned.ts";
 import type { KubeClient, KubeObject } from "../kube/client.ts";
+import type { Job } from "../kube/objects.ts";
+import type { SlimPod } from "./cached.ts";
 
 export const MODEL_CACHED = "ModelCached";
 
@@ -300,21 +302,17 @@ export function withCacheConditions(
 export function cachePhaseOf(
   msd: MistralSmallDeployment,
   plan: Plan,
-  jobs: { get(key: string): KubeObject | undefined } | undefined,
-  pods: readonly KubeObject[],
+  jobs: ReadonlyMap<string, Job>,
+  pods: readonly SlimPod[],
 ): CachePhase {
   const job = renderLoaderJob(msd, plan);
   const live =
-    job === undefined
-      ? undefined
-      : (jobs?.get(`${msd.metadata.namespace}/${job.metadata!.name!}`) as
-          | (KubeObject & JobView)
-          | undefined);
+    job === undefined ? undefined : jobs.get(`${msd.metadata.namespace}/${job.metadata?.name}`);
   const mine = pods.filter(
     (p) =>
       p.metadata.namespace === msd.metadata.namespace &&
       p.metadata.labels?.["batch.kubernetes.io/job-name"] === job?.metadata?.name,
-  ) as unknown as LoaderPodView[];
+  );
   return observeCache({
     source: weightSource(msd),
     job: live,
@@ -339,7 +337,7 @@ export function weightsClaimName(msd: MistralSmallDeployment, plan: Plan): strin
  */
 export function fieldManagerFor(obj: Manifest): string {
   if (ownedKind(obj.kind)?.shared !== true) return FIELD_MANAGER;
-  const uid = (obj.metadata as { ownerReferences?: { uid: string }[] }).ownerReferences?.[0]?.uid;
+  const uid = obj.metadata.ownerReferences?.[0]?.uid;
   return uid === undefined ? FIELD_MANAGER : `${FIELD_MANAGER}/${uid}`;
 }
 
@@ -349,10 +347,10 @@ export function fieldManagerFor(obj: Manifest): string {
  */
 export function comparableForApply(obj: Manifest, live: KubeObject | undefined): Manifest {
   if (ownedKind(obj.kind)?.shared !== true || live === undefined) return obj;
-  const mine = (obj.metadata as { ownerReferences?: { uid: string }[] }).ownerReferences ?? [];
+  const mine = obj.metadata.ownerReferences ?? [];
   const theirs = live.metadata.ownerReferences ?? [];
   if (!mine.every((m) => theirs.some((t) => t.uid === m.uid))) return obj;
-  return { ...obj, metadata: { ...obj.metadata, ownerReferences: theirs } } as Manifest;
+  return { ...obj, metadata: { ...obj.metadata, ownerReferences: theirs } };
 }
 
 /**

@@ -13,6 +13,13 @@ import { parseResource, ValidationError } from "../api/validate.ts";
 import { VLLM_PORT } from "../engine/command.ts";
 import { objectKey } from "../kube/informer.ts";
 import { RESOURCES, resourceFor, type KubeObject, type ResourceType } from "../kube/client.ts";
+import type { SlimPod } from "./cached.ts";
+import type {
+  Deployment,
+  MistralSmallDeploymentObject,
+  NodePool,
+  ObjectOf,
+} from "../kube/objects.ts";
 import { plan as planFor, type Plan } from "../planner/plan.ts";
 import { renderDesired, type Manifest } from "../render/index.ts";
 import {
@@ -43,9 +50,7 @@ import {
   isSubset,
   jsonEqual,
   type CapacityView,
-  type ClaimView,
   type Condition,
-  type DeploymentView,
   type KarpenterPodEvent,
   type NodeClaimView,
   type Observation,
@@ -58,7 +63,7 @@ export const LOADING_RECHECK_MS = 30_000;
 /** While Karpenter gives a deleted resource's nodes back. */
 export const RELEASING_RECHECK_MS = 2_000;
 
-export type RawMsd = KubeObject & { spec?: unknown; status?: Status };
+export type RawMsd = MistralSmallDeploymentObject;
 
 /** Digest and resulting resourceVersion of our last apply of one object. */
 export interface AppliedMemo {
@@ -108,7 +113,7 @@ export interface Observed {
   /** The renderer (default renderDesired); tests stand in a later release's defaults. */
   readonly render?: typeof renderDesired | undefined;
   /** Every pod in the resource's namespace the operator manages (the loader's among them). */
-  readonly managedPods: readonly KubeObject[];
+  readonly managedPods: readonly SlimPod[];
 }
 
 export interface LogLine {
@@ -207,7 +212,7 @@ type Named = { metadata: { name: string; namespace?: string | undefined } };
 
 /** The caches' key (the informers' objectKey). */
 function keyOf(obj: Named): string {
-  return objectKey(obj as KubeObject);
+  return objectKey(obj);
 }
 
 export function memoKeyOf(obj: {
@@ -217,12 +222,24 @@ export function memoKeyOf(obj: {
   return `${obj.kind}/${keyOf(obj)}`;
 }
 
-function live(
-  o: Observed,
-  kind: string,
-  ref: { metadata: { name: string; namespace?: string | undefined } },
-): KubeObject | undefined {
-  return o.owned.get(kind)?.get(keyOf(ref));
+/**
+ * An owned kind's cached objects, typed by its resource. Sound because observe() files each
+ * kind's cache under that kind, and the informer behind it was made for the same resource.
+ */
+export function ownedOf<R extends ResourceType>(
+  o: Pick<Observed, "owned">,
+  r: R,
+): ReadonlyMap<string, ObjectOf<R>> {
+  return (o.owned.get(r.kind) ?? new Map()) as ReadonlyMap<string, ObjectOf<R>>;
+}
+
+function live<R extends ResourceType>(o: Observed, r: R, ref: Named): ObjectOf<R> | undefined {
+  return ownedOf(o, r).get(keyOf(ref));
+}
+
+/** The cached object a rendered one becomes, whatever its kind. */
+function liveOf(o: Observed, obj: Manifest): KubeObject | undefined {
+  return o.owned.get(obj.kind)?.get(keyOf(obj));
 }
 
 function uidOf(o: Observed): string {
@@ -238,17 +255,15 @@ function all(o: Observed, kind: string): KubeObject[] {
 }
 
 /** Cluster-scoped, so no owner reference to us: found by our uid label. */
-function ownedNodePools(o: Observed): readonly KubeObject[] {
-  return all(o, RESOURCES.nodePool.kind).filter(
+function ownedNodePools(o: Observed): readonly NodePool[] {
+  return [...ownedOf(o, RESOURCES.nodePool).values()].filter(
     (np) => np.metadata.labels?.[OWNER_UID_LABEL] === uidOf(o),
   );
 }
 
-function ownedDeployment(o: Observed): (KubeObject & DeploymentView) | undefined {
-  const dep = live(o, RESOURCES.deployment.kind, o.msd);
-  return dep !== undefined && ownedBy(dep, uidOf(o))
-    ? (dep as KubeObject & DeploymentView)
-    : undefined;
+function ownedDeployment(o: Observed): Deployment | undefined {
+  const dep = live(o, RESOURCES.deployment, o.msd);
+  return dep !== undefined && ownedBy(dep, uidOf(o)) ? dep : undefined;
 }
 
 /** The API type of a rendered object: from the owned-kinds table. */
@@ -426,7 +441,7 @@ function renderStep(o: Observed, d: Draft): Draft {
 /** No vLLM Deployment is applied until the model cache is complete (model-cache.ts). */
 function modelCacheStep(o: Observed, d: Draft): Draft {
   if (d.spec === undefined || d.sizing?.feasible !== true) return d;
-  const cache = cachePhaseOf(d.spec, d.sizing, o.owned.get("Job"), o.managedPods);
+  const cache = cachePhaseOf(d.spec, d.sizing, ownedOf(o, RESOURCES.job), o.managedPods);
   // A held-back Deployment stays desired: a live one (an earlier revision) keeps serving.
   return { ...d, cache, toApply: gateWorkload(d.toApply, cache) };
 }
@@ -459,7 +474,7 @@ function templatePinStep(o: Observed, d: Draft): Draft {
  * behind our own last apply.
  */
 function needsApply(o: Observed, obj: Manifest): boolean {
-  const have = live(o, obj.kind, obj);
+  const have = liveOf(o, obj);
   // A shared cache object lists every resource using it: compare with all their references.
   const want = comparableForApply(obj, have);
   if (have !== undefined && isSubset(obj.kind === "Deployment" ? asStored(want) : want, have)) {
@@ -514,7 +529,7 @@ function applyOf(o: Observed, obj: Manifest): ApplyStep {
     resource: resourceOf(obj),
     memoKey: memoKeyOf(obj),
     digest: digestOf(obj),
-    creates: live(o, obj.kind, obj) === undefined,
+    creates: liveOf(o, obj) === undefined,
     events: driftEvents(o, obj),
   };
 }
@@ -524,7 +539,7 @@ function applyOf(o: Observed, obj: Manifest): ApplyStep {
  * apply cannot remove them, and they may make the object invalid or the pods unsafe.
  */
 function foreignPatch(o: Observed, obj: Manifest): PatchStep[] {
-  const have = live(o, obj.kind, obj);
+  const have = liveOf(o, obj);
   const foreign = have === undefined ? undefined : foreignEntries(obj.kind, obj, have);
   if (have === undefined || foreign === undefined) return [];
   return [
@@ -549,8 +564,8 @@ function foreignPatch(o: Observed, obj: Manifest): PatchStep[] {
  * are applied back in this pass; say so, since someone made the workload less safe.
  */
 function driftEvents(o: Observed, obj: Manifest): EventInput[] {
-  if (obj.kind !== "Deployment") return [];
-  const have = live(o, obj.kind, obj);
+  if (obj.kind !== RESOURCES.deployment.kind) return [];
+  const have = live(o, RESOURCES.deployment, obj);
   const drift = have === undefined ? [] : securityDrift(obj, have);
   if (drift.length === 0) return [];
   return [
@@ -614,9 +629,9 @@ function observationOf(o: Observed, d: Draft): Observation {
   const claim =
     spec === undefined || claimName === undefined
       ? undefined
-      : (live(o, RESOURCES.pvc.kind, {
+      : live(o, RESOURCES.pvc, {
           metadata: { name: claimName, namespace: o.msd.metadata.namespace },
-        }) as (KubeObject & ClaimView) | undefined);
+        });
   const capacity = capacityOf(o, spec);
   const failure = o.writeFailure;
   return {

@@ -33,6 +33,8 @@ import {
   type WriteFailure,
 } from "./reconcile-plan.ts";
 import type { KarpenterPodEvent, NodeClaimView, PodView } from "./status.ts";
+import type { SlimEvent, SlimPod } from "./cached.ts";
+import type { NodeClaim } from "../kube/objects.ts";
 
 export { FINALIZER, conditionEvents, memoKeyOf, type StatusMemo } from "./reconcile-plan.ts";
 
@@ -53,14 +55,17 @@ export interface ReconcilerDeps {
   /** Digest and resulting resourceVersion of our last apply per object. */
   readonly appliedMemo?: Map<string, AppliedMemo>;
   readonly caches: {
-    readonly msd: Cache<KubeObject>;
-    readonly pods: Cache<KubeObject>;
-    /** One cache per owned kind (OWNED_KINDS), by kind; absent when its optional CRD is not installed. */
+    readonly msd: Cache<RawMsd>;
+    readonly pods: Cache<SlimPod>;
+    /**
+     * One cache per owned kind (OWNED_KINDS), by kind; absent when its optional CRD is not
+     * installed. Read generically here; the plan reads a kind typed by its resource (ownedOf).
+     */
     readonly owned: ReadonlyMap<string, Cache<KubeObject>>;
     /** Karpenter NodeClaims of our pools (absent without the CRDs). */
-    readonly nodeClaims?: Cache<KubeObject> | undefined;
+    readonly nodeClaims?: Cache<NodeClaim> | undefined;
     /** core/v1 Events written by Karpenter (source=karpenter). */
-    readonly karpenterEvents?: Cache<KubeObject> | undefined;
+    readonly karpenterEvents?: Cache<SlimEvent> | undefined;
   };
 }
 
@@ -127,7 +132,7 @@ export async function reconcile(key: string, deps: ReconcilerDeps): Promise<Reco
 // ---- Observe: the caches and memos as a plain value ------------------------------------------
 
 export function observe(key: string, deps: ReconcilerDeps): Observed | undefined {
-  const msd = deps.caches.msd.get(key) as RawMsd | undefined;
+  const msd = deps.caches.msd.get(key);
   if (msd === undefined) return undefined;
   const pods = podsOf(deps, msd);
   return {
@@ -179,21 +184,16 @@ function podsOf(deps: ReconcilerDeps, msd: RawMsd): PodView[] {
         p.metadata.namespace === msd.metadata.namespace &&
         p.metadata.labels?.["app.kubernetes.io/instance"] === msd.metadata.name &&
         p.metadata.labels?.["app.kubernetes.io/name"] === MODEL_SERVER_APP,
-    ) as unknown as PodView[];
+    );
 }
 
 const INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type";
-
-type RawNodeClaim = KubeObject & {
-  status?: { nodeName?: string; conditions?: { type: string; status: string }[] };
-};
 
 /** NodeClaims carry the pool template's owner-uid label, so they are found after the pool is gone. */
 function claimsOf(deps: ReconcilerDeps, uid: string): NodeClaimView[] {
   return (deps.caches.nodeClaims?.list() ?? [])
     .filter((c) => c.metadata.labels?.[OWNER_UID_LABEL] === uid)
-    .map((raw) => {
-      const c = raw as RawNodeClaim;
+    .map((c) => {
       const labels = c.metadata.labels ?? {};
       const opt = (k: string, v: string | undefined) => (v === undefined ? {} : { [k]: v });
       return {
@@ -211,23 +211,13 @@ function claimsOf(deps: ReconcilerDeps, uid: string): NodeClaimView[] {
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
-type RawEvent = KubeObject & {
-  involvedObject?: { kind?: string; name?: string; namespace?: string };
-  reason?: string;
-  message?: string;
-  lastTimestamp?: string;
-  eventTime?: string;
-  firstTimestamp?: string;
-};
-
 function karpenterPodEvents(
   deps: ReconcilerDeps,
   msd: RawMsd,
   pods: readonly PodView[],
 ): KarpenterPodEvent[] {
   const names = new Set(pods.map((p) => p.metadata.name));
-  return (deps.caches.karpenterEvents?.list() ?? []).flatMap((raw): KarpenterPodEvent[] => {
-    const e = raw as RawEvent;
+  return (deps.caches.karpenterEvents?.list() ?? []).flatMap((e): KarpenterPodEvent[] => {
     const o = e.involvedObject;
     if (o?.kind !== "Pod" || o.namespace !== msd.metadata.namespace || !names.has(o.name ?? ""))
       return [];
@@ -391,7 +381,7 @@ function refusalText(step: ApplyStep, err: ApiError): string {
 function applyObject(step: ApplyStep, deps: ReconcilerDeps, dryRun: boolean) {
   return deps.client.apply(
     step.resource,
-    step.object as unknown as KubeObject,
+    step.object,
     fieldManagerFor(step.object),
     dryRun ? { dryRun: true } : undefined,
   );

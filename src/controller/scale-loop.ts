@@ -24,20 +24,16 @@ import { readVllmSample } from "../autoscale/prometheus.ts";
 import { ApiError, RESOURCES, type KubeClient, type KubeObject } from "../kube/client.ts";
 import type { EventRecorder } from "./events.ts";
 import type { Cache } from "./reconcile.ts";
+import type { SlimPod } from "./cached.ts";
+import type { MistralSmallDeploymentObject } from "../kube/objects.ts";
+import { MODEL_SERVER_APP } from "../util/identity.ts";
 
 export const LAST_DECISIONS_KEPT = 5;
 
 /** A status write that lost to a concurrent writer is retried this many times. */
 const STATUS_WRITE_ATTEMPTS = 3;
 
-interface PodObject extends KubeObject {
-  status?: {
-    podIP?: string;
-    conditions?: { type: string; status: string; lastTransitionTime?: string }[];
-  };
-}
-
-type MsdObject = KubeObject & { status?: Status };
+type MsdObject = MistralSmallDeploymentObject;
 
 /**
  * A complete model cache (ModelCached=True, or a source read in place): a new replica only reads
@@ -53,7 +49,7 @@ export interface AutoscalerDeps {
   readonly client: KubeClient;
   readonly log: Logger;
   readonly events: EventRecorder;
-  readonly caches: { readonly msd: Cache<KubeObject>; readonly pods: Cache<KubeObject> };
+  readonly caches: { readonly msd: Cache<MsdObject>; readonly pods: Cache<SlimPod> };
   readonly intervalMs: number;
   readonly scrapeTimeoutMs: number;
   /** Fetches a /metrics page; injectable so a port other than 8000 can be used in tests. */
@@ -91,7 +87,7 @@ async function httpScrape(podIP: string, signal: AbortSignal): Promise<string> {
   return res.text();
 }
 
-function isReady(p: PodObject): boolean {
+function isReady(p: SlimPod): boolean {
   return p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true;
 }
 
@@ -142,7 +138,7 @@ export class BuiltinAutoscaler {
   async tick(): Promise<void> {
     const live = new Set<string>();
     const outcomes = await Promise.all(
-      this.deps.caches.msd.list().map((raw) => this.tickOne(raw as MsdObject, live)),
+      this.deps.caches.msd.list().map((raw) => this.tickOne(raw, live)),
     );
     for (const k of this.tracked()) if (!live.has(k)) this.pipelines.delete(k);
     const failures = outcomes.filter((o): o is AutoscalerError => o !== undefined);
@@ -201,13 +197,15 @@ export class BuiltinAutoscaler {
     now: number,
     log: Logger,
   ): Promise<PodObservation[]> {
-    const pods = (this.deps.caches.pods.list() as PodObject[]).filter(
-      (pod) =>
-        pod.metadata.namespace === msd.metadata.namespace &&
-        pod.metadata.labels?.["app.kubernetes.io/instance"] === msd.metadata.name &&
-        pod.metadata.labels?.["app.kubernetes.io/name"] === "mistral-small" &&
-        pod.metadata.deletionTimestamp === undefined,
-    );
+    const pods = this.deps.caches.pods
+      .list()
+      .filter(
+        (pod) =>
+          pod.metadata.namespace === msd.metadata.namespace &&
+          pod.metadata.labels?.["app.kubernetes.io/instance"] === msd.metadata.name &&
+          pod.metadata.labels?.["app.kubernetes.io/name"] === MODEL_SERVER_APP &&
+          pod.metadata.deletionTimestamp === undefined,
+      );
     return Promise.all(
       pods.map(async (pod): Promise<PodObservation> => {
         const created = Date.parse(pod.metadata.creationTimestamp ?? "");
@@ -222,7 +220,7 @@ export class BuiltinAutoscaler {
   }
 
   /** Reported as a failed scrape, never counted as zero load. */
-  private async scrapePod(pod: PodObject, modelName: string): Promise<ScrapeResult> {
+  private async scrapePod(pod: SlimPod, modelName: string): Promise<ScrapeResult> {
     const ip = pod.status?.podIP;
     if (ip === undefined) return { ok: false, error: "Ready without a pod IP" };
     const controller = new AbortController();

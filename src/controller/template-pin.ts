@@ -265,15 +265,13 @@ function isDeployment(o: Manifest): o is Manifest & V1Deployment {
 
 /** What pinTemplate reads of the live Deployment (a cache object). */
 export interface LiveDeployment {
-  readonly metadata: { readonly annotations?: Readonly<Record<string, string>> };
-  readonly spec?: unknown;
-  readonly status?: unknown;
+  readonly metadata: { readonly annotations?: Readonly<Record<string, string>> | undefined };
+  readonly spec?: { readonly replicas?: number | undefined } | undefined;
+  readonly status?: { readonly replicas?: number | undefined } | undefined;
 }
 
 function replicasOf(live: LiveDeployment): number {
-  const spec = live.spec as { replicas?: number } | undefined;
-  const status = live.status as { replicas?: number } | undefined;
-  return Math.max(spec?.replicas ?? 0, status?.replicas ?? 0);
+  return Math.max(live.spec?.replicas ?? 0, live.status?.replicas ?? 0);
 }
 
 /** The rendered objects with the Deployment's record set, and its template held if decided so. */

@@ -69,8 +69,10 @@ export type Verb = "get" | "list" | "watch" | "create" | "update" | "patch" | "d
 export const WRITE_VERBS: readonly Verb[] = ["create", "update", "patch", "delete"];
 
 import { RESOURCES, type ResourceType } from "./resources.ts";
+import type { Addressed, KubeObject } from "./objects.ts";
 
 export { RESOURCES, type ResourceType };
+export type { KubeObject, ObjectOf } from "./objects.ts";
 
 export function resourceFor(apiVersion: string, kind: string): ResourceType {
   const found = Object.values(RESOURCES).find(
@@ -103,32 +105,6 @@ export function resourceOfPath(path: string): string {
     .reverse()
     .find((s) => Object.values(RESOURCES).some((r) => r.plural === s));
   return found ?? "other";
-}
-
-export interface KubeObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata: {
-    name: string;
-    namespace?: string;
-    uid?: string;
-    resourceVersion?: string;
-    generation?: number;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    ownerReferences?: {
-      apiVersion: string;
-      kind: string;
-      name: string;
-      uid: string;
-      controller?: boolean;
-    }[];
-    finalizers?: string[];
-    deletionTimestamp?: string;
-    creationTimestamp?: string;
-    managedFields?: unknown[];
-  };
-  [key: string]: unknown;
 }
 
 export interface ObjectList<T> {
@@ -387,7 +363,7 @@ export class KubeClient {
   /** Server-side apply with our field manager; `force` takes fields other managers set. */
   apply<T extends KubeObject>(
     r: ResourceType,
-    obj: KubeObject,
+    obj: Addressed,
     fieldManager: string,
     opts: { subresource?: "status"; force?: boolean; dryRun?: boolean } = {},
   ): Promise<T> {
@@ -410,7 +386,7 @@ export class KubeClient {
     return this.request("patch", "PATCH", path, patch, "application/merge-patch+json");
   }
 
-  update<T extends KubeObject>(r: ResourceType, obj: KubeObject, subresource?: string): Promise<T> {
+  update<T extends KubeObject>(r: ResourceType, obj: Addressed, subresource?: string): Promise<T> {
     const path = `${objectPath(r, obj.metadata.name, obj.metadata.namespace)}${subresource === undefined ? "" : `/${subresource}`}`;
     return this.request("update", "PUT", path, obj);
   }

@@ -38,7 +38,7 @@ export interface InformerHandlers<T> {
   onResync?(obj: T): void;
 }
 
-export interface InformerOptions {
+export interface InformerOptions<T extends KubeObject = KubeObject> {
   client: KubeClient;
   resource: ResourceType;
   /** Omit to watch all namespaces (or for cluster-scoped resources). */
@@ -58,9 +58,10 @@ export interface InformerOptions {
   watchTimeoutSeconds?: number;
   /**
    * Projects an object before it is cached (client-go's SetTransform): keep only what the
-   * handlers read. Applied to list items and watch events alike.
+   * handlers read. Applied to list items and watch events alike. T is then the projection's
+   * type, which the full object also satisfies.
    */
-  transform?: (obj: KubeObject) => KubeObject;
+  transform?: (obj: T) => T;
   /** Reconnect backoff. Default 500 ms doubling to 30 s, each delay jittered ±50%. */
   reconnectBackoff?: Partial<BackoffOptions>;
 }
@@ -109,7 +110,7 @@ export class Informer<T extends KubeObject> {
   /** Why this cache cannot be trusted right now (a list or watch keeps failing), if it cannot. */
   private problem: string | undefined;
 
-  constructor(private readonly opts: InformerOptions) {
+  constructor(private readonly opts: InformerOptions<T>) {
     this.reconnect = { ...DEFAULT_RECONNECT, ...opts.reconnectBackoff };
     this.syncedPromise = new Promise<void>((resolve, reject) => {
       this.resolveSynced = resolve;
@@ -290,7 +291,7 @@ export class Informer<T extends KubeObject> {
   }
 
   private project(obj: T): T {
-    return this.opts.transform === undefined ? obj : (this.opts.transform(obj) as T);
+    return this.opts.transform === undefined ? obj : this.opts.transform(obj);
   }
 
   /** Replaces the cache with a fresh list, emitting what changed relative to it. */

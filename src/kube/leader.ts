@@ -16,13 +16,18 @@
 import { isConflict, isNotFound, RESOURCES, type KubeClient, type KubeObject } from "./client.ts";
 import type { Logger } from "./informer.ts";
 
+/**
+ * coordination.k8s.io/v1 LeaseSpec as JSON carries it (client-node's V1LeaseSpec in wire form),
+ * with the nulls a release writes. Fields this elector does not set are kept by the spreads.
+ */
 export interface LeaseSpec {
   holderIdentity?: string | null;
   leaseDurationSeconds?: number | null;
   acquireTime?: string | null;
   renewTime?: string | null;
   leaseTransitions?: number | null;
-  [field: string]: unknown;
+  preferredHolder?: string | null;
+  strategy?: string | null;
 }
 
 export interface Lease extends KubeObject {

@@ -6,6 +6,9 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { API_VERSION, KIND } from "../../src/api/schema.ts";
 import type { KubeObject } from "../../src/kube/client.ts";
+
+/** An object as the API server stores it: its own fields beside the metadata. */
+type Stored = KubeObject & { spec?: unknown; status?: unknown };
 import { renderDesired, type Manifest } from "../../src/render/index.ts";
 import { OWNER_UID_LABEL } from "../../src/render/names.ts";
 import { pinTemplate } from "../../src/controller/template-pin.ts";
@@ -74,9 +77,9 @@ function rendered(raw: RawMsd): readonly Manifest[] {
 }
 
 /** What the API server would store for an applied object (a newer resourceVersion, server uid). */
-function stored(obj: Manifest, resourceVersion = "50"): KubeObject {
+function stored(obj: Manifest, resourceVersion = "50"): Stored {
   const base = obj.kind === "Deployment" ? asStored(obj) : obj;
-  const copy = structuredClone(base) as unknown as KubeObject;
+  const copy = structuredClone(base) as unknown as Stored;
   copy.metadata.uid = `uid-${obj.kind}`;
   copy.metadata.resourceVersion = resourceVersion;
   return copy;
@@ -96,15 +99,15 @@ const CORE_KINDS = [
  * The loader Job of the resource's model cache, as the Job controller leaves it once the
  * download completed: the vLLM Deployment is applied only then (model-cache.ts).
  */
-function completed(job: KubeObject): KubeObject {
+function completed(job: Stored): Stored {
   return {
     ...job,
     status: { succeeded: 1, conditions: [{ type: "Complete", status: "True" }] },
-  } as KubeObject;
+  } as Stored;
 }
 
 /** The live objects with the loader Job completed (added when absent; none for an invalid spec). */
-function withCompleteCache(raw: RawMsd, live: readonly KubeObject[]): KubeObject[] {
+function withCompleteCache(raw: RawMsd, live: readonly Stored[]): Stored[] {
   if (live.some((o) => o.kind === "Job")) {
     return live.map((o) => (o.kind === "Job" && o.status === undefined ? completed(o) : o));
   }
@@ -120,13 +123,13 @@ function withCompleteCache(raw: RawMsd, live: readonly KubeObject[]): KubeObject
 
 function observed(
   raw: RawMsd,
-  over: Partial<Observed> & { live?: KubeObject[]; cacheComplete?: boolean } = {},
+  over: Partial<Observed> & { live?: Stored[]; cacheComplete?: boolean } = {},
 ): Observed {
   const { live: given = [], cacheComplete = true, ...rest } = over;
   const live = cacheComplete ? withCompleteCache(raw, given) : given;
   const karpenter = rest.missingCrds?.has("NodePool") !== true;
   const kinds = karpenter ? [...CORE_KINDS, "NodePool"] : CORE_KINDS;
-  const key = (o: KubeObject) => [o.metadata.namespace, o.metadata.name].filter(Boolean).join("/");
+  const key = (o: Stored) => [o.metadata.namespace, o.metadata.name].filter(Boolean).join("/");
   const owned = new Map(
     kinds.map((k) => [k, new Map(live.filter((o) => o.kind === k).map((o) => [key(o), o]))]),
   );
