@@ -242,10 +242,7 @@ async function benchOne(n: number): Promise<Result> {
     );
 
     const readyDeployments = async (ns: string) => {
-      const list = await admin.list<KubeObject & { status?: { readyReplicas?: number } }>(
-        RESOURCES.deployment,
-        { namespace: ns },
-      );
+      const list = await admin.list(RESOURCES.deployment, { namespace: ns });
       return list.items.filter((d) => d.status?.readyReplicas === 1).length;
     };
 
@@ -307,9 +304,7 @@ async function benchOne(n: number): Promise<Result> {
     await waitUntil(
       "all MistralSmallDeployments Ready",
       async () => {
-        const list = await admin.list<
-          KubeObject & { status?: { conditions?: { type: string; reason: string }[] } }
-        >(RESOURCES.msd, { namespace: "bench" });
+        const list = await admin.list(RESOURCES.msd, { namespace: "bench" });
         return (
           list.items.filter((m) =>
             m.status?.conditions?.some((c) => c.type === "Ready" && c.reason === "Available"),

@@ -12,7 +12,7 @@ import { pino } from "pino";
 import { stringify } from "yaml";
 import { LocalCluster, OPERATOR_USER, freePort } from "../src/cluster/local.ts";
 import { DEFAULT_FLEET, cacheVolumes, gpuNodes, cpuNode } from "../src/cluster/nodes.ts";
-import { KubeClient, RESOURCES, type KubeObject } from "../src/kube/client.ts";
+import { KubeClient, RESOURCES } from "../src/kube/client.ts";
 import { Operator } from "../src/controller/manager.ts";
 import { rbacManifests } from "../src/controller/rbac.ts";
 import { runPlan } from "../src/cli/commands.ts";
@@ -123,16 +123,12 @@ try {
   process.exitCode = 1;
 }
 
-type MsdView = KubeObject & {
-  status?: { conditions?: { type: string; status: string; reason: string; message: string }[] };
-};
-
 /** Prints each new Ready verdict until the resource is Available. */
 async function watchReady(client: KubeClient, name: string): Promise<void> {
   let last = "";
   const deadline = Date.now() + 180_000;
   for (;;) {
-    const m = await client.get<MsdView>(RESOURCES.msd, name, "default");
+    const m = await client.get(RESOURCES.msd, name, "default");
     const ready = m.status?.conditions?.find((c) => c.type === "Ready");
     const line =
       ready === undefined

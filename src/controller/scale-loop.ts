@@ -285,7 +285,7 @@ export class BuiltinAutoscaler {
       metrics: { ...out.metrics },
     };
     for (let attempt = 1; ; attempt++) {
-      const fresh = await this.deps.client.get<MsdObject>(
+      const fresh = await this.deps.client.get(
         RESOURCES.msd,
         msd.metadata.name,
         msd.metadata.namespace,

@@ -69,7 +69,7 @@ export type Verb = "get" | "list" | "watch" | "create" | "update" | "patch" | "d
 export const WRITE_VERBS: readonly Verb[] = ["create", "update", "patch", "delete"];
 
 import { RESOURCES, type ResourceType } from "./resources.ts";
-import type { Addressed, KubeObject } from "./objects.ts";
+import type { Addressed, KubeObject, ObjectOf } from "./objects.ts";
 
 export { RESOURCES, type ResourceType };
 export type { KubeObject, ObjectOf } from "./objects.ts";
@@ -105,6 +105,14 @@ export function resourceOfPath(path: string): string {
     .reverse()
     .find((s) => Object.values(RESOURCES).some((r) => r.plural === s));
   return found ?? "other";
+}
+
+export interface ListOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit?: number;
+  continue?: string;
 }
 
 export interface ObjectList<T> {
@@ -316,10 +324,24 @@ export class KubeClient {
     return parsed as T;
   }
 
+  // The reads are typed by the resource (`get(RESOURCES.deployment, ...)` is a Deployment)
+  // unless the caller names the type it reads (`get<Lease>(...)`).
+  get<R extends ResourceType>(r: R, name: string, namespace?: string): Promise<ObjectOf<R>>;
+  get<T extends KubeObject>(r: ResourceType, name: string, namespace?: string): Promise<T>;
   get<T extends KubeObject>(r: ResourceType, name: string, namespace?: string): Promise<T> {
     return this.request<T>("get", "GET", objectPath(r, name, namespace));
   }
 
+  getOrUndefined<R extends ResourceType>(
+    r: R,
+    name: string,
+    namespace?: string,
+  ): Promise<ObjectOf<R> | undefined>;
+  getOrUndefined<T extends KubeObject>(
+    r: ResourceType,
+    name: string,
+    namespace?: string,
+  ): Promise<T | undefined>;
   async getOrUndefined<T extends KubeObject>(
     r: ResourceType,
     name: string,
@@ -333,16 +355,9 @@ export class KubeClient {
     }
   }
 
-  list<T extends KubeObject>(
-    r: ResourceType,
-    opts: {
-      namespace?: string;
-      labelSelector?: string;
-      fieldSelector?: string;
-      limit?: number;
-      continue?: string;
-    } = {},
-  ): Promise<ObjectList<T>> {
+  list<R extends ResourceType>(r: R, opts?: ListOptions): Promise<ObjectList<ObjectOf<R>>>;
+  list<T extends KubeObject>(r: ResourceType, opts?: ListOptions): Promise<ObjectList<T>>;
+  list<T extends KubeObject>(r: ResourceType, opts: ListOptions = {}): Promise<ObjectList<T>> {
     const q = new URLSearchParams();
     if (opts.labelSelector !== undefined) q.set("labelSelector", opts.labelSelector);
     if (opts.fieldSelector !== undefined) q.set("fieldSelector", opts.fieldSelector);
