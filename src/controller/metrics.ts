@@ -7,46 +7,46 @@ export const PROCESS_METRICS_PREFIX = "msd_";
 
 export class OperatorMetrics {
   readonly registry = new Registry();
-  readonly reconciles = new Counter({
-    name: "msd_reconciles_total",
-    help: "Reconciles by result (success, error, requeue).",
-    labelNames: ["result"] as const,
-    registers: [this.registry],
-  });
+  readonly reconciles = this.counter(
+    "msd_reconciles_total",
+    "Reconciles by result (success, error, requeue).",
+    ["result"],
+  );
   readonly reconcileDuration = new Histogram({
     name: "msd_reconcile_duration_seconds",
     help: "Time one reconcile took.",
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
-  readonly queueDepth = new Gauge({
-    name: "msd_workqueue_depth",
-    help: "Keys waiting in the work queue.",
-    registers: [this.registry],
-  });
-  readonly apiRequests = new Counter({
-    name: "msd_api_requests_total",
-    help: "Kubernetes API requests by verb, resource and HTTP status code (0 = no answer).",
-    labelNames: ["verb", "resource", "code"] as const,
-    registers: [this.registry],
-  });
-  readonly apiErrors = new Counter({
-    name: "msd_api_errors_total",
-    help: "Kubernetes API requests that failed (status 0 or >= 400), by verb.",
-    labelNames: ["verb"] as const,
-    registers: [this.registry],
-  });
-  readonly replicas = new Gauge({
-    name: "msd_replicas",
-    help: "Replicas per MistralSmallDeployment, by kind (desired, ready).",
-    labelNames: ["namespace", "name", "kind"] as const,
-    registers: [this.registry],
-  });
-  readonly leader = new Gauge({
-    name: "msd_leader",
-    help: "1 while this operator instance holds the leader lease.",
-    registers: [this.registry],
-  });
+  readonly queueDepth = this.gauge("msd_workqueue_depth", "Keys waiting in the work queue.", []);
+  readonly apiRequests = this.counter(
+    "msd_api_requests_total",
+    "Kubernetes API requests by verb, resource and HTTP status code (0 = no answer).",
+    ["verb", "resource", "code"],
+  );
+  readonly apiErrors = this.counter(
+    "msd_api_errors_total",
+    "Kubernetes API requests that failed (status 0 or >= 400), by verb.",
+    ["verb"],
+  );
+  readonly replicas = this.gauge(
+    "msd_replicas",
+    "Replicas per MistralSmallDeployment, by kind (desired, ready).",
+    ["namespace", "name", "kind"],
+  );
+  readonly leader = this.gauge(
+    "msd_leader",
+    "1 while this operator instance holds the leader lease.",
+    [],
+  );
+
+  private counter<L extends string>(name: string, help: string, labelNames: readonly L[]) {
+    return new Counter<L>({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  private gauge<L extends string>(name: string, help: string, labelNames: readonly L[]) {
+    return new Gauge<L>({ name, help, labelNames, registers: [this.registry] });
+  }
 
   constructor() {
     // prom-client's names already start with process_ or nodejs_: one msd_ prefix, so

@@ -11,7 +11,7 @@ import { renderLoaderJob } from "../render/loader.ts";
 import { CACHE_KEY_LABEL, cacheIdentity, weightSource } from "../render/model-cache.ts";
 import { FIELD_MANAGER } from "../render/names.ts";
 import { OWNED_KINDS, ownedKind } from "../render/owned.ts";
-import type { KubeClient, KubeObject } from "../kube/client.ts";
+import { apiVersionOf, type KubeClient, type KubeObject } from "../kube/client.ts";
 import type { Job } from "../kube/objects.ts";
 import type { SlimPod } from "./cached.ts";
 
@@ -386,13 +386,13 @@ export async function releaseUnusedCaches(
           propagationPolicy: "Background",
         });
       } else {
-        const apiVersion =
-          k.resource.group === ""
-            ? k.resource.version
-            : `${k.resource.group}/${k.resource.version}`;
         await client.apply(
           k.resource,
-          { apiVersion, kind: k.resource.kind, metadata: { name: o.metadata.name, namespace } },
+          {
+            apiVersion: apiVersionOf(k.resource),
+            kind: k.resource.kind,
+            metadata: { name: o.metadata.name, namespace },
+          },
           `${FIELD_MANAGER}/${uid}`,
         );
       }

@@ -461,64 +461,61 @@ interface Verdict {
   degraded: [Condition["status"], Reason, string];
 }
 
+/**
+ * A pass that changed nothing, for `why`: Degraded, not Progressing, and Ready only while
+ * replicas of what was applied before still serve (said so, before `why`, with servingNote).
+ */
+function held(
+  serving: boolean,
+  reason: Reason,
+  why: string,
+  say: { readonly servingNote?: string; readonly progressing?: string } = {},
+): Verdict {
+  const servingWhy = say.servingNote === undefined ? why : `${say.servingNote}; ${why}`;
+  return {
+    ready: serving ? ["True", reason, servingWhy] : ["False", reason, why],
+    progressing: ["False", reason, say.progressing ?? why],
+    degraded: ["True", reason, why],
+  };
+}
+
 function verdict(o: Observation): Verdict {
   const dep = o.deployment;
   const ready = dep?.status?.readyReplicas ?? 0;
   const serving = ready > 0;
   if (o.invalid !== undefined) {
-    return {
-      ready: serving
-        ? ["True", REASONS.InvalidSpec, `serving the last valid spec; ${o.invalid}`]
-        : ["False", REASONS.InvalidSpec, o.invalid],
-      progressing: ["False", REASONS.InvalidSpec, "nothing is changed until the spec is valid"],
-      degraded: ["True", REASONS.InvalidSpec, o.invalid],
-    };
+    return held(serving, REASONS.InvalidSpec, o.invalid, {
+      servingNote: "serving the last valid spec",
+      progressing: "nothing is changed until the spec is valid",
+    });
   }
   if (o.plan !== undefined && !o.plan.feasible) {
     const why = o.plan.reasons.join("; ");
     return dep !== undefined && serving
       ? {
+          ...held(true, REASONS.Infeasible, why),
           ready: [
             "True",
             REASONS.InfeasibleKeepsServing,
             `the previous plan keeps serving; the new spec is infeasible: ${why}`,
           ],
-          progressing: ["False", REASONS.Infeasible, why],
           degraded: ["True", REASONS.InfeasibleKeepsServing, why],
         }
-      : {
-          ready: ["False", REASONS.Infeasible, why],
-          progressing: ["False", REASONS.Infeasible, why],
-          degraded: ["True", REASONS.Infeasible, why],
-        };
+      : held(false, REASONS.Infeasible, why);
   }
   if (o.rejected !== undefined) {
-    return {
-      ready: serving
-        ? ["True", REASONS.ObjectRejected, `serving the last applied objects; ${o.rejected}`]
-        : ["False", REASONS.ObjectRejected, o.rejected],
-      progressing: ["False", REASONS.ObjectRejected, "nothing is applied until the spec changes"],
-      degraded: ["True", REASONS.ObjectRejected, o.rejected],
-    };
+    return held(serving, REASONS.ObjectRejected, o.rejected, {
+      servingNote: "serving the last applied objects",
+      progressing: "nothing is applied until the spec changes",
+    });
   }
   if (o.crdMissing !== undefined) {
-    return {
-      ready: serving
-        ? ["True", REASONS.CrdMissing, `serving the last applied objects; ${o.crdMissing}`]
-        : ["False", REASONS.CrdMissing, o.crdMissing],
-      progressing: ["False", REASONS.CrdMissing, "nothing is applied until the CRD is installed"],
-      degraded: ["True", REASONS.CrdMissing, o.crdMissing],
-    };
+    return held(serving, REASONS.CrdMissing, o.crdMissing, {
+      servingNote: "serving the last applied objects",
+      progressing: "nothing is applied until the CRD is installed",
+    });
   }
-  if (o.applyError !== undefined) {
-    return {
-      ready: serving
-        ? ["True", REASONS.ApplyFailed, o.applyError]
-        : ["False", REASONS.ApplyFailed, o.applyError],
-      progressing: ["False", REASONS.ApplyFailed, o.applyError],
-      degraded: ["True", REASONS.ApplyFailed, o.applyError],
-    };
-  }
+  if (o.applyError !== undefined) return held(serving, REASONS.ApplyFailed, o.applyError);
   if (o.desiredReplicas === 0) {
     return {
       ready: ["False", REASONS.ScaledToZero, "scaled to zero replicas"],

@@ -68,16 +68,15 @@ export function isAuthFailure(err: unknown): boolean {
 export type Verb = "get" | "list" | "watch" | "create" | "update" | "patch" | "delete";
 export const WRITE_VERBS: readonly Verb[] = ["create", "update", "patch", "delete"];
 
-import { RESOURCES, type ResourceType } from "./resources.ts";
+import { apiVersionOf, RESOURCES, type ResourceType } from "./resources.ts";
 import type { Addressed, KubeObject, ObjectOf } from "./objects.ts";
 
-export { RESOURCES, type ResourceType };
+export { apiVersionOf, RESOURCES, type ResourceType };
 export type { KubeObject, ObjectOf } from "./objects.ts";
 
 export function resourceFor(apiVersion: string, kind: string): ResourceType {
   const found = Object.values(RESOURCES).find(
-    (r) =>
-      (r.group === "" ? r.version : `${r.group}/${r.version}`) === apiVersion && r.kind === kind,
+    (r) => apiVersionOf(r) === apiVersion && r.kind === kind,
   );
   if (found === undefined) throw new Error(`no resource mapping for ${apiVersion} ${kind}`);
   return found;

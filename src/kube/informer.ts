@@ -11,6 +11,7 @@
  */
 import {
   ApiError,
+  apiVersionOf,
   isGone,
   type KubeClient,
   type KubeObject,
@@ -285,9 +286,8 @@ export class Informer<T extends KubeObject> {
    */
   private fillTypeMeta(obj: T): void {
     delete obj.metadata.managedFields;
-    const { group, version, kind } = this.opts.resource;
-    obj.apiVersion ??= group === "" ? version : `${group}/${version}`;
-    obj.kind ??= kind;
+    obj.apiVersion ??= apiVersionOf(this.opts.resource);
+    obj.kind ??= this.opts.resource.kind;
   }
 
   private project(obj: T): T {

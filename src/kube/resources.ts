@@ -8,6 +8,16 @@ export interface ResourceType {
   readonly namespaced: boolean;
 }
 
+/** "v1" for core, "group/version" otherwise: an object's apiVersion. */
+export type ApiVersionOf<R extends ResourceType> = R["group"] extends ""
+  ? R["version"]
+  : `${R["group"]}/${R["version"]}`;
+
+export function apiVersionOf<R extends ResourceType>(r: R): ApiVersionOf<R> {
+  // The template literal type above, computed: TypeScript cannot narrow R["group"] by value.
+  return (r.group === "" ? r.version : `${r.group}/${r.version}`) as ApiVersionOf<R>;
+}
+
 export const RESOURCES = {
   msd: {
     group: "serving.mistralsmall.dev",

@@ -4,6 +4,7 @@ import { API_VERSION, GROUP, KIND, type MistralSmallDeployment } from "../api/sc
 import type { V1OwnerReference } from "@kubernetes/client-node";
 
 import { MODEL_SERVER_APP, OPERATOR_NAME } from "../util/identity.ts";
+import { apiVersionOf, type ApiVersionOf, type ResourceType } from "../kube/resources.ts";
 
 export { MODEL_SERVER_APP, OPERATOR_NAME };
 export const FIELD_MANAGER = OPERATOR_NAME;
@@ -65,6 +66,8 @@ export function ownerReferences(msd: MistralSmallDeployment): V1OwnerReference[]
   ];
 }
 
+type WorkloadMeta = ReturnType<typeof namespacedMeta>;
+
 export function namespacedMeta(msd: MistralSmallDeployment, name: string) {
   const owners = ownerReferences(msd);
   return {
@@ -72,6 +75,20 @@ export function namespacedMeta(msd: MistralSmallDeployment, name: string) {
     namespace: msd.metadata.namespace,
     labels: commonLabels(msd),
     ...(owners === undefined ? {} : { ownerReferences: owners }),
+  };
+}
+
+/** An object of one API type named like the workload, in the resource's namespace, owned by it. */
+export function workloadObject<R extends ResourceType, S>(
+  msd: MistralSmallDeployment,
+  type: R,
+  spec: S,
+): { apiVersion: ApiVersionOf<R>; kind: R["kind"]; metadata: WorkloadMeta; spec: S } {
+  return {
+    apiVersion: apiVersionOf(type),
+    kind: type.kind,
+    metadata: namespacedMeta(msd, workloadName(msd)),
+    spec,
   };
 }
 

@@ -9,7 +9,8 @@ import type { V1NetworkPolicyPeer, V1NetworkPolicyPort } from "@kubernetes/clien
 import type { MistralSmallDeployment } from "../api/schema.ts";
 import type { Plan } from "../planner/plan.ts";
 import { VLLM_PORT } from "../engine/command.ts";
-import { OPERATOR_NAME, namespacedMeta, selectorLabels, workloadName } from "./names.ts";
+import { OPERATOR_NAME, namespacedMeta, selectorLabels, workloadObject } from "./names.ts";
+import { RESOURCES } from "../kube/resources.ts";
 
 /** The label every namespace carries with its own name (Kubernetes sets it since 1.21). */
 export const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
@@ -86,18 +87,13 @@ export function renderNetworkPolicy(
     { namespaceSelector: { matchLabels: { ...np.metricsNamespaceSelector.matchLabels } } },
     ...(operatorScrapes(msd) ? [operatorPeer(ctx)] : []),
   ];
-  return {
-    apiVersion: "networking.k8s.io/v1",
-    kind: "NetworkPolicy",
-    metadata: namespacedMeta(msd, workloadName(msd)),
-    spec: {
-      podSelector: { matchLabels: selectorLabels(msd) },
-      // Ingress only: an empty ingress list for the other ports means nothing else gets in.
-      policyTypes: ["Ingress"],
-      ingress: [
-        { from: apiPeers(msd), ports: port },
-        { from: metricsFrom, ports: port },
-      ],
-    },
-  };
+  return workloadObject(msd, RESOURCES.networkPolicy, {
+    podSelector: { matchLabels: selectorLabels(msd) },
+    // Ingress only: an empty ingress list for the other ports means nothing else gets in.
+    policyTypes: ["Ingress"],
+    ingress: [
+      { from: apiPeers(msd), ports: port },
+      { from: metricsFrom, ports: port },
+    ],
+  });
 }

@@ -5,6 +5,8 @@
  * replica, against the same target and with the same step limits.
  */
 import { API_VERSION, KIND, type MistralSmallDeployment } from "../api/schema.ts";
+import type { ResourceType } from "../kube/resources.ts";
+import { workloadObject } from "./names.ts";
 import type { Plan } from "../planner/plan.ts";
 import { scalingModel } from "../autoscale/model.ts";
 
@@ -39,3 +41,20 @@ export const scaleTargetRef = (msd: MistralSmallDeployment) => ({
   kind: KIND,
   name: msd.metadata.name,
 });
+
+type Autoscaling = MistralSmallDeployment["spec"]["autoscaling"];
+
+/**
+ * The scaler object of one autoscaling mode, or undefined when the spec asks for another: named
+ * like the workload, aimed at the resource's scale subresource, its own spec fields after.
+ */
+export function scalerFor<R extends ResourceType, S extends object>(
+  msd: MistralSmallDeployment,
+  mode: Autoscaling["mode"],
+  type: R,
+  spec: (a: Autoscaling) => S,
+) {
+  const a = msd.spec.autoscaling;
+  if (!a.enabled || a.mode !== mode) return undefined;
+  return workloadObject(msd, type, { scaleTargetRef: scaleTargetRef(msd), ...spec(a) });
+}

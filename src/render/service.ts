@@ -2,19 +2,15 @@
 import type { V1Service } from "@kubernetes/client-node";
 import type { MistralSmallDeployment } from "../api/schema.ts";
 import { VLLM_PORT } from "../engine/command.ts";
-import { namespacedMeta, selectorLabels, workloadName } from "./names.ts";
+import { selectorLabels, workloadObject } from "./names.ts";
+import { RESOURCES } from "../kube/resources.ts";
 
 export function renderService(msd: MistralSmallDeployment): V1Service {
-  return {
-    apiVersion: "v1",
-    kind: "Service",
-    metadata: namespacedMeta(msd, workloadName(msd)),
-    spec: {
-      type: "ClusterIP",
-      selector: selectorLabels(msd),
-      ports: [
-        { name: "http", port: VLLM_PORT, targetPort: "http", protocol: "TCP", appProtocol: "http" },
-      ],
-    },
-  };
+  return workloadObject(msd, RESOURCES.service, {
+    type: "ClusterIP",
+    selector: selectorLabels(msd),
+    ports: [
+      { name: "http", port: VLLM_PORT, targetPort: "http", protocol: "TCP", appProtocol: "http" },
+    ],
+  });
 }
