@@ -63,3 +63,36 @@ use_go() {
   command -v go >/dev/null 2>&1 || die "go not found on PATH (need Go >= 1.26; /usr/local/go/bin?)"
   export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
 }
+
+# Where the output named $1 was built from, as written by install_stamp.
+# stamped NAME STAMP: $OUT/NAME exists and was built from STAMP.
+stamped() {
+  [[ -e "$OUT/$1" && -f "$OUT/.stamp.$1" && "$(<"$OUT/.stamp.$1")" == "$2" ]]
+}
+
+# Writes NAME's stamp STAMP, after the output is in place (atomically: a rename).
+install_stamp() {
+  printf '%s\n' "$2" >"$OUT/.stamp.$1.tmp.$$"
+  mv -f "$OUT/.stamp.$1.tmp.$$" "$OUT/.stamp.$1"
+}
+
+# go_build NAME STAMP DIR LDFLAGS PACKAGE: builds PACKAGE (from the module in DIR) into
+# $OUT/NAME through a temporary file, then stamps it. In the background + wait, so that a
+# TERM/INT is handled at once (see on_signal).
+go_build() {
+  local name=$1 stamp=$2 dir=$3 ldflags=$4 pkg=$5
+  local tmp="$OUT/.$name.tmp.$$"
+  TMPS+=("$tmp")
+  (cd "$dir" && exec go build -trimpath -ldflags="$ldflags" -o "$tmp" "$pkg") &
+  BUILD_PID=$!
+  wait "$BUILD_PID" || die "go build of $name ($pkg) failed"
+  BUILD_PID=
+  mv -f "$tmp" "$OUT/$name"
+  install_stamp "$name" "$stamp"
+}
+
+# module_dir DIR MODULE@VERSION: where the module cache holds MODULE@VERSION as resolved from
+# the module in DIR (downloads it if needed).
+module_dir() {
+  (cd "$1" && go mod download -json "$2" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+}

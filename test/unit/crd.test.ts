@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { CRD_PATH, renderCrdFile } from "../../src/api/crd-file.ts";
 import { parseSpec, ValidationError, type FieldProblem } from "../../src/api/validate.ts";
+import { assertUpToDate } from "../support/generated.ts";
 
 type Json = Record<string, unknown>;
 
@@ -28,16 +29,10 @@ const statusSchema = obj(rootProps.status, "status schema");
 
 test("the committed CRD is what the schema generates (run `npm run gen` on failure)", () => {
   const committed = readFileSync(CRD_PATH, "utf8");
-  const generated = renderCrdFile();
-  if (committed === generated) return;
-  const a = committed.split("\n");
-  const b = generated.split("\n");
-  let line = 0;
-  while (line < a.length && a[line] === b[line]) line += 1;
-  assert.fail(
-    `${CRD_PATH} is out of date with src/api/schema.ts: run \`npm run gen\` and commit the result.\n` +
-      `first difference at line ${line + 1}:\n  committed: ${a[line] ?? "<end of file>"}\n` +
-      `  generated: ${b[line] ?? "<end of file>"}`,
+  assertUpToDate(
+    committed,
+    renderCrdFile(),
+    `${CRD_PATH} is out of date with src/api/schema.ts: run \`npm run gen\` and commit the result.`,
   );
 });
 
