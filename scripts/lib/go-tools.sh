@@ -1,5 +1,10 @@
-# Shared by the scripts that build Go tools into the cache (sourced, not run).
-# Set LOG_PREFIX before sourcing.
+# Shared by the scripts that build Go tools into the cache (sourced, not run): the header they
+# all start with, the cache check and lock, the stamps and the go build.
+
+# The repository (this file is scripts/lib/go-tools.sh).
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# Log lines say which script wrote them: the name of the one that sourced this file.
+LOG_PREFIX=${LOG_PREFIX:-$(basename "${BASH_SOURCE[1]}" .sh)}
 
 log() { printf '[%s] %s\n' "$LOG_PREFIX" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -9,6 +14,12 @@ die() { log "ERROR: $*"; exit 1; }
 modver() {
   awk -v m="$2" '$1 == "require" { $1 = ""; $0 = $0 }
     $1 == m && $2 ~ /^v/ { print $2; exit }' "$1"
+}
+
+# go_module DIR: prints $REPO_ROOT/DIR, the folder of a pinned Go module; dies without its go.mod.
+go_module() {
+  [[ -f "$REPO_ROOT/$1/go.mod" ]] || die "missing $REPO_ROOT/$1/go.mod"
+  echo "$REPO_ROOT/$1"
 }
 
 # Where every built tool lives, keyed by tool and version below it; never inside the repo.
