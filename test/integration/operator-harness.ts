@@ -9,7 +9,7 @@ import { Operator, type OperatorOptions } from "../../src/controller/manager.ts"
 import { rbacManifests } from "../../src/controller/rbac.ts";
 import { OPERATOR_USER, freePort } from "../../src/cluster/local.ts";
 import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";
-import type { TestCluster } from "./cluster.ts";
+import { startTestCluster, type TestCluster } from "./cluster.ts";
 
 const REPO = join(import.meta.dirname, "..", "..");
 
@@ -42,21 +42,23 @@ export interface InProcessOperator {
   stop(): Promise<void>;
 }
 
+export interface InProcessOptions {
+  resyncMs?: number;
+  name?: string;
+  leaderElection?: boolean;
+  autoscaleIntervalMs?: number;
+  /** Connect with this instead of the operator's (or admin's) kubeconfig. */
+  kubeconfig?: string;
+  context?: string;
+  /** The namespaced install mode: watch only these namespaces. */
+  namespaces?: readonly string[];
+  /** Render as another operator release would (a changed default). */
+  render?: OperatorOptions["render"];
+}
+
 export async function startInProcess(
   c: TestCluster,
-  opts: {
-    resyncMs?: number;
-    name?: string;
-    leaderElection?: boolean;
-    autoscaleIntervalMs?: number;
-    /** Connect with this instead of the operator's (or admin's) kubeconfig. */
-    kubeconfig?: string;
-    context?: string;
-    /** The namespaced install mode: watch only these namespaces. */
-    namespaces?: readonly string[];
-    /** Render as another operator release would (a changed default). */
-    render?: OperatorOptions["render"];
-  } = {},
+  opts: InProcessOptions = {},
 ): Promise<InProcessOperator> {
   const logFile = join(
     tmpdir(),
@@ -89,6 +91,51 @@ export async function startInProcess(
     async stop() {
       await operator.stop();
       stream.end();
+    },
+  };
+}
+
+/**
+ * A test cluster with our CRD and the operator's RBAC installed (installOperatorPrerequisites):
+ * what every operator test starts from. A failed install stops the cluster again.
+ */
+export async function startPreparedCluster(
+  options?: Parameters<typeof startTestCluster>[0],
+): Promise<TestCluster> {
+  const c = await startTestCluster(options);
+  try {
+    await installOperatorPrerequisites(c);
+  } catch (err) {
+    await c.stop();
+    throw err;
+  }
+  return c;
+}
+
+/** A prepared cluster and an in-process operator on it; stop() stops both, operator first. */
+export interface OperatorBed {
+  readonly c: TestCluster;
+  readonly op: InProcessOperator;
+  stop(): Promise<void>;
+}
+
+export async function startOperatorBed(
+  options: { cluster?: Parameters<typeof startTestCluster>[0]; operator?: InProcessOptions } = {},
+): Promise<OperatorBed> {
+  const c = await startPreparedCluster(options.cluster);
+  let op: InProcessOperator;
+  try {
+    op = await startInProcess(c, options.operator);
+  } catch (err) {
+    await c.stop();
+    throw err;
+  }
+  return {
+    c,
+    op,
+    async stop() {
+      await op.stop();
+      await c.stop();
     },
   };
 }
