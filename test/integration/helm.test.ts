@@ -33,14 +33,8 @@ import {
 } from "../../src/delivery/manifests.ts";
 import { kubeconfigYaml } from "../../src/cluster/local.ts";
 import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";
-import {
-  eventually,
-  runTool,
-  startTestCluster,
-  type TestCluster,
-  builtTool,
-  type ToolResult,
-} from "./cluster.ts";
+import { eventually, startTestCluster, type TestCluster, type ToolResult } from "./cluster.ts";
+import { helmCli, type Helm } from "./helm-cli.ts";
 import { condition, httpStatus, startChild, type Msd } from "./operator-harness.ts";
 import { DASHBOARD_FILE, dashboard } from "../../src/delivery/dashboard.ts";
 
@@ -82,24 +76,26 @@ function find(all: Doc[], kind: string, name?: string): Doc {
 
 describe("helm chart", () => {
   let c: TestCluster;
-  let helmBin: string;
+  let helm: Helm;
   let home: string;
   let operator: ChildProcess | undefined;
-
-  const helm = (args: string[]): Promise<Result> =>
-    runTool(helmBin, args, {
-      env: {
-        ...process.env,
-        KUBECONFIG: c.kubeconfig,
-        HELM_CACHE_HOME: join(home, "cache"),
-        HELM_CONFIG_HOME: join(home, "config"),
-        HELM_DATA_HOME: join(home, "data"),
-      },
-    });
 
   /** `helm template` of the chart in NS with each `--set` given. */
   const helmTemplate = (...sets: string[]): Promise<Result> =>
     helm(["template", RELEASE, CHART, "--namespace", NS, ...sets.flatMap((v) => ["--set", v])]);
+
+  /** `kubectl get -o name` of the `kinds` in NS labelled with the release's instance. */
+  const labelledWithRelease = (kinds: string) =>
+    c.kubectl([
+      "get",
+      kinds,
+      "-n",
+      NS,
+      "-l",
+      `app.kubernetes.io/instance=${RELEASE}`,
+      "-o",
+      "name",
+    ]);
 
   /** The object as JSON, or undefined when it does not exist. */
   const getJson = async (args: string[]): Promise<Doc | undefined> => {
@@ -109,9 +105,9 @@ describe("helm chart", () => {
   };
 
   before(async () => {
-    helmBin = builtTool("build-helm.sh");
     home = mkdtempSync(join(tmpdir(), "msd-helm-"));
     c = await startTestCluster();
+    helm = helmCli(home, c.kubeconfig);
   });
   after(async () => {
     if (operator !== undefined && operator.exitCode === null) operator.kill("SIGKILL");
@@ -368,29 +364,13 @@ describe("helm chart", () => {
       assert.equal(await getJson(obj), undefined, `${obj.join(" ")} left behind`);
     }
     await eventually("operator pods gone", async () => {
-      const pods = await c.kubectl([
-        "get",
-        "pods",
-        "-n",
-        NS,
-        "-l",
-        `app.kubernetes.io/instance=${RELEASE}`,
-        "-o",
-        "name",
-      ]);
+      const pods = await labelledWithRelease("pods");
       return pods.code === 0 && pods.stdout.trim() === "";
     });
     // Nothing else labelled with the release, and no release record.
-    const left = await c.kubectl([
-      "get",
+    const left = await labelledWithRelease(
       "all,serviceaccounts,roles,rolebindings,leases,secrets,configmaps",
-      "-n",
-      NS,
-      "-l",
-      `app.kubernetes.io/instance=${RELEASE}`,
-      "-o",
-      "name",
-    ]);
+    );
     assert.equal(left.stdout.trim(), "", left.stdout);
     const records = await c.kubectl(["get", "secrets", "-n", NS, "-l", "owner=helm", "-o", "name"]);
     assert.equal(records.stdout.trim(), "", "release history deleted");

@@ -24,10 +24,12 @@ export async function installOperatorPrerequisites(c: TestCluster): Promise<void
     "crd/mistralsmalldeployments.serving.mistralsmall.dev",
   ]);
   if (wait.code !== 0) throw new Error(wait.stderr);
-  const rbac = rbacManifests("mistral-small-operator", "default", {
-    kind: "User",
-    name: OPERATOR_USER,
-  })
+  await applyOperatorRbac(c, "mistral-small-operator");
+}
+
+/** The generated RBAC (named `name`, in "default") bound to the operator's user. */
+export async function applyOperatorRbac(c: TestCluster, name: string): Promise<void> {
+  const rbac = rbacManifests(name, "default", { kind: "User", name: OPERATOR_USER })
     .map((m) => `---\n${stringify(m)}`)
     .join("");
   const r = await c.kubectl(["apply", "-f", "-"], rbac);
