@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { pino } from "pino";
 import { stringify } from "yaml";
+import { API_VERSION, KIND } from "../../src/api/schema.ts";
 import { Operator, type OperatorOptions } from "../../src/controller/manager.ts";
 import { rbacManifests } from "../../src/controller/rbac.ts";
 import { OPERATOR_USER, freePort } from "../../src/cluster/local.ts";
@@ -229,13 +230,13 @@ export function condition(m: Msd | undefined, type: string) {
   return m?.status?.conditions?.find((c) => c.type === type);
 }
 
+/** A MistralSmallDeployment `name` in `namespace` with `spec`, as one would write it. */
+export function msdManifest(name: string, spec: unknown, namespace = "default") {
+  return { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace }, spec };
+}
+
 export function msdYaml(name: string, spec: unknown, namespace = "default"): string {
-  return stringify({
-    apiVersion: "serving.mistralsmall.dev/v1alpha1",
-    kind: "MistralSmallDeployment",
-    metadata: { name, namespace },
-    spec,
-  });
+  return stringify(msdManifest(name, spec, namespace));
 }
 
 /** The model-cache claim a resource's pods mount (shared, so found by its owner reference). */
