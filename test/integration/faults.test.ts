@@ -62,6 +62,20 @@ describe("fault injection: hand edits and deletions converge, nothing duplicated
     }
   }
 
+  /** `kubectl patch` of `object` (kind/name) in NS, as a person would edit it. */
+  const patchByHand = async (object: string, type: "merge" | "strategic", patch: object) => {
+    const r = await c.kubectl([
+      "patch",
+      object,
+      "-n",
+      NS,
+      `--type=${type}`,
+      "-p",
+      JSON.stringify(patch),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+  };
+
   before(async () => {
     bed = await startOperatorBed({ operator: { resyncMs: 3000, name: "faults" } });
     c = bed.c;
@@ -95,16 +109,7 @@ describe("fault injection: hand edits and deletions converge, nothing duplicated
       ["service", svcPatch],
       ["pdb", pdbPatch],
     ] as const) {
-      const r = await c.kubectl([
-        "patch",
-        `${kind}/${NAME}`,
-        "-n",
-        NS,
-        "--type=merge",
-        "-p",
-        JSON.stringify(patch),
-      ]);
-      assert.equal(r.code, 0, r.stderr);
+      await patchByHand(`${kind}/${NAME}`, "merge", patch);
     }
     await eventually("Service and PDB reverted", async () => {
       const svc = await c.client.get<KubeObject & { spec: { ports: { port: number }[] } }>(
@@ -134,16 +139,7 @@ describe("fault injection: hand edits and deletions converge, nothing duplicated
         },
       },
     };
-    const r = await c.kubectl([
-      "patch",
-      `deployment/${NAME}`,
-      "-n",
-      NS,
-      "--type=strategic",
-      "-p",
-      JSON.stringify(sidecar),
-    ]);
-    assert.equal(r.code, 0, r.stderr);
+    await patchByHand(`deployment/${NAME}`, "strategic", sidecar);
     await eventually("sidecar removed", async () => {
       const d = await c.client.get<
         KubeObject & { spec: { template: { spec: { containers: { name: string }[] } } } }
