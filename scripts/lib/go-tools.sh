@@ -75,8 +75,8 @@ use_go() {
   export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
 }
 
-# Where the output named $1 was built from, as written by install_stamp.
-# stamped NAME STAMP: $OUT/NAME exists and was built from STAMP.
+# The stamps below live beside the outputs in the caller's cache folder $OUT: .stamp.NAME holds
+# what NAME was built from. stamped NAME STAMP: $OUT/NAME exists and was built from STAMP.
 stamped() {
   [[ -e "$OUT/$1" && -f "$OUT/.stamp.$1" && "$(<"$OUT/.stamp.$1")" == "$2" ]]
 }
