@@ -14,7 +14,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
@@ -31,11 +31,16 @@ import {
   operatorLabels,
   operatorPodSpec,
 } from "../../src/delivery/manifests.ts";
-import { kubeconfigYaml } from "../../src/cluster/local.ts";
 import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";
 import { eventually, startTestCluster, type TestCluster, type ToolResult } from "./cluster.ts";
 import { helmCli, type Helm } from "./helm-cli.ts";
-import { condition, httpStatus, startChild, type Msd } from "./operator-harness.ts";
+import {
+  condition,
+  httpStatus,
+  startChild,
+  tokenKubeconfig,
+  type Msd,
+} from "./operator-harness.ts";
 import { DASHBOARD_FILE, dashboard } from "../../src/delivery/dashboard.ts";
 
 const REPO = join(import.meta.dirname, "..", "..");
@@ -286,18 +291,11 @@ describe("helm chart", () => {
   test("the operator, with only the chart's ServiceAccount permissions, reconciles an example to Ready", async () => {
     const token = await c.kubectl(["create", "token", RELEASE, "-n", NS, "--duration=1h"]);
     assert.equal(token.code, 0, token.stderr);
-    const server = await c.kubectl([
-      "config",
-      "view",
-      "--minify",
-      "-o",
-      "jsonpath={.clusters[0].cluster.server}",
-    ]);
-    const kubeconfig = join(home, "operator-sa.kubeconfig");
-    writeFileSync(
-      kubeconfig,
-      kubeconfigYaml(server.stdout.trim(), token.stdout.trim(), `${NS}-${RELEASE}`),
-      { mode: 0o600 },
+    const kubeconfig = await tokenKubeconfig(
+      c,
+      join(home, "operator-sa.kubeconfig"),
+      token.stdout.trim(),
+      `${NS}-${RELEASE}`,
     );
     // Least privilege, as the API server sees it.
     const can = async (...args: string[]) =>

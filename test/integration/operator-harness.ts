@@ -1,6 +1,6 @@
 /** Helpers to run the operator against a test cluster: in-process, or as `msd run` child processes. */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, readFileSync } from "node:fs";
+import { createWriteStream, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { pino } from "pino";
@@ -8,7 +8,7 @@ import { stringify } from "yaml";
 import { API_VERSION, KIND } from "../../src/api/schema.ts";
 import { Operator, type OperatorOptions } from "../../src/controller/manager.ts";
 import { rbacManifests } from "../../src/controller/rbac.ts";
-import { OPERATOR_USER, freePort } from "../../src/cluster/local.ts";
+import { OPERATOR_USER, freePort, kubeconfigYaml } from "../../src/cluster/local.ts";
 import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";
 import { startTestCluster, type TestCluster } from "./cluster.ts";
 
@@ -141,6 +141,28 @@ export async function startOperatorBed(
       await c.stop();
     },
   };
+}
+
+/**
+ * Writes `file`: a kubeconfig that reaches the test cluster's API server as `user` with `token`
+ * (a ServiceAccount's, from `kubectl create token`), readable by its owner only; returns `file`.
+ */
+export async function tokenKubeconfig(
+  c: TestCluster,
+  file: string,
+  token: string,
+  user: string,
+): Promise<string> {
+  const server = await c.kubectl([
+    "config",
+    "view",
+    "--minify",
+    "-o",
+    "jsonpath={.clusters[0].cluster.server}",
+  ]);
+  if (server.code !== 0) throw new Error(server.stderr);
+  writeFileSync(file, kubeconfigYaml(server.stdout.trim(), token, user), { mode: 0o600 });
+  return file;
 }
 
 export interface ChildOperator {
