@@ -16,14 +16,9 @@
 #   CP_DIR=$(scripts/build-controlplane.sh | tail -n1)
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-MOD="$ROOT/test/controlplane"
-
-LOG_PREFIX=build-controlplane
 # shellcheck source=scripts/lib/go-tools.sh
-source "$ROOT/scripts/lib/go-tools.sh"
-
-[[ -f "$MOD/go.mod" ]] || die "missing $MOD/go.mod"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/go-tools.sh"
+MOD=$(go_module test/controlplane)
 K8S_VERSION=$(modver "$MOD/go.mod" k8s.io/kubernetes)
 ETCD_VERSION=$(modver "$MOD/go.mod" go.etcd.io/etcd/server/v3)
 KWOK_VERSION=$(modver "$MOD/kwok/go.mod" sigs.k8s.io/kwok)
@@ -55,9 +50,7 @@ want_stamp() { # name stamp
     echo "$2"
   fi
 }
-have() { # output stamp: output exists and was built from the same thing
-  [[ -e "$OUT/$1" && -f "$OUT/.stamp.$1" && "$(<"$OUT/.stamp.$1")" == "$2" ]]
-}
+have() { stamped "$@"; } # output stamp: output exists and was built from the same thing
 
 all_warm() {
   local t name stamp
@@ -75,11 +68,6 @@ use_go
 log "Go: $(go version); Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION, karpenter $KARPENTER_VERSION"
 log "cache folder: $OUT"
 
-# Module directory of $2 as resolved from the module in $1 (downloads it if needed).
-moddir() { # module-dir module-path
-  (cd "$1" && go mod download -json "$2" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
-}
-
 # Version stamping: clients (kubectl, client-go discovery) read these.
 K8S_MAJOR=${K8S_VERSION#v}; K8S_MAJOR=${K8S_MAJOR%%.*}
 K8S_MINOR=${K8S_VERSION#v*.}; K8S_MINOR=${K8S_MINOR%%.*}
@@ -93,11 +81,6 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   K8S_LDFLAGS+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=$K8S_MAJOR -X $pkg.gitMinor=$K8S_MINOR"
   K8S_LDFLAGS+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$BUILD_DATE -X $pkg.gitCommit="  # commit unknown from a module zip
 done
-
-install_stamp() { # name stamp   (stamp written after the output is in place)
-  printf '%s\n' "$2" >"$OUT/.stamp.$1.tmp.$$"
-  mv -f "$OUT/.stamp.$1.tmp.$$" "$OUT/.stamp.$1"
-}
 
 TOTAL_START=$SECONDS
 for t in "${TARGETS[@]}"; do
@@ -128,22 +111,14 @@ for t in "${TARGETS[@]}"; do
   esac
   log "building $name from $stamp ($hint)..."
   start=$SECONDS
-  tmp="$OUT/.$name.tmp.$$"
-  TMPS+=("$tmp")
-  # In the background + wait, so that a TERM/INT is handled at once (see on_signal).
-  (cd "$dir" && exec go build -trimpath -ldflags="$ldflags" -o "$tmp" "$pkg") &
-  BUILD_PID=$!
-  wait "$BUILD_PID" || die "go build of $name ($pkg) failed"
-  BUILD_PID=
-  mv -f "$tmp" "$OUT/$name"
-  install_stamp "$name" "$stamp"
+  go_build "$name" "$stamp" "$dir" "$ldflags" "$pkg"
   log "built $name in $((SECONDS - start))s ($(du -h "$OUT/$name" | cut -f1))"
 done
 
 # KWOK >= v0.8 starts no stage by itself: assemble the "fast" set
 # (kustomize/stage/fast = node/fast + node/heartbeat-with-lease + pod/fast) from the module.
 if ! have kwok-stages.yaml "$KWOK_STAGES_STAMP"; then
-  kdir=$(moddir "$MOD/kwok" "sigs.k8s.io/kwok@$KWOK_VERSION")
+  kdir=$(module_dir "$MOD/kwok" "sigs.k8s.io/kwok@$KWOK_VERSION")
   [[ -d "$kdir/kustomize/stage" ]] || die "kwok module has no kustomize/stage (dir: '$kdir')"
   tmp="$OUT/.kwok-stages.yaml.tmp.$$"
   TMPS+=("$tmp")
@@ -169,7 +144,7 @@ copy_crds() { # name stamp module-dir module@version folder glob...
   shift 5
   have "$name" "$stamp" && return 0
   local dir tmp g
-  dir="$(moddir "$moddir_" "$module")/$folder"
+  dir="$(module_dir "$moddir_" "$module")/$folder"
   tmp="$OUT/.$name.tmp.$$"
   TMPS+=("$tmp")
   mkdir -p "$tmp"

@@ -15,14 +15,9 @@
 #   HELM=$(scripts/build-helm.sh | tail -n1)
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-MOD="$ROOT/test/controlplane/helm"
-
-LOG_PREFIX=build-helm
 # shellcheck source=scripts/lib/go-tools.sh
-source "$ROOT/scripts/lib/go-tools.sh"
-
-[[ -f "$MOD/go.mod" ]] || die "missing $MOD/go.mod"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/go-tools.sh"
+MOD=$(go_module test/controlplane/helm)
 HELM_VERSION=$(modver "$MOD/go.mod" helm.sh/helm/v3)
 CLIENT_GO_VERSION=$(modver "$MOD/go.mod" k8s.io/client-go)
 [[ -n "$HELM_VERSION" && -n "$CLIENT_GO_VERSION" ]] ||
@@ -37,11 +32,9 @@ OUT="$CACHE_ROOT/helm/$HELM_VERSION"
 BIN="$OUT/helm"
 STAMP="helm.sh/helm/v3@$HELM_VERSION k8s=1.$K8S_MINOR"
 
-have() { [[ -x "$BIN" && -f "$OUT/.stamp.helm" && "$(<"$OUT/.stamp.helm")" == "$STAMP" ]]; }
+have() { [[ -x "$BIN" ]] && stamped helm "$STAMP"; }
 
 enter_build "$OUT" "$BIN" have
-TMP="$OUT/.helm.tmp.$$"
-TMPS+=("$TMP")
 
 use_go
 log "Go: $(go version); helm $HELM_VERSION (client-go $CLIENT_GO_VERSION: Kubernetes 1.$K8S_MINOR)"
@@ -55,13 +48,6 @@ for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
 done
 
 start=$SECONDS
-# In the background + wait, so that a TERM/INT is handled at once (see on_signal).
-(cd "$MOD" && exec go build -trimpath -ldflags="$LDFLAGS" -o "$TMP" helm.sh/helm/v3/cmd/helm) &
-BUILD_PID=$!
-wait "$BUILD_PID" || die "go build of helm.sh/helm/v3/cmd/helm failed"
-BUILD_PID=
-mv -f "$TMP" "$BIN"
-printf '%s\n' "$STAMP" >"$OUT/.stamp.helm.tmp.$$"
-mv -f "$OUT/.stamp.helm.tmp.$$" "$OUT/.stamp.helm"
+go_build helm "$STAMP" "$MOD" "$LDFLAGS" helm.sh/helm/v3/cmd/helm
 log "built helm in $((SECONDS - start))s ($(du -h "$BIN" | cut -f1)): $("$BIN" version --short 2>/dev/null || true)"
 echo "$BIN"

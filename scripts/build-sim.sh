@@ -4,11 +4,9 @@
 # version outside the repo. Progress on stderr; the LAST stdout line is the binary's path.
 # Warm cache: a no-op. Cold: a few minutes on 2 cores.
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-MOD="$ROOT/test/controlplane/sim"
-LOG_PREFIX=build-sim
 # shellcheck source=scripts/lib/go-tools.sh
-source "$ROOT/scripts/lib/go-tools.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/go-tools.sh"
+MOD=$(go_module test/controlplane/sim)
 VERSION=$(modver "$MOD/go.mod" github.com/llm-d/llm-d-inference-sim)
 [[ -n "$VERSION" ]] || die "cannot read the simulator version from $MOD/go.mod"
 OUT="$CACHE_ROOT/sim/$VERSION"

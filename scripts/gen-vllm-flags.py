@@ -39,7 +39,14 @@ GENERATOR = "scripts/gen-vllm-flags.py"
 # ---------------------------------------------------------------------------
 
 
-class Opaque:
+class Shared:
+    """A value the interpreter shares rather than copies: copy.deepcopy returns it as is."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class Opaque(Shared):
     """A value the interpreter cannot compute; keeps its source text."""
 
     def __init__(self, text):
@@ -48,11 +55,8 @@ class Opaque:
     def __repr__(self):
         return f"Opaque({self.text!r})"
 
-    def __deepcopy__(self, memo):
-        return self
 
-
-class Ext:
+class Ext(Shared):
     """Reference to something outside the vLLM tree, e.g. `argparse.BooleanOptionalAction`."""
 
     def __init__(self, qualname):
@@ -61,9 +65,6 @@ class Ext:
     def __repr__(self):
         return f"Ext({self.qualname})"
 
-    def __deepcopy__(self, memo):
-        return self
-
     def __eq__(self, other):
         return isinstance(other, Ext) and other.qualname == self.qualname
 
@@ -71,7 +72,7 @@ class Ext:
         return hash(self.qualname)
 
 
-class Sym:
+class Sym(Shared):
     """A symbolic argparse `type=`/`action=` value produced by vLLM helper code."""
 
     def __init__(self, kind, inner=None, text=None):
@@ -82,19 +83,13 @@ class Sym:
     def __repr__(self):
         return f"Sym({self.kind}, {self.inner!r})"
 
-    def __deepcopy__(self, memo):
-        return self
 
-
-class ModuleRef:
+class ModuleRef(Shared):
     def __init__(self, name):
         self.name = name
 
-    def __deepcopy__(self, memo):
-        return self
 
-
-class ClassRef:
+class ClassRef(Shared):
     def __init__(self, module, node):
         self.module = module
         self.node = node
@@ -103,11 +98,8 @@ class ClassRef:
     def __repr__(self):
         return f"ClassRef({self.module.name}.{self.name})"
 
-    def __deepcopy__(self, memo):
-        return self
 
-
-class FuncRef:
+class FuncRef(Shared):
     def __init__(self, module, node, owner=None, bound_cls=None, kind="function"):
         self.module = module
         self.node = node
@@ -116,38 +108,26 @@ class FuncRef:
         self.kind = kind
         self.name = node.name if hasattr(node, "name") else "<lambda>"
 
-    def __deepcopy__(self, memo):
-        return self
 
-
-class BoundMethod:
+class BoundMethod(Shared):
     def __init__(self, obj, name, node=None):
         self.obj = obj
         self.name = name
         self.node = node
 
-    def __deepcopy__(self, memo):
-        return self
 
-
-class Group:
+class Group(Shared):
     def __init__(self, parser, title, mutex=False):
         self.parser = parser
         self.title = title
         self.mutex = mutex
 
-    def __deepcopy__(self, memo):
-        return self
 
-
-class ParserObj:
+class ParserObj(Shared):
     def __init__(self, name):
         self.name = name
         self.actions = []  # list of dicts
         self.positionals = []
-
-    def __deepcopy__(self, memo):
-        return self
 
 
 # ---------------------------------------------------------------------------
@@ -155,7 +135,7 @@ class ParserObj:
 # ---------------------------------------------------------------------------
 
 
-class TV:
+class TV(Shared):
     """kind: builtin|literal|union|annotated|generic|class|any|opaque|initvar|classvar|none"""
 
     def __init__(self, kind, name=None, args=(), cls=None, typing_origin=False, text=None):
@@ -191,9 +171,6 @@ class TV:
         if self.kind == "generic":
             return f"{self.name}[{', '.join(map(repr, self.args))}]"
         return f"{self.kind}:{self.name or self.text}"
-
-    def __deepcopy__(self, memo):
-        return self
 
 
 NONE_T = TV("none", "NoneType")
@@ -2028,12 +2005,9 @@ def run(src_dir, release, commit, source):
     return out
 
 
-class _SubparsersValue:
+class _SubparsersValue(Shared):
     def __init__(self, parser):
         self.parser = parser
-
-    def __deepcopy__(self, memo):
-        return self
 
 
 def strip_private(o):

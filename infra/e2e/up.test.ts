@@ -26,9 +26,12 @@ import { join } from "node:path";
 import { tsImport } from "tsx/esm/api";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation/index.js";
 import { eventually, startTestCluster, type TestCluster } from "../../test/integration/cluster.ts";
-import { kubeconfigYaml } from "../../src/cluster/local.ts";
 import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";
-import { httpStatus, startChild } from "../../test/integration/operator-harness.ts";
+import {
+  httpStatus,
+  startChild,
+  tokenKubeconfig,
+} from "../../test/integration/operator-harness.ts";
 
 const INFRA = join(import.meta.dirname, "..");
 const PROVIDER_VERSION = "4.25.0";
@@ -75,15 +78,7 @@ describe("pulumi up of infra/index.ts with Pulumi.dev.yaml against the local con
       300_000,
       500,
     );
-    const server = await c.kubectl([
-      "config",
-      "view",
-      "--minify",
-      "-o",
-      "jsonpath={.clusters[0].cluster.server}",
-    ]);
-    const kc = join(work, "operator.kubeconfig");
-    writeFileSync(kc, kubeconfigYaml(server.stdout.trim(), token, "operator"));
+    const kc = await tokenKubeconfig(c, join(work, "operator.kubeconfig"), token, "operator");
     const started = await startChild(c, "pulumi-e2e", 4, {
       kubeconfig: kc,
       leaseNamespace: operatorNs,

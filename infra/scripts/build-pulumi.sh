@@ -13,13 +13,11 @@
 # Progress goes to stderr; the LAST line on stdout is the cache folder.
 set -euo pipefail
 
-INFRA=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CLI_MOD="$INFRA/e2e/cli"
-PROVIDER_MOD="$INFRA/e2e/provider"
-
-LOG_PREFIX=build-pulumi
 # shellcheck source=scripts/lib/go-tools.sh
-source "$INFRA/../scripts/lib/go-tools.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/go-tools.sh"
+INFRA="$REPO_ROOT/infra"
+CLI_MOD=$(go_module infra/e2e/cli)
+PROVIDER_MOD=$(go_module infra/e2e/provider)
 
 CLI_VERSION=$(modver "$CLI_MOD/go.mod" github.com/pulumi/pulumi/pkg/v3)
 PROVIDER_PSEUDO=$(modver "$PROVIDER_MOD/go.mod" github.com/pulumi/pulumi-kubernetes/provider/v4)
@@ -32,34 +30,17 @@ OUT="$CACHE_ROOT/pulumi/$CLI_VERSION-k8s$PROVIDER_VERSION"
 CLI_STAMP="github.com/pulumi/pulumi/pkg/v3@$CLI_VERSION"
 PROVIDER_STAMP="github.com/pulumi/pulumi-kubernetes/provider/v4@$PROVIDER_PSEUDO=$PROVIDER_VERSION"
 
-have() { [[ -x "$OUT/$1" && -f "$OUT/.stamp.$1" && "$(<"$OUT/.stamp.$1")" == "$2" ]]; }
+have() { [[ -x "$OUT/$1" ]] && stamped "$1" "$2"; }
 warm() { have pulumi "$CLI_STAMP" && have pulumi-resource-kubernetes "$PROVIDER_STAMP"; }
 
-if warm; then
-  log "cache warm: $OUT"
-  echo "$OUT"
-  exit 0
-fi
-lock_cache "$OUT"
-if warm; then
-  log "built by another process: $OUT"
-  echo "$OUT"
-  exit 0
-fi
-trap_build_exits
+enter_build "$OUT" "$OUT" warm
 use_go
 
 build() { # name stamp dir ldflags package
-  local name=$1 stamp=$2 dir=$3 ldflags=$4 pkg=$5 start=$SECONDS tmp="$OUT/.$1.tmp.$$"
+  local name=$1 stamp=$2 start=$SECONDS
   if have "$name" "$stamp"; then log "$name: cached"; return; fi
   log "building $name from $stamp (cold: 10-25 minutes on 2 cores)..."
-  TMPS+=("$tmp")
-  (cd "$dir" && exec go build -trimpath -ldflags="$ldflags" -o "$tmp" "$pkg") &
-  BUILD_PID=$!
-  wait "$BUILD_PID" || die "go build of $name failed"
-  BUILD_PID=
-  mv -f "$tmp" "$OUT/$name"
-  printf '%s\n' "$stamp" >"$OUT/.stamp.$name"
+  go_build "$@"
   log "built $name in $((SECONDS - start))s ($(du -h "$OUT/$name" | cut -f1))"
 }
 
@@ -70,9 +51,7 @@ build pulumi "$CLI_STAMP" "$CLI_MOD" \
 # The provider's main embeds files its own build generates: make them in a scratch copy
 # of the wrapper module (schema.json with the version set, both minified).
 if ! have pulumi-resource-kubernetes "$PROVIDER_STAMP"; then
-  src=$(cd "$PROVIDER_MOD" && go mod download -json \
-    "github.com/pulumi/pulumi-kubernetes/provider/v4@$PROVIDER_PSEUDO" |
-    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+  src=$(module_dir "$PROVIDER_MOD" "github.com/pulumi/pulumi-kubernetes/provider/v4@$PROVIDER_PSEUDO")
   cmd="$src/cmd/pulumi-resource-kubernetes"
   [[ -f "$cmd/schema.json" && -f "$cmd/terraform-mapping.json" ]] || die "no schema.json in $cmd"
   scratch=$(mktemp -d)

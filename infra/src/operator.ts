@@ -79,6 +79,21 @@ function substitute(value: unknown, inputs: Record<string, pulumi.Output<string>
   return value;
 }
 
+/** The typed Pulumi resource of each kind an install holds, but the Deployment (see declare). */
+const RESOURCE_TYPES = new Map<
+  string,
+  new (name: string, args: never, opts: pulumi.CustomResourceOptions) => pulumi.CustomResource
+>([
+  ["ServiceAccount", k8s.core.v1.ServiceAccount],
+  ["ClusterRole", k8s.rbac.v1.ClusterRole],
+  ["ClusterRoleBinding", k8s.rbac.v1.ClusterRoleBinding],
+  ["Role", k8s.rbac.v1.Role],
+  ["RoleBinding", k8s.rbac.v1.RoleBinding],
+  ["Lease", k8s.coordination.v1.Lease],
+  ["Service", k8s.core.v1.Service],
+  ["PodDisruptionBudget", k8s.policy.v1.PodDisruptionBudget],
+]);
+
 export class MistralSmallOperator extends pulumi.ComponentResource {
   readonly namespace: pulumi.Output<string>;
   readonly serviceAccountName: pulumi.Output<string>;
@@ -172,45 +187,21 @@ export class MistralSmallOperator extends pulumi.ComponentResource {
     deploymentDeps: pulumi.Resource[],
   ): pulumi.CustomResource {
     const id = `${name}-${m.kind.toLowerCase()}`;
-    switch (m.kind) {
-      case "ServiceAccount":
-        return new k8s.core.v1.ServiceAccount(id, m as k8s.core.v1.ServiceAccountArgs, opts);
-      case "ClusterRole":
-        return new k8s.rbac.v1.ClusterRole(id, m as k8s.rbac.v1.ClusterRoleArgs, opts);
-      case "ClusterRoleBinding":
-        return new k8s.rbac.v1.ClusterRoleBinding(
-          id,
-          m as unknown as k8s.rbac.v1.ClusterRoleBindingArgs,
-          opts,
-        );
-      case "Role":
-        return new k8s.rbac.v1.Role(id, m as k8s.rbac.v1.RoleArgs, opts);
-      case "RoleBinding":
-        return new k8s.rbac.v1.RoleBinding(id, m as unknown as k8s.rbac.v1.RoleBindingArgs, opts);
-      case "Lease":
-        return new k8s.coordination.v1.Lease(id, m as k8s.coordination.v1.LeaseArgs, opts);
-      case "Service":
-        return new k8s.core.v1.Service(id, m as k8s.core.v1.ServiceArgs, opts);
-      case "PodDisruptionBudget":
-        return new k8s.policy.v1.PodDisruptionBudget(
-          id,
-          m as k8s.policy.v1.PodDisruptionBudgetArgs,
-          opts,
-        );
-      case "Deployment": {
-        const dep = m as k8s.apps.v1.DeploymentArgs & { metadata: Manifest["metadata"] };
-        const metadata =
-          args.skipAwait === true
-            ? { ...dep.metadata, annotations: { "pulumi.com/skipAwait": "true" } }
-            : dep.metadata;
-        return new k8s.apps.v1.Deployment(
-          id,
-          { ...dep, metadata },
-          { ...opts, dependsOn: [...opts.dependsOn, ...deploymentDeps] },
-        );
-      }
-      default:
-        throw new Error(`MistralSmallOperator: no Pulumi type for ${m.kind}`);
+    if (m.kind === "Deployment") {
+      const dep = m as k8s.apps.v1.DeploymentArgs & { metadata: Manifest["metadata"] };
+      const metadata =
+        args.skipAwait === true
+          ? { ...dep.metadata, annotations: { "pulumi.com/skipAwait": "true" } }
+          : dep.metadata;
+      return new k8s.apps.v1.Deployment(
+        id,
+        { ...dep, metadata },
+        { ...opts, dependsOn: [...opts.dependsOn, ...deploymentDeps] },
+      );
     }
+    const Resource = RESOURCE_TYPES.get(m.kind);
+    if (Resource === undefined)
+      throw new Error(`MistralSmallOperator: no Pulumi type for ${m.kind}`);
+    return new Resource(id, m as never, opts);
   }
 }

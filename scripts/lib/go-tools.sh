@@ -1,5 +1,10 @@
-# Shared by the scripts that build Go tools into the cache (sourced, not run).
-# Set LOG_PREFIX before sourcing.
+# Shared by the scripts that build Go tools into the cache (sourced, not run): the header they
+# all start with, the cache check and lock, the stamps and the go build.
+
+# The repository (this file is scripts/lib/go-tools.sh).
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# Log lines say which script wrote them: the name of the one that sourced this file.
+LOG_PREFIX=${LOG_PREFIX:-$(basename "${BASH_SOURCE[1]}" .sh)}
 
 log() { printf '[%s] %s\n' "$LOG_PREFIX" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -9,6 +14,12 @@ die() { log "ERROR: $*"; exit 1; }
 modver() {
   awk -v m="$2" '$1 == "require" { $1 = ""; $0 = $0 }
     $1 == m && $2 ~ /^v/ { print $2; exit }' "$1"
+}
+
+# go_module DIR: prints $REPO_ROOT/DIR, the folder of a pinned Go module; dies without its go.mod.
+go_module() {
+  [[ -f "$REPO_ROOT/$1/go.mod" ]] || die "missing $REPO_ROOT/$1/go.mod"
+  echo "$REPO_ROOT/$1"
 }
 
 # Where every built tool lives, keyed by tool and version below it; never inside the repo.
@@ -62,4 +73,37 @@ enter_build() {
 use_go() {
   command -v go >/dev/null 2>&1 || die "go not found on PATH (need Go >= 1.26; /usr/local/go/bin?)"
   export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
+}
+
+# The stamps below live beside the outputs in the caller's cache folder $OUT: .stamp.NAME holds
+# what NAME was built from. stamped NAME STAMP: $OUT/NAME exists and was built from STAMP.
+stamped() {
+  [[ -e "$OUT/$1" && -f "$OUT/.stamp.$1" && "$(<"$OUT/.stamp.$1")" == "$2" ]]
+}
+
+# Writes NAME's stamp STAMP, after the output is in place (atomically: a rename).
+install_stamp() {
+  printf '%s\n' "$2" >"$OUT/.stamp.$1.tmp.$$"
+  mv -f "$OUT/.stamp.$1.tmp.$$" "$OUT/.stamp.$1"
+}
+
+# go_build NAME STAMP DIR LDFLAGS PACKAGE: builds PACKAGE (from the module in DIR) into
+# $OUT/NAME through a temporary file, then stamps it. In the background + wait, so that a
+# TERM/INT is handled at once (see on_signal).
+go_build() {
+  local name=$1 stamp=$2 dir=$3 ldflags=$4 pkg=$5
+  local tmp="$OUT/.$name.tmp.$$"
+  TMPS+=("$tmp")
+  (cd "$dir" && exec go build -trimpath -ldflags="$ldflags" -o "$tmp" "$pkg") &
+  BUILD_PID=$!
+  wait "$BUILD_PID" || die "go build of $name ($pkg) failed"
+  BUILD_PID=
+  mv -f "$tmp" "$OUT/$name"
+  install_stamp "$name" "$stamp"
+}
+
+# module_dir DIR MODULE@VERSION: where the module cache holds MODULE@VERSION as resolved from
+# the module in DIR (downloads it if needed).
+module_dir() {
+  (cd "$1" && go mod download -json "$2" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
 }

@@ -31,23 +31,31 @@ function pathOf(prefix: string, path: readonly PropertyKey[]): string {
   return [prefix, ...path.map(String)].filter((s) => s !== "").join(".");
 }
 
+/**
+ * A size or value bound as a sentence: "must have at most 8 items", "must be at least 1
+ * characters", "must be less than 2" (`strict` words an exclusive bound).
+ */
+function bound(
+  origin: string,
+  inclusive: string,
+  strict: string,
+  limit: number | bigint,
+  isInclusive: boolean | undefined,
+): string {
+  if (origin === "array") return `must have ${inclusive} ${String(limit)} items`;
+  if (origin === "string") return `must be ${inclusive} ${String(limit)} characters`;
+  return `must be ${isInclusive === false ? strict : inclusive} ${String(limit)}`;
+}
+
 /** Turns zod's issue into a sentence that names what is allowed. */
 function describeIssue(issue: z.core.$ZodIssue): string {
   switch (issue.code) {
     case "invalid_value":
       return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
     case "too_big":
-      return issue.origin === "array"
-        ? `must have at most ${String(issue.maximum)} items`
-        : issue.origin === "string"
-          ? `must be at most ${String(issue.maximum)} characters`
-          : `must be ${issue.inclusive === false ? "less than" : "at most"} ${String(issue.maximum)}`;
+      return bound(issue.origin, "at most", "less than", issue.maximum, issue.inclusive);
     case "too_small":
-      return issue.origin === "array"
-        ? `must have at least ${String(issue.minimum)} items`
-        : issue.origin === "string"
-          ? `must be at least ${String(issue.minimum)} characters`
-          : `must be ${issue.inclusive === false ? "greater than" : "at least"} ${String(issue.minimum)}`;
+      return bound(issue.origin, "at least", "greater than", issue.minimum, issue.inclusive);
     case "invalid_type":
       return issue.message.includes("received undefined")
         ? `is required (${issue.expected})`

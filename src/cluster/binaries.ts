@@ -2,10 +2,10 @@
  * Finds (or builds) the control-plane binaries: KUBEBUILDER_ASSETS first (the
  * envtest convention), else the version-keyed cache that scripts/build-controlplane.sh fills.
  */
-import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "../util/package-root.ts";
+import { runBuildScript } from "./build-script.ts";
 
 export const COMPONENTS = [
   "etcd",
@@ -36,19 +36,12 @@ export class BinariesMissingError extends Error {
 
 /** Runs the build script (a no-op on a warm cache) and returns where everything is. */
 export function ensureBinaries(options: { quiet?: boolean } = {}): Binaries {
-  let dir: string;
-  try {
-    const out = execFileSync("bash", [BUILD_SCRIPT], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", options.quiet === true ? "pipe" : "inherit"],
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    dir = out.trim().split("\n").pop() ?? "";
-  } catch (err) {
-    throw new BinariesMissingError(`building the control plane failed (${BUILD_SCRIPT})`, {
-      cause: err,
-    });
-  }
+  const dir = runBuildScript(
+    BUILD_SCRIPT,
+    options.quiet,
+    (cause) =>
+      new BinariesMissingError(`building the control plane failed (${BUILD_SCRIPT})`, { cause }),
+  );
   const assets = process.env.KUBEBUILDER_ASSETS;
   const path = (c: Component) => {
     const fromAssets = assets === undefined ? undefined : join(assets, c);

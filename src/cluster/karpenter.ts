@@ -4,11 +4,12 @@
  * fake GPU cloud of gpu-cloud.ts; the local KWOK then runs those nodes and their pods.
  * Used by `msd cluster up --karpenter`, `npm start` and the Karpenter integration test.
  */
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { runBuildScript } from "./build-script.ts";
 import { gpuCloudInstanceTypes } from "./gpu-cloud.ts";
 import { ClusterStartError, freePort, probe, waitFor, type LocalCluster } from "./local.ts";
 
@@ -36,18 +37,12 @@ export class KarpenterError extends Error {
 
 /** Runs scripts/build-karpenter.sh (a no-op on a warm cache) and returns where things are. */
 export function ensureKarpenter(options: { quiet?: boolean } = {}): KarpenterBinaries {
-  let dir: string;
-  try {
-    const out = execFileSync("bash", [KARPENTER_BUILD_SCRIPT], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", options.quiet === true ? "pipe" : "inherit"],
-    });
-    dir = out.trim().split("\n").pop() ?? "";
-  } catch (err) {
-    throw new KarpenterError(`building Karpenter failed (${KARPENTER_BUILD_SCRIPT})`, {
-      cause: err,
-    });
-  }
+  const dir = runBuildScript(
+    KARPENTER_BUILD_SCRIPT,
+    options.quiet,
+    (cause) =>
+      new KarpenterError(`building Karpenter failed (${KARPENTER_BUILD_SCRIPT})`, { cause }),
+  );
   return { dir, bin: join(dir, "karpenter-kwok"), kwokCrdsDir: join(dir, "kwok-crds") };
 }
 
@@ -170,12 +165,9 @@ export async function startKarpenter(
     METRICS_PORT: String(metricsPort),
     HEALTH_PROBE_PORT: String(healthPort),
     LOG_LEVEL: "info",
-    ...(options.batchMaxDuration === undefined
-      ? {}
-      : { BATCH_MAX_DURATION: options.batchMaxDuration }),
-    ...(options.batchIdleDuration === undefined
-      ? {}
-      : { BATCH_IDLE_DURATION: options.batchIdleDuration }),
+    // Upstream's defaults when unset (spawn leaves out a variable whose value is undefined).
+    BATCH_MAX_DURATION: options.batchMaxDuration,
+    BATCH_IDLE_DURATION: options.batchIdleDuration,
   };
   const child = cluster.spawnProcess("karpenter", bins.bin, [], {
     detached: options.detached,

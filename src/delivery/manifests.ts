@@ -168,19 +168,27 @@ export function operatorPodSpec(o: OperatorInstallOptions): Record<string, unkno
   };
 }
 
-export function operatorServiceAccount(o: OperatorInstallOptions): Manifest {
+/** apiVersion, kind and metadata of one object of the install: in its namespace, with its labels. */
+function operatorObject(
+  o: OperatorInstallOptions,
+  apiVersion: string,
+  kind: string,
+  name: string = o.name,
+): Manifest {
   return {
-    apiVersion: "v1",
-    kind: "ServiceAccount",
-    metadata: { name: o.name, namespace: o.namespace, labels: operatorLabels(o) },
+    apiVersion,
+    kind,
+    metadata: { name, namespace: o.namespace, labels: operatorLabels(o) },
   };
+}
+
+export function operatorServiceAccount(o: OperatorInstallOptions): Manifest {
+  return operatorObject(o, "v1", "ServiceAccount");
 }
 
 export function operatorDeployment(o: OperatorInstallOptions): Manifest {
   return {
-    apiVersion: "apps/v1",
-    kind: "Deployment",
-    metadata: { name: o.name, namespace: o.namespace, labels: operatorLabels(o) },
+    ...operatorObject(o, "apps/v1", "Deployment"),
     spec: {
       replicas: o.replicas ?? 2,
       revisionHistoryLimit: 5,
@@ -195,9 +203,7 @@ export function operatorDeployment(o: OperatorInstallOptions): Manifest {
 
 export function metricsService(o: OperatorInstallOptions): Manifest {
   return {
-    apiVersion: "v1",
-    kind: "Service",
-    metadata: { name: `${o.name}-metrics`, namespace: o.namespace, labels: operatorLabels(o) },
+    ...operatorObject(o, "v1", "Service", `${o.name}-metrics`),
     spec: {
       type: "ClusterIP",
       selector: selectorLabels(o.name),
@@ -211,11 +217,7 @@ export function metricsService(o: OperatorInstallOptions): Manifest {
  * so that uninstalling removes it too instead of leaving it behind.
  */
 export function leaderLease(o: OperatorInstallOptions): Manifest {
-  return {
-    apiVersion: "coordination.k8s.io/v1",
-    kind: "Lease",
-    metadata: { name: LEASE_NAME, namespace: o.namespace, labels: operatorLabels(o) },
-  };
+  return operatorObject(o, "coordination.k8s.io/v1", "Lease", LEASE_NAME);
 }
 
 /**
@@ -224,9 +226,7 @@ export function leaderLease(o: OperatorInstallOptions): Manifest {
  */
 export function operatorPdb(o: OperatorInstallOptions): Manifest {
   return {
-    apiVersion: "policy/v1",
-    kind: "PodDisruptionBudget",
-    metadata: { name: o.name, namespace: o.namespace, labels: operatorLabels(o) },
+    ...operatorObject(o, "policy/v1", "PodDisruptionBudget"),
     spec: {
       selector: { matchLabels: selectorLabels(o.name) },
       maxUnavailable: 1,

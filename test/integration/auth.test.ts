@@ -15,13 +15,13 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { ADMIN_TOKEN, OPERATOR_USER, freePort } from "../../src/cluster/local.ts";
 import { ApiError, KubeClient, RESOURCES, type KubeObject } from "../../src/kube/client.ts";
-import { eventually, startTestCluster, type TestCluster } from "./cluster.ts";
+import { eventually, type TestCluster } from "./cluster.ts";
 import {
   condition,
   httpStatus,
-  installOperatorPrerequisites,
   msdYaml,
   startInProcess,
+  startPreparedCluster,
   type Msd,
 } from "./operator-harness.ts";
 
@@ -194,8 +194,7 @@ describe("connecting like kubectl", () => {
 
   before(async () => {
     const url = await webhook.start();
-    c = await startTestCluster({ tokenWebhookUrl: url, karpenterCrds: false });
-    await installOperatorPrerequisites(c);
+    c = await startPreparedCluster({ tokenWebhookUrl: url, karpenterCrds: false });
     server = c.local!.state.apiServerUrl;
     dir = mkdtempSync(join(tmpdir(), "msd-auth-"));
     // The apiserver's self-signed serving certificate (with its CA) verifies the server.
@@ -206,30 +205,37 @@ describe("connecting like kubectl", () => {
     await c?.stop();
   });
 
+  /**
+   * Writes `name` into the test folder: a kubeconfig for the local API server (its CA by a path
+   * relative to the file) with `contexts`, the first one current; returns its path.
+   */
+  const writeKubeconfig = (
+    name: string,
+    contexts: KubeconfigParts["contexts"],
+    proxyUrl?: string,
+  ): string => {
+    const file = join(dir, name);
+    const current = contexts[0]!.name;
+    const parts = { server, ca: "ca.crt", current, contexts };
+    writeFileSync(file, kubeconfigDoc(proxyUrl === undefined ? parts : { ...parts, proxyUrl }));
+    return file;
+  };
+
   /** The exec plugin and a kubeconfig that runs it (by a path relative to the file). */
   const execKubeconfig = () => {
     const { callsFile } = writeExecPlugin(dir);
-    const kubeconfig = join(dir, "exec.kubeconfig");
-    writeFileSync(
-      kubeconfig,
-      kubeconfigDoc({
-        server,
-        ca: "ca.crt",
-        current: "exec",
-        contexts: [
-          {
-            name: "exec",
-            user: {
-              exec: {
-                apiVersion: "client.authentication.k8s.io/v1",
-                command: "./plugin.sh", // relative to the kubeconfig, as kubectl resolves it
-                interactiveMode: "Never",
-              },
-            },
+    const kubeconfig = writeKubeconfig("exec.kubeconfig", [
+      {
+        name: "exec",
+        user: {
+          exec: {
+            apiVersion: "client.authentication.k8s.io/v1",
+            command: "./plugin.sh", // relative to the kubeconfig, as kubectl resolves it
+            interactiveMode: "Never",
           },
-        ],
-      }),
-    );
+        },
+      },
+    ]);
     return { callsFile, kubeconfig };
   };
 
@@ -315,16 +321,9 @@ describe("connecting like kubectl", () => {
 
   test("an expired plugin token is refused: refreshing is what keeps the operator in", async () => {
     const expired = `exec.${Date.now() - EXPIRY_GRACE_MS - 1000}.0`;
-    const kubeconfig = join(dir, "expired.kubeconfig");
-    writeFileSync(
-      kubeconfig,
-      kubeconfigDoc({
-        server,
-        ca: "ca.crt",
-        current: "x",
-        contexts: [{ name: "x", user: { token: expired } }],
-      }),
-    );
+    const kubeconfig = writeKubeconfig("expired.kubeconfig", [
+      { name: "x", user: { token: expired } },
+    ]);
     const client = await KubeClient.load({ kubeconfig });
     try {
       await assert.rejects(
@@ -338,16 +337,7 @@ describe("connecting like kubectl", () => {
   });
 
   test("$KUBECONFIG with a missing first entry; relative CA path; the current context", async () => {
-    const file = join(dir, "admin.kubeconfig");
-    writeFileSync(
-      file,
-      kubeconfigDoc({
-        server,
-        ca: "ca.crt",
-        current: "admin",
-        contexts: [{ name: "admin", user: admin }],
-      }),
-    );
+    const file = writeKubeconfig("admin.kubeconfig", [{ name: "admin", user: admin }]);
     const client = await KubeClient.load({
       env: { KUBECONFIG: `${join(dir, "does-not-exist")}:${file}`, HOME: dir },
     });
@@ -363,19 +353,10 @@ describe("connecting like kubectl", () => {
   test("msd run --context picks the second context; its namespace holds the Lease", async () => {
     const ns = await c.kubectl(["create", "namespace", "ctx-ns"]);
     assert.equal(ns.code, 0, ns.stderr);
-    const file = join(dir, "two.kubeconfig");
-    writeFileSync(
-      file,
-      kubeconfigDoc({
-        server,
-        ca: "ca.crt",
-        current: "broken",
-        contexts: [
-          { name: "broken", user: { token: "not-a-valid-token" } },
-          { name: "second", user: admin, namespace: "ctx-ns" },
-        ],
-      }),
-    );
+    const file = writeKubeconfig("two.kubeconfig", [
+      { name: "broken", user: { token: "not-a-valid-token" } },
+      { name: "second", user: admin, namespace: "ctx-ns" },
+    ]);
     const port = await freePort();
     const child = spawn(
       process.execPath,
@@ -414,21 +395,12 @@ describe("connecting like kubectl", () => {
   });
 
   test("impersonation: requests run as the impersonated user and groups, with their rights", async () => {
-    const file = join(dir, "impersonate.kubeconfig");
-    writeFileSync(
-      file,
-      kubeconfigDoc({
-        server,
-        ca: "ca.crt",
-        current: "limited",
-        contexts: [
-          {
-            name: "limited",
-            user: { ...admin, as: "msd-limited", "as-groups": ["msd-limited-group", "other"] },
-          },
-        ],
-      }),
-    );
+    const file = writeKubeconfig("impersonate.kubeconfig", [
+      {
+        name: "limited",
+        user: { ...admin, as: "msd-limited", "as-groups": ["msd-limited-group", "other"] },
+      },
+    ]);
     const client = await KubeClient.load({ kubeconfig: file });
     try {
       const review = await client.request<{
@@ -454,7 +426,7 @@ describe("connecting like kubectl", () => {
         roleRef: {
           apiGroup: "rbac.authorization.k8s.io",
           kind: "ClusterRole",
-          // The ClusterRole installOperatorPrerequisites applied.
+          // The ClusterRole startPreparedCluster applied.
           name: "mistral-small-operator",
         },
         subjects: [
@@ -480,17 +452,7 @@ describe("connecting like kubectl", () => {
 
   test("proxy-url: every request goes through the CONNECT proxy, over one kept-alive tunnel", async () => {
     const proxy = await connectProxy();
-    const file = join(dir, "proxy.kubeconfig");
-    writeFileSync(
-      file,
-      kubeconfigDoc({
-        server,
-        ca: "ca.crt",
-        current: "p",
-        proxyUrl: proxy.url,
-        contexts: [{ name: "p", user: admin }],
-      }),
-    );
+    const file = writeKubeconfig("proxy.kubeconfig", [{ name: "p", user: admin }], proxy.url);
     const client = await KubeClient.load({ kubeconfig: file });
     try {
       for (let i = 0; i < 5; i++) await client.get(RESOURCES.namespace, "default");

@@ -7,14 +7,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";
-import { eventually, startTestCluster, type TestCluster } from "./cluster.ts";
-import {
-  installOperatorPrerequisites,
-  msdYaml,
-  startInProcess,
-  type InProcessOperator,
-  type Msd,
-} from "./operator-harness.ts";
+import { eventually, type TestCluster } from "./cluster.ts";
+import { msdYaml, startOperatorBed, type Msd, type OperatorBed } from "./operator-harness.ts";
 import { LoadGenerator, SimFleet, ensureSimulator } from "./sim-fleet.ts";
 
 type Scaled = Msd & {
@@ -34,15 +28,17 @@ type Pod = KubeObject & { spec: { nodeName?: string }; status?: { podIP?: string
 
 describe("builtin autoscaling, end to end", () => {
   let c: TestCluster;
-  let op: InProcessOperator;
+  let bed: OperatorBed | undefined;
   let fleet: SimFleet;
   let load: LoadGenerator | undefined;
 
   before(async () => {
     const bin = ensureSimulator();
-    c = await startTestCluster({ podCidr: "127.128.0.0/16" });
-    await installOperatorPrerequisites(c);
-    op = await startInProcess(c, { autoscaleIntervalMs: 2000 });
+    bed = await startOperatorBed({
+      cluster: { podCidr: "127.128.0.0/16" },
+      operator: { autoscaleIntervalMs: 2000 },
+    });
+    c = bed.c;
     fleet = new SimFleet(bin, c.client, "default", "app.kubernetes.io/instance=elastic", [
       "--model",
       "mistral-small-4",
@@ -58,8 +54,7 @@ describe("builtin autoscaling, end to end", () => {
   after(async () => {
     await load?.stop();
     await fleet?.stop();
-    await op?.stop();
-    await c?.stop();
+    await bed?.stop();
   });
 
   test("replicas rise under load, new pods run on fake A100s, and fall back when it stops", async () => {

@@ -18,8 +18,8 @@ import {
 import { parseResource } from "../../src/api/validate.ts";
 import { wakeUp } from "../../src/autoscale/model.ts";
 import { plan as planFor } from "../../src/planner/plan.ts";
-import { startTestCluster, type TestCluster } from "./cluster.ts";
-import { installOperatorPrerequisites } from "./operator-harness.ts";
+import type { TestCluster } from "./cluster.ts";
+import { msdManifest, startPreparedCluster } from "./operator-harness.ts";
 
 type Msd = KubeObject & { spec: { replicas: number }; status?: Status };
 
@@ -50,17 +50,13 @@ function metricsAt(now: number): string {
   ].join("\n");
 }
 
+/** A resource with one replica that the builtin autoscaler may take to ten. */
 function msdObject(name: string): Msd {
-  return {
-    apiVersion: "serving.mistralsmall.dev/v1alpha1",
-    kind: "MistralSmallDeployment",
-    metadata: { name, namespace: "default" },
-    spec: {
-      gpu: { type: "a100-80gb" },
-      replicas: 1,
-      autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 10 },
-    } as Msd["spec"],
-  };
+  return msdManifest(name, {
+    gpu: { type: "a100-80gb" },
+    replicas: 1,
+    autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 10 },
+  }) as Msd;
 }
 
 function readyPod(msd: string, name: string): KubeObject {
@@ -81,8 +77,7 @@ describe("builtin autoscaler state", () => {
   let c: TestCluster;
   let client: KubeClient;
   before(async () => {
-    c = await startTestCluster();
-    await installOperatorPrerequisites(c);
+    c = await startPreparedCluster();
     // The operator's own identity: the generated RBAC must allow every request it makes.
     client =
       c.operatorKubeconfig === undefined ? c.client : await KubeClient.load(c.operatorKubeconfig);

@@ -3,7 +3,7 @@
  * (or an existing one when MSD_TEST_KUBECONFIG is set), torn down even when a
  * test fails or the run is interrupted. Logs of a failed run are kept.
  */
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +18,7 @@ import {
   type GpuNodeGroup,
 } from "../../src/cluster/nodes.ts";
 import { ensureBinaries } from "../../src/cluster/binaries.ts";
+import { runBuildScript } from "../../src/cluster/build-script.ts";
 import { KubeClient, RESOURCES } from "../../src/kube/client.ts";
 
 const run = promisify(execFile);
@@ -77,12 +78,12 @@ export interface ToolResult {
  * and returns the path it prints last: the built binary or cache folder.
  */
 export function builtTool(script: string): string {
-  const out = execFileSync("bash", [join(import.meta.dirname, "..", "..", "scripts", script)], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const path = out.trim().split("\n").pop();
-  if (path === undefined || path === "") throw new Error(`${script} printed no path`);
+  const path = runBuildScript(
+    join(import.meta.dirname, "..", "..", "scripts", script),
+    false,
+    (cause) => new Error(`scripts/${script} failed`, { cause }),
+  );
+  if (path === "") throw new Error(`${script} printed no path`);
   return path;
 }
 

@@ -269,12 +269,10 @@ describe("local control plane", () => {
     });
   }
 
+  type PodCondition = { type: string; status: string; reason?: string; message?: string };
   type Pod = KubeObject & {
     spec: { nodeName?: string };
-    status: {
-      phase?: string;
-      conditions?: { type: string; status: string; reason?: string; message?: string }[];
-    };
+    status: { phase?: string; conditions?: PodCondition[] };
   };
 
   test("a 4-GPU pod is scheduled on a fake A100 node and becomes Ready; a 16-GPU pod stays Pending as Unschedulable", async () => {
@@ -283,25 +281,26 @@ describe("local control plane", () => {
       (await c.kubectl(["apply", "-f", "-"], gpuDeployment("sixteen-gpus", 16))).code,
       0,
     );
-    const ready = await eventually("4-GPU pod Ready", async () => {
-      const pods = await c.client.list<Pod>(RESOURCES.pod, {
-        namespace: "default",
-        labelSelector: "app=four-gpus",
+    /** The first pod of the Deployment `app` with a condition that satisfies `has`. */
+    const podWith = (what: string, app: string, has: (x: PodCondition) => boolean) =>
+      eventually(what, async () => {
+        const pods = await c.client.list<Pod>(RESOURCES.pod, {
+          namespace: "default",
+          labelSelector: `app=${app}`,
+        });
+        return pods.items.find((p) => p.status.conditions?.some(has));
       });
-      return pods.items.find((p) =>
-        p.status.conditions?.some((x) => x.type === "Ready" && x.status === "True"),
-      );
-    });
+    const ready = await podWith(
+      "4-GPU pod Ready",
+      "four-gpus",
+      (x) => x.type === "Ready" && x.status === "True",
+    );
     assert.match(ready.spec.nodeName ?? "", /^a100-(80|40)gb-\d$/);
-    const pending = await eventually("16-GPU pod unschedulable", async () => {
-      const pods = await c.client.list<Pod>(RESOURCES.pod, {
-        namespace: "default",
-        labelSelector: "app=sixteen-gpus",
-      });
-      return pods.items.find((p) =>
-        p.status.conditions?.some((x) => x.type === "PodScheduled" && x.reason === "Unschedulable"),
-      );
-    });
+    const pending = await podWith(
+      "16-GPU pod unschedulable",
+      "sixteen-gpus",
+      (x) => x.type === "PodScheduled" && x.reason === "Unschedulable",
+    );
     assert.equal(pending.status.phase, "Pending");
     const cond = pending.status.conditions!.find((x) => x.type === "PodScheduled")!;
     assert.match(cond.message ?? "", /Insufficient nvidia\.com\/gpu/);

@@ -10,15 +10,14 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { RESOURCES, type KubeObject, type ResourceType } from "../../src/kube/client.ts";
-import { eventually, startTestCluster, type TestCluster } from "./cluster.ts";
+import { eventually, type TestCluster } from "./cluster.ts";
 import {
-  condition,
-  installOperatorPrerequisites,
-  msdYaml,
-  startInProcess,
-  type InProcessOperator,
-  type Msd,
   cacheClaimOf,
+  condition,
+  msdYaml,
+  startOperatorBed,
+  type Msd,
+  type OperatorBed,
 } from "./operator-harness.ts";
 
 const NAME = "faulty";
@@ -31,8 +30,8 @@ const OWNED: readonly [ResourceType, string][] = [
 ];
 
 describe("fault injection: hand edits and deletions converge, nothing duplicated or left", () => {
+  let bed: OperatorBed | undefined;
   let c: TestCluster;
-  let op: InProcessOperator;
   const msd = () => c.client.getOrUndefined<Msd>(RESOURCES.msd, NAME, NS);
   const available = () =>
     eventually(`${NAME} Available`, async () => {
@@ -63,18 +62,28 @@ describe("fault injection: hand edits and deletions converge, nothing duplicated
     }
   }
 
+  /** `kubectl patch` of `object` (kind/name) in NS, as a person would edit it. */
+  const patchByHand = async (object: string, type: "merge" | "strategic", patch: object) => {
+    const r = await c.kubectl([
+      "patch",
+      object,
+      "-n",
+      NS,
+      `--type=${type}`,
+      "-p",
+      JSON.stringify(patch),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+  };
+
   before(async () => {
-    c = await startTestCluster();
-    await installOperatorPrerequisites(c);
-    op = await startInProcess(c, { resyncMs: 3000, name: "faults" });
+    bed = await startOperatorBed({ operator: { resyncMs: 3000, name: "faults" } });
+    c = bed.c;
     const r = await c.kubectl(["apply", "-f", "-"], msdYaml(NAME, { gpu: { type: "a100-80gb" } }));
     assert.equal(r.code, 0, r.stderr);
     await available();
   });
-  after(async () => {
-    await op?.stop();
-    await c?.stop();
-  });
+  after(() => bed?.stop());
 
   for (const [r, name] of OWNED) {
     test(`a ${r.kind} deleted by hand is recreated once`, async () => {
@@ -100,16 +109,7 @@ describe("fault injection: hand edits and deletions converge, nothing duplicated
       ["service", svcPatch],
       ["pdb", pdbPatch],
     ] as const) {
-      const r = await c.kubectl([
-        "patch",
-        `${kind}/${NAME}`,
-        "-n",
-        NS,
-        "--type=merge",
-        "-p",
-        JSON.stringify(patch),
-      ]);
-      assert.equal(r.code, 0, r.stderr);
+      await patchByHand(`${kind}/${NAME}`, "merge", patch);
     }
     await eventually("Service and PDB reverted", async () => {
       const svc = await c.client.get<KubeObject & { spec: { ports: { port: number }[] } }>(
@@ -139,16 +139,7 @@ describe("fault injection: hand edits and deletions converge, nothing duplicated
         },
       },
     };
-    const r = await c.kubectl([
-      "patch",
-      `deployment/${NAME}`,
-      "-n",
-      NS,
-      "--type=strategic",
-      "-p",
-      JSON.stringify(sidecar),
-    ]);
-    assert.equal(r.code, 0, r.stderr);
+    await patchByHand(`deployment/${NAME}`, "strategic", sidecar);
     await eventually("sidecar removed", async () => {
       const d = await c.client.get<
         KubeObject & { spec: { template: { spec: { containers: { name: string }[] } } } }
@@ -205,7 +196,7 @@ webhooks:
     rules:
       - {apiGroups: [policy], apiVersions: [v1], operations: [CREATE], resources: [poddisruptionbudgets]}
 `;
-    const log = () => readFileSync(op.logFile, "utf8");
+    const log = () => readFileSync(bed!.op.logFile, "utf8");
     const logBefore = log().length;
     const add = await c.kubectl(["apply", "-f", "-"], webhook);
     assert.equal(add.code, 0, add.stderr);
@@ -244,7 +235,7 @@ webhooks:
     // informers last saw, so their resumed watches are older than the new watch cache: 410.
     const marker = await c.kubectl(["create", "configmap", "restart-marker", "-n", NS]);
     assert.equal(marker.code, 0, marker.stderr);
-    const log = () => readFileSync(op.logFile, "utf8");
+    const log = () => readFileSync(bed!.op.logFile, "utf8");
     const logBefore = log().length;
     await c.local.restartApiServer();
     await eventually("the operator relisted after a 410", async () =>

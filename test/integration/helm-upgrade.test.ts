@@ -23,20 +23,13 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { rbacManifests } from "../../src/controller/rbac.ts";
 import { V0_24 } from "../../src/engine/releases.ts";
-import { OPERATOR_USER } from "../../src/cluster/local.ts";
 import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";
 import { TEMPLATE_HASH_ANNOTATION } from "../../src/render/names.ts";
+import { eventually, startTestCluster, type TestCluster } from "./cluster.ts";
+import { helmCli, type Helm } from "./helm-cli.ts";
 import {
-  eventually,
-  runTool,
-  startTestCluster,
-  type TestCluster,
-  builtTool,
-  type ToolResult,
-} from "./cluster.ts";
-import {
+  applyOperatorRbac,
   condition,
   httpStatus,
   startChild,
@@ -103,22 +96,11 @@ spec:
 
 describe("helm upgrade from the previous release", () => {
   let c: TestCluster;
-  let helmBin: string;
+  let helm: Helm;
   let home: string;
   let previousChart: string;
   let operator: ChildOperator | undefined;
   let before_: { pods: Map<string, string>; generation: number; hash: string } | undefined;
-
-  const helm = (args: string[]): Promise<ToolResult> =>
-    runTool(helmBin, args, {
-      env: {
-        ...process.env,
-        KUBECONFIG: c.kubeconfig,
-        HELM_CACHE_HOME: join(home, "cache"),
-        HELM_CONFIG_HOME: join(home, "config"),
-        HELM_DATA_HOME: join(home, "data"),
-      },
-    });
 
   /** vLLM pods of the example: name -> uid. */
   const vllmPods = async (): Promise<Map<string, string>> => {
@@ -173,19 +155,12 @@ describe("helm upgrade from the previous release", () => {
   };
 
   before(async () => {
-    helmBin = builtTool("build-helm.sh");
     home = mkdtempSync(join(tmpdir(), "msd-helm-upgrade-"));
     previousChart = chartAt(PREVIOUS_CHART_COMMIT, home);
     c = await startTestCluster();
+    helm = helmCli(home, c.kubeconfig);
     // The operator's identity gets the current rules (not the CRD: the chart installs that).
-    const rbac = rbacManifests("msd-upgrade-test-operator", "default", {
-      kind: "User",
-      name: OPERATOR_USER,
-    })
-      .map((m) => `---\n${stringify(m)}`)
-      .join("");
-    const r = await c.kubectl(["apply", "-f", "-"], rbac);
-    assert.equal(r.code, 0, r.stderr);
+    await applyOperatorRbac(c, "msd-upgrade-test-operator");
   });
   after(async () => {
     if (operator !== undefined && operator.child.exitCode === null) operator.child.kill("SIGKILL");

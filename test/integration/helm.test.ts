@@ -14,7 +14,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
@@ -31,17 +31,16 @@ import {
   operatorLabels,
   operatorPodSpec,
 } from "../../src/delivery/manifests.ts";
-import { kubeconfigYaml } from "../../src/cluster/local.ts";
 import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";
+import { eventually, startTestCluster, type TestCluster, type ToolResult } from "./cluster.ts";
+import { helmCli, type Helm } from "./helm-cli.ts";
 import {
-  eventually,
-  runTool,
-  startTestCluster,
-  type TestCluster,
-  builtTool,
-  type ToolResult,
-} from "./cluster.ts";
-import { condition, httpStatus, startChild, type Msd } from "./operator-harness.ts";
+  condition,
+  httpStatus,
+  startChild,
+  tokenKubeconfig,
+  type Msd,
+} from "./operator-harness.ts";
 import { DASHBOARD_FILE, dashboard } from "../../src/delivery/dashboard.ts";
 
 const REPO = join(import.meta.dirname, "..", "..");
@@ -82,24 +81,26 @@ function find(all: Doc[], kind: string, name?: string): Doc {
 
 describe("helm chart", () => {
   let c: TestCluster;
-  let helmBin: string;
+  let helm: Helm;
   let home: string;
   let operator: ChildProcess | undefined;
-
-  const helm = (args: string[]): Promise<Result> =>
-    runTool(helmBin, args, {
-      env: {
-        ...process.env,
-        KUBECONFIG: c.kubeconfig,
-        HELM_CACHE_HOME: join(home, "cache"),
-        HELM_CONFIG_HOME: join(home, "config"),
-        HELM_DATA_HOME: join(home, "data"),
-      },
-    });
 
   /** `helm template` of the chart in NS with each `--set` given. */
   const helmTemplate = (...sets: string[]): Promise<Result> =>
     helm(["template", RELEASE, CHART, "--namespace", NS, ...sets.flatMap((v) => ["--set", v])]);
+
+  /** `kubectl get -o name` of the `kinds` in NS labelled with the release's instance. */
+  const labelledWithRelease = (kinds: string) =>
+    c.kubectl([
+      "get",
+      kinds,
+      "-n",
+      NS,
+      "-l",
+      `app.kubernetes.io/instance=${RELEASE}`,
+      "-o",
+      "name",
+    ]);
 
   /** The object as JSON, or undefined when it does not exist. */
   const getJson = async (args: string[]): Promise<Doc | undefined> => {
@@ -109,9 +110,9 @@ describe("helm chart", () => {
   };
 
   before(async () => {
-    helmBin = builtTool("build-helm.sh");
     home = mkdtempSync(join(tmpdir(), "msd-helm-"));
     c = await startTestCluster();
+    helm = helmCli(home, c.kubeconfig);
   });
   after(async () => {
     if (operator !== undefined && operator.exitCode === null) operator.kill("SIGKILL");
@@ -290,18 +291,11 @@ describe("helm chart", () => {
   test("the operator, with only the chart's ServiceAccount permissions, reconciles an example to Ready", async () => {
     const token = await c.kubectl(["create", "token", RELEASE, "-n", NS, "--duration=1h"]);
     assert.equal(token.code, 0, token.stderr);
-    const server = await c.kubectl([
-      "config",
-      "view",
-      "--minify",
-      "-o",
-      "jsonpath={.clusters[0].cluster.server}",
-    ]);
-    const kubeconfig = join(home, "operator-sa.kubeconfig");
-    writeFileSync(
-      kubeconfig,
-      kubeconfigYaml(server.stdout.trim(), token.stdout.trim(), `${NS}-${RELEASE}`),
-      { mode: 0o600 },
+    const kubeconfig = await tokenKubeconfig(
+      c,
+      join(home, "operator-sa.kubeconfig"),
+      token.stdout.trim(),
+      `${NS}-${RELEASE}`,
     );
     // Least privilege, as the API server sees it.
     const can = async (...args: string[]) =>
@@ -368,29 +362,13 @@ describe("helm chart", () => {
       assert.equal(await getJson(obj), undefined, `${obj.join(" ")} left behind`);
     }
     await eventually("operator pods gone", async () => {
-      const pods = await c.kubectl([
-        "get",
-        "pods",
-        "-n",
-        NS,
-        "-l",
-        `app.kubernetes.io/instance=${RELEASE}`,
-        "-o",
-        "name",
-      ]);
+      const pods = await labelledWithRelease("pods");
       return pods.code === 0 && pods.stdout.trim() === "";
     });
     // Nothing else labelled with the release, and no release record.
-    const left = await c.kubectl([
-      "get",
+    const left = await labelledWithRelease(
       "all,serviceaccounts,roles,rolebindings,leases,secrets,configmaps",
-      "-n",
-      NS,
-      "-l",
-      `app.kubernetes.io/instance=${RELEASE}`,
-      "-o",
-      "name",
-    ]);
+    );
     assert.equal(left.stdout.trim(), "", left.stdout);
     const records = await c.kubectl(["get", "secrets", "-n", NS, "-l", "owner=helm", "-o", "name"]);
     assert.equal(records.stdout.trim(), "", "release history deleted");

@@ -65,6 +65,12 @@ describe(
       const r = await c.kubectl(["apply", "-f", "-"], msdYaml(name, spec));
       assert.equal(r.code, 0, r.stderr);
     };
+    /** `kubectl patch` of the resource's replicas, as a user scales it. */
+    const scale = async (name: string, replicas: number) => {
+      const patch = JSON.stringify({ spec: { replicas } });
+      const r = await c.kubectl(["patch", "msd", name, "--type=merge", "-p", patch]);
+      assert.equal(r.code, 0, r.stderr);
+    };
     const poolOf = (name: string) => `msd-default-${name}`;
     const nodesOf = async (pool: string) =>
       (await c.client.list<Node>(RESOURCES.node, { labelSelector: `${POOL_LABEL}=${pool}` })).items;
@@ -207,15 +213,7 @@ describe(
         120_000,
         500,
       );
-      const patched = await c.kubectl([
-        "patch",
-        "msd",
-        "tp2",
-        "--type=merge",
-        "-p",
-        '{"spec":{"replicas":3}}',
-      ]);
-      assert.equal(patched.code, 0, patched.stderr);
+      await scale("tp2", 3);
       // 3 replicas x TP 2 = 6 GPUs, in whole 8-GPU machines: 8, of which the intruder holds 4.
       const np = await eventually("limit follows replicas", async () => {
         const x = await c.client.get<NodePool>(RESOURCES.nodePool, pool);
@@ -252,15 +250,7 @@ describe(
 
     test("scale 3 -> 1: empty nodes consolidated after consolidateAfter; the node serving stays", async () => {
       const pool = poolOf("tp2");
-      const patched = await c.kubectl([
-        "patch",
-        "msd",
-        "tp2",
-        "--type=merge",
-        "-p",
-        '{"spec":{"replicas":1}}',
-      ]);
-      assert.equal(patched.code, 0, patched.stderr);
+      await scale("tp2", 1);
       const [survivor] = await readyReplicas("tp2", 1, 120_000);
       const kept = survivor!.spec.nodeName!;
       await eventually(

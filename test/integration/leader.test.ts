@@ -5,13 +5,13 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";
-import { eventually, startTestCluster, type TestCluster } from "./cluster.ts";
+import { eventually, type TestCluster } from "./cluster.ts";
 import {
   condition,
   httpStatus,
-  installOperatorPrerequisites,
   msdYaml,
   startChild,
+  startPreparedCluster,
   type ChildOperator,
   type Msd,
 } from "./operator-harness.ts";
@@ -48,11 +48,10 @@ describe("leader election and restarts", () => {
 
   before(async () => {
     // 10 replicas of TP=2 need 20 A100-80GB: four 8-GPU nodes.
-    c = await startTestCluster({
+    c = await startPreparedCluster({
       volumes: 32,
       fleet: [{ gpuType: "a100-80gb", count: 4, gpusPerNode: 8 }],
     });
-    await installOperatorPrerequisites(c);
   });
   after(async () => {
     for (const ch of children) ch.child.kill("SIGKILL");

@@ -15,14 +15,13 @@ import { renderAll } from "../../src/render/index.ts";
 import { FIELD_MANAGER } from "../../src/render/names.ts";
 import { CACHE_KEY_LABEL } from "../../src/render/model-cache.ts";
 import { RESOURCES, resourceFor, type KubeObject } from "../../src/kube/client.ts";
-import { eventually, startTestCluster, type TestCluster } from "./cluster.ts";
+import { eventually, type TestCluster } from "./cluster.ts";
 import {
   condition,
-  installOperatorPrerequisites,
   msdYaml,
-  startInProcess,
-  type InProcessOperator,
+  startOperatorBed,
   type Msd,
+  type OperatorBed,
 } from "./operator-harness.ts";
 
 const MISSING = "nobody/missing-model";
@@ -112,21 +111,20 @@ type Job = KubeObject & {
 
 describe("model cache", { timeout: 600_000 }, () => {
   let c: TestCluster;
-  let op: InProcessOperator;
+  let bed: OperatorBed | undefined;
   const ns = "default";
 
   before(async () => {
     const dir = mkdtempSync(join(tmpdir(), "msd-stages-"));
     const file = join(dir, "loader-stages.yaml");
     writeFileSync(file, stages());
-    c = await startTestCluster({ extraKwokStages: [file] });
-    await installOperatorPrerequisites(c);
-    op = await startInProcess(c, { resyncMs: 3000 });
+    bed = await startOperatorBed({
+      cluster: { extraKwokStages: [file] },
+      operator: { resyncMs: 3000 },
+    });
+    c = bed.c;
   });
-  after(async () => {
-    await op?.stop();
-    await c?.stop();
-  });
+  after(() => bed?.stop());
 
   const getMsd = (name: string) =>
     c.client.get<Msd>(RESOURCES.msd, name, ns).catch(() => undefined);

@@ -1,15 +1,16 @@
 /** Helpers to run the operator against a test cluster: in-process, or as `msd run` child processes. */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, readFileSync } from "node:fs";
+import { createWriteStream, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { pino } from "pino";
 import { stringify } from "yaml";
+import { API_VERSION, KIND } from "../../src/api/schema.ts";
 import { Operator, type OperatorOptions } from "../../src/controller/manager.ts";
 import { rbacManifests } from "../../src/controller/rbac.ts";
-import { OPERATOR_USER, freePort } from "../../src/cluster/local.ts";
+import { OPERATOR_USER, freePort, kubeconfigYaml } from "../../src/cluster/local.ts";
 import { RESOURCES, type KubeObject } from "../../src/kube/client.ts";
-import type { TestCluster } from "./cluster.ts";
+import { startTestCluster, type TestCluster } from "./cluster.ts";
 
 const REPO = join(import.meta.dirname, "..", "..");
 
@@ -24,10 +25,12 @@ export async function installOperatorPrerequisites(c: TestCluster): Promise<void
     "crd/mistralsmalldeployments.serving.mistralsmall.dev",
   ]);
   if (wait.code !== 0) throw new Error(wait.stderr);
-  const rbac = rbacManifests("mistral-small-operator", "default", {
-    kind: "User",
-    name: OPERATOR_USER,
-  })
+  await applyOperatorRbac(c, "mistral-small-operator");
+}
+
+/** The generated RBAC (named `name`, in "default") bound to the operator's user. */
+export async function applyOperatorRbac(c: TestCluster, name: string): Promise<void> {
+  const rbac = rbacManifests(name, "default", { kind: "User", name: OPERATOR_USER })
     .map((m) => `---\n${stringify(m)}`)
     .join("");
   const r = await c.kubectl(["apply", "-f", "-"], rbac);
@@ -42,21 +45,23 @@ export interface InProcessOperator {
   stop(): Promise<void>;
 }
 
+export interface InProcessOptions {
+  resyncMs?: number;
+  name?: string;
+  leaderElection?: boolean;
+  autoscaleIntervalMs?: number;
+  /** Connect with this instead of the operator's (or admin's) kubeconfig. */
+  kubeconfig?: string;
+  context?: string;
+  /** The namespaced install mode: watch only these namespaces. */
+  namespaces?: readonly string[];
+  /** Render as another operator release would (a changed default). */
+  render?: OperatorOptions["render"];
+}
+
 export async function startInProcess(
   c: TestCluster,
-  opts: {
-    resyncMs?: number;
-    name?: string;
-    leaderElection?: boolean;
-    autoscaleIntervalMs?: number;
-    /** Connect with this instead of the operator's (or admin's) kubeconfig. */
-    kubeconfig?: string;
-    context?: string;
-    /** The namespaced install mode: watch only these namespaces. */
-    namespaces?: readonly string[];
-    /** Render as another operator release would (a changed default). */
-    render?: OperatorOptions["render"];
-  } = {},
+  opts: InProcessOptions = {},
 ): Promise<InProcessOperator> {
   const logFile = join(
     tmpdir(),
@@ -91,6 +96,73 @@ export async function startInProcess(
       stream.end();
     },
   };
+}
+
+/**
+ * A test cluster with our CRD and the operator's RBAC installed (installOperatorPrerequisites):
+ * what every operator test starts from. A failed install stops the cluster again.
+ */
+export async function startPreparedCluster(
+  options?: Parameters<typeof startTestCluster>[0],
+): Promise<TestCluster> {
+  const c = await startTestCluster(options);
+  try {
+    await installOperatorPrerequisites(c);
+  } catch (err) {
+    await c.stop();
+    throw err;
+  }
+  return c;
+}
+
+/** A prepared cluster and an in-process operator on it; stop() stops both, operator first. */
+export interface OperatorBed {
+  readonly c: TestCluster;
+  readonly op: InProcessOperator;
+  stop(): Promise<void>;
+}
+
+export async function startOperatorBed(
+  options: { cluster?: Parameters<typeof startTestCluster>[0]; operator?: InProcessOptions } = {},
+): Promise<OperatorBed> {
+  const c = await startPreparedCluster(options.cluster);
+  let op: InProcessOperator;
+  try {
+    op = await startInProcess(c, options.operator);
+  } catch (err) {
+    await c.stop();
+    throw err;
+  }
+  return {
+    c,
+    op,
+    async stop() {
+      await op.stop();
+      await c.stop();
+    },
+  };
+}
+
+/**
+ * Writes `file`: a kubeconfig that reaches the test cluster's API server as `user` with `token`
+ * (a ServiceAccount's, from `kubectl create token`), readable by its owner only; returns `file`.
+ */
+export async function tokenKubeconfig(
+  c: TestCluster,
+  file: string,
+  token: string,
+  user: string,
+): Promise<string> {
+  const server = await c.kubectl([
+    "config",
+    "view",
+    "--minify",
+    "-o",
+    "jsonpath={.clusters[0].cluster.server}",
+  ]);
+  if (server.code !== 0) throw new Error(server.stderr);
+  writeFileSync(file, kubeconfigYaml(server.stdout.trim(), token, user), { mode: 0o600 });
+  return file;
 }
 
 export interface ChildOperator {
@@ -180,13 +252,13 @@ export function condition(m: Msd | undefined, type: string) {
   return m?.status?.conditions?.find((c) => c.type === type);
 }
 
+/** A MistralSmallDeployment `name` in `namespace` with `spec`, as one would write it. */
+export function msdManifest(name: string, spec: unknown, namespace = "default") {
+  return { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace }, spec };
+}
+
 export function msdYaml(name: string, spec: unknown, namespace = "default"): string {
-  return stringify({
-    apiVersion: "serving.mistralsmall.dev/v1alpha1",
-    kind: "MistralSmallDeployment",
-    metadata: { name, namespace },
-    spec,
-  });
+  return stringify(msdManifest(name, spec, namespace));
 }
 
 /** The model-cache claim a resource's pods mount (shared, so found by its owner reference). */

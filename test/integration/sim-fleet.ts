@@ -4,20 +4,15 @@
  * plain TCP relay listens on podIP:8000 and forwards to the simulator's own port. The
  * operator therefore scrapes `http://<podIP>:8000/metrics` exactly as it would in a cluster.
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { connect, createServer, type Server } from "node:net";
-import { join } from "node:path";
 import { freePort } from "../../src/cluster/local.ts";
+import { builtTool } from "./cluster.ts";
 import { RESOURCES, type KubeClient, type KubeObject } from "../../src/kube/client.ts";
 
-const REPO = join(import.meta.dirname, "..", "..");
-
+/** The simulator's binary, built once by scripts/build-sim.sh. */
 export function ensureSimulator(): string {
-  const out = execFileSync("bash", [join(REPO, "scripts", "build-sim.sh")], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return out.trim().split("\n").pop()!;
+  return builtTool("build-sim.sh");
 }
 
 interface Replica {

@@ -13,12 +13,12 @@ import {
   ACCEPT_TEMPLATE_ANNOTATION,
   TEMPLATE_UPDATE_CONDITION,
 } from "../../src/controller/template-pin.ts";
-import { eventually, startTestCluster, type TestCluster } from "./cluster.ts";
+import { eventually, type TestCluster } from "./cluster.ts";
 import {
   condition,
-  installOperatorPrerequisites,
   msdYaml,
   startInProcess,
+  startPreparedCluster,
   type InProcessOperator,
   type Msd,
 } from "./operator-harness.ts";
@@ -72,8 +72,7 @@ describe("an operator upgrade with a new pod-template default", () => {
   let offered = "";
 
   before(async () => {
-    c = await startTestCluster();
-    await installOperatorPrerequisites(c);
+    c = await startPreparedCluster();
   });
   after(async () => {
     await op?.stop();

@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
 import { CRD_PATH, renderCrdFile } from "../../src/api/crd-file.ts";
 import { parseResource, ValidationError } from "../../src/api/validate.ts";
+import { RENDERED_KINDS } from "./msd-fixtures.ts";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "msd-cli-"));
@@ -203,16 +204,9 @@ describe("msd render", () => {
     const objects = docs.map((d) => d.toJS() as { kind: string; metadata: { name: string } });
     assert.deepEqual(
       objects.map((o) => o.kind),
-      [
-        "PersistentVolumeClaim",
-        "Job",
-        "Service",
-        "NetworkPolicy",
-        "PodDisruptionBudget",
-        "Deployment",
-      ],
+      RENDERED_KINDS,
     );
-    const deployment = objects[5] as unknown as {
+    const deployment = objects[RENDERED_KINDS.indexOf("Deployment")] as unknown as {
       metadata: { namespace: string };
       spec: {
         template: { spec: { containers: { resources: { limits: Record<string, string> } }[] } };

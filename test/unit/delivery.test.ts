@@ -39,6 +39,7 @@ import {
 import { OperatorMetrics } from "../../src/controller/metrics.ts";
 import { CLUSTER_RULES, NAMESPACE_RULES } from "../../src/controller/rbac.ts";
 import { OPERATOR_NAME } from "../../src/render/names.ts";
+import { assertUpToDate } from "../support/generated.ts";
 
 type Json = Record<string, unknown>;
 const read = (rel: string) => readFileSync(join(REPO_ROOT, rel), "utf8");
@@ -50,15 +51,10 @@ describe("helm chart", () => {
       const path = join(REPO_ROOT, rel);
       assert.ok(existsSync(path), `${rel} is missing: run \`npm run gen\``);
       const committed = readFileSync(path, "utf8");
-      if (committed === generated) continue;
-      const a = committed.split("\n");
-      const b = generated.split("\n");
-      let line = 0;
-      while (line < a.length && a[line] === b[line]) line += 1;
-      assert.fail(
-        `${rel} drifted from its source: run \`npm run gen\` and commit the result.\n` +
-          `first difference at line ${line + 1}:\n  committed: ${a[line] ?? "<end of file>"}\n` +
-          `  generated: ${b[line] ?? "<end of file>"}`,
+      assertUpToDate(
+        committed,
+        generated,
+        `${rel} drifted from its source: run \`npm run gen\` and commit the result.`,
       );
     }
     assert.ok(

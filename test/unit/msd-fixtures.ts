@@ -25,3 +25,16 @@ export function deploymentOf(msd: MistralSmallDeployment): V1Deployment {
   assert.ok(d !== undefined);
   return d as unknown as V1Deployment;
 }
+
+/**
+ * The kinds renderAll emits, in order, for a resource on a static node pool with the default
+ * model cache, network policy and budget; a Karpenter pool puts its NodePool first.
+ */
+export const RENDERED_KINDS = [
+  "PersistentVolumeClaim",
+  "Job",
+  "Service",
+  "NetworkPolicy",
+  "PodDisruptionBudget",
+  "Deployment",
+] as const;

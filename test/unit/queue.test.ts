@@ -54,6 +54,12 @@ function settle(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/** Moves the fake clock on by `ms` and lets the queue run what came due. */
+async function advance(clock: FakeClock, ms: number): Promise<void> {
+  clock.advance(ms);
+  await settle();
+}
+
 interface Gate {
   promise: Promise<void>;
   open(): void;
@@ -112,6 +118,16 @@ function quietQueue(clock = new FakeClock()): {
   const errors: unknown[] = [];
   const q = new WorkQueue({ clock, onError: (_k, err) => errors.push(err) });
   return { q, clock, errors };
+}
+
+/** A quiet queue with one worker that records what it runs. */
+function recordingQueue(
+  clock = new FakeClock(),
+): ReturnType<typeof quietQueue> & { rec: Recorder } {
+  const queue = quietQueue(clock);
+  const rec = new Recorder();
+  queue.q.start(rec.worker, 1);
+  return { ...queue, rec };
 }
 
 describe("backoff", () => {
@@ -266,48 +282,37 @@ describe("WorkQueue add", () => {
 
 describe("WorkQueue delays", () => {
   test("addAfter queues the key only once its delay has passed", async () => {
-    const { q, clock } = quietQueue();
-    const rec = new Recorder();
-    q.start(rec.worker, 1);
+    const { q, clock, rec } = recordingQueue();
     q.addAfter("ns/a", 500);
     assert.equal(q.len(), 0);
-    clock.advance(499);
-    await settle();
+    await advance(clock, 499);
     assert.equal(rec.count("ns/a"), 0);
-    clock.advance(1);
-    await settle();
+    await advance(clock, 1);
     assert.equal(rec.count("ns/a"), 1);
     await q.shutDown();
   });
 
   test("the earliest pending delay wins, and only one run results", async () => {
-    const { q, clock } = quietQueue();
-    const rec = new Recorder();
-    q.start(rec.worker, 1);
+    const { q, clock, rec } = recordingQueue();
     q.addAfter("ns/a", 1000);
     q.addAfter("ns/a", 100); // earlier: replaces
     q.addAfter("ns/a", 5000); // later: ignored
     assert.deepEqual(clock.pendingDelays(), [100]);
-    clock.advance(100);
-    await settle();
+    await advance(clock, 100);
     assert.equal(rec.count("ns/a"), 1);
-    clock.advance(10_000);
-    await settle();
+    await advance(clock, 10_000);
     assert.equal(rec.count("ns/a"), 1, "the superseded delays do not fire later");
     await q.shutDown();
   });
 
   test("add() of a delayed key makes it immediate and cancels the delay", async () => {
-    const { q, clock } = quietQueue();
-    const rec = new Recorder();
-    q.start(rec.worker, 1);
+    const { q, clock, rec } = recordingQueue();
     q.addAfter("ns/a", 1000);
     q.add("ns/a");
     await settle();
     assert.equal(rec.count("ns/a"), 1);
     assert.deepEqual(clock.pendingDelays(), []);
-    clock.advance(2000);
-    await settle();
+    await advance(clock, 2000);
     assert.equal(rec.count("ns/a"), 1);
     await q.shutDown();
   });
@@ -324,13 +329,10 @@ describe("WorkQueue delays", () => {
   });
 
   test("delays of different keys are independent", async () => {
-    const { q, clock } = quietQueue();
-    const rec = new Recorder();
-    q.start(rec.worker, 1);
+    const { q, clock, rec } = recordingQueue();
     q.addAfter("ns/b", 200);
     q.addAfter("ns/a", 100);
-    clock.advance(300);
-    await settle();
+    await advance(clock, 300);
     assert.deepEqual(rec.runs, ["ns/a", "ns/b"]);
     await q.shutDown();
   });
@@ -347,11 +349,9 @@ describe("WorkQueue worker results", () => {
     await settle();
     assert.equal(rec.count("ns/a"), 1);
     assert.deepEqual(clock.pendingDelays(), [250]);
-    clock.advance(249);
-    await settle();
+    await advance(clock, 249);
     assert.equal(rec.count("ns/a"), 1);
-    clock.advance(1);
-    await settle();
+    await advance(clock, 1);
     assert.equal(rec.count("ns/a"), 2);
     assert.deepEqual(clock.pendingDelays(), [], "the second run asked for no requeue");
     await q.shutDown();

@@ -28,15 +28,24 @@ function parsed(spec: Raw = {}): { msd: MistralSmallDeployment; p: Plan } {
   return { msd, p };
 }
 
+/** The rendered object is a `kind` of `apiVersion`, named after and beside the resource. */
+function assertIdentity(
+  o: { apiVersion: string; kind: string; metadata: { name?: string; namespace?: string } },
+  apiVersion: string,
+  kind: string,
+): void {
+  assert.equal(o.apiVersion, apiVersion);
+  assert.equal(o.kind, kind);
+  assert.equal(o.metadata.name, "small");
+  assert.equal(o.metadata.namespace, "ml");
+}
+
 describe("renderNetworkPolicy", () => {
   test("on by default: the API port from this namespace, the same port from monitoring", () => {
     const { msd, p } = parsed();
     const np = renderNetworkPolicy(msd, p);
     assert.ok(np !== undefined);
-    assert.equal(np.apiVersion, "networking.k8s.io/v1");
-    assert.equal(np.kind, "NetworkPolicy");
-    assert.equal(np.metadata.name, "small");
-    assert.equal(np.metadata.namespace, "ml");
+    assertIdentity(np, "networking.k8s.io/v1", "NetworkPolicy");
     assert.equal(np.metadata.ownerReferences?.[0]?.uid, "u-1");
     assert.deepEqual(np.spec, {
       podSelector: { matchLabels: SELECTOR },
@@ -159,10 +168,7 @@ describe("renderPodMonitor", () => {
     });
     const pm = renderPodMonitor(msd, p);
     assert.ok(pm !== undefined);
-    assert.equal(pm.apiVersion, "monitoring.coreos.com/v1");
-    assert.equal(pm.kind, "PodMonitor");
-    assert.equal(pm.metadata.name, "small");
-    assert.equal(pm.metadata.namespace, "ml");
+    assertIdentity(pm, "monitoring.coreos.com/v1", "PodMonitor");
     assert.equal(pm.metadata.labels.release, "kps");
     assert.equal(pm.metadata.labels["app.kubernetes.io/managed-by"], "mistral-small-operator");
     assert.deepEqual(pm.spec, {

@@ -14,6 +14,7 @@ import { plan } from "../../src/planner/plan.ts";
 import { renderAll, type Manifest } from "../../src/render/index.ts";
 import type { NodePool } from "../../src/render/nodepool.ts";
 import { toYamlStream } from "../../src/util/yaml.ts";
+import { RENDERED_KINDS } from "./msd-fixtures.ts";
 
 type Raw = Record<string, unknown>;
 
@@ -123,15 +124,7 @@ describe("karpenter spec", () => {
   test("objects come in a fixed order", () => {
     assert.deepEqual(
       objects.map((o) => o.kind),
-      [
-        "NodePool",
-        "PersistentVolumeClaim",
-        "Job",
-        "Service",
-        "NetworkPolicy",
-        "PodDisruptionBudget",
-        "Deployment",
-      ],
+      ["NodePool", ...RENDERED_KINDS],
     );
     assert.deepEqual(
       objects.map((o) => o.apiVersion),

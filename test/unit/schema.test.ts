@@ -370,20 +370,9 @@ describe("parseResource rejects invalid resources with the field path", () => {
 
 describe("extraArgs that do not touch managed flags", () => {
   test("are accepted, including flags that share a managed flag's prefix", () => {
-    const msd = parseResource(
-      resource({
-        gpu: GPU,
-        engine: {
-          extraArgs: ["--enforce-eager", "--max-model-len-cap=3", "--portal", "--model-impl=vllm"],
-        },
-      }),
-    );
-    assert.deepEqual(msd.spec.engine.extraArgs, [
-      "--enforce-eager",
-      "--max-model-len-cap=3",
-      "--portal",
-      "--model-impl=vllm",
-    ]);
+    const extraArgs = ["--enforce-eager", "--max-model-len-cap=3", "--portal", "--model-impl=vllm"];
+    const msd = parseResource(resource({ gpu: GPU, engine: { extraArgs: [...extraArgs] } }));
+    assert.deepEqual(msd.spec.engine.extraArgs, extraArgs);
   });
 });
 

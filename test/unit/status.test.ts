@@ -34,37 +34,44 @@ const unschedulable = pod("p-a", {
     },
   ],
 });
-const crashing = pod("p-b", {
-  containerStatuses: [
-    {
-      name: "vllm",
-      ready: false,
-      restartCount: 4,
-      state: { waiting: { reason: "CrashLoopBackOff" } },
-      lastState: { terminated: { reason: "Error", exitCode: 1 } },
-    },
-  ],
+/**
+ * A pod whose one vllm container is not ready: waiting for `waiting.reason`, after
+ * `restartCount` restarts, the last one ended as `lastTerminated`.
+ */
+function vllmPod(
+  name: string,
+  c: {
+    phase?: string;
+    restartCount?: number;
+    waiting: { reason: string; message?: string };
+    lastTerminated?: { reason: string; exitCode: number };
+  },
+): PodView {
+  return pod(name, {
+    ...(c.phase === undefined ? {} : { phase: c.phase }),
+    containerStatuses: [
+      {
+        name: "vllm",
+        ready: false,
+        restartCount: c.restartCount ?? 0,
+        state: { waiting: c.waiting },
+        ...(c.lastTerminated === undefined ? {} : { lastState: { terminated: c.lastTerminated } }),
+      },
+    ],
+  });
+}
+const crashing = vllmPod("p-b", {
+  restartCount: 4,
+  waiting: { reason: "CrashLoopBackOff" },
+  lastTerminated: { reason: "Error", exitCode: 1 },
 });
-const oom = pod("p-c", {
-  containerStatuses: [
-    {
-      name: "vllm",
-      ready: false,
-      restartCount: 2,
-      state: { waiting: { reason: "CrashLoopBackOff" } },
-      lastState: { terminated: { reason: "OOMKilled", exitCode: 137 } },
-    },
-  ],
+const oom = vllmPod("p-c", {
+  restartCount: 2,
+  waiting: { reason: "CrashLoopBackOff" },
+  lastTerminated: { reason: "OOMKilled", exitCode: 137 },
 });
-const pullError = pod("p-d", {
-  containerStatuses: [
-    {
-      name: "vllm",
-      ready: false,
-      restartCount: 0,
-      state: { waiting: { reason: "ImagePullBackOff", message: "manifest unknown" } },
-    },
-  ],
+const pullError = vllmPod("p-d", {
+  waiting: { reason: "ImagePullBackOff", message: "manifest unknown" },
 });
 
 describe("podProblem", () => {
@@ -365,16 +372,9 @@ describe("status on a Karpenter pool", () => {
 
 /** One vllm container waiting with the kubelet's reason and message. */
 function waitingPod(name: string, reason: string, message?: string): PodView {
-  return pod(name, {
+  return vllmPod(name, {
     phase: "Pending",
-    containerStatuses: [
-      {
-        name: "vllm",
-        ready: false,
-        restartCount: 0,
-        state: { waiting: { reason, ...(message === undefined ? {} : { message }) } },
-      },
-    ],
+    waiting: { reason, ...(message === undefined ? {} : { message }) },
   });
 }
 
@@ -463,15 +463,12 @@ describe("computeStatus: workload-level problems", () => {
     assert.equal(cond(s, "Degraded").reason, "DeploymentPaused");
   });
 
+  /** Status of a rolled-out Deployment whose model-cache claim is `cacheClaim`. */
+  const withClaim = (cacheClaim: Observation["cacheClaim"]) =>
+    computeStatus(obs({ deployment: rolledOut, cacheClaim }), undefined, NOW);
+
   test("a terminating model-cache claim shows while every replica serves", () => {
-    const s = computeStatus(
-      obs({
-        deployment: rolledOut,
-        cacheClaim: { metadata: { name: "small-model-cache", deletionTimestamp: NOW } },
-      }),
-      undefined,
-      NOW,
-    );
+    const s = withClaim({ metadata: { name: "small-model-cache", deletionTimestamp: NOW } });
     assert.equal(cond(s, "Ready").status, "True");
     assert.equal(cond(s, "Ready").reason, "CacheClaimTerminating");
     assert.equal(cond(s, "Degraded").status, "True");
@@ -479,64 +476,40 @@ describe("computeStatus: workload-level problems", () => {
   });
 
   test("a bound, live claim changes nothing", () => {
-    const s = computeStatus(
-      obs({
-        deployment: rolledOut,
-        cacheClaim: { metadata: { name: "c" }, status: { phase: "Bound" } },
-      }),
-      undefined,
-      NOW,
-    );
+    const s = withClaim({ metadata: { name: "c" }, status: { phase: "Bound" } });
     assert.equal(cond(s, "Ready").reason, "Available");
   });
 
   test("a lost claim is CacheClaimLost", () => {
-    const s = computeStatus(
-      obs({
-        deployment: rolledOut,
-        cacheClaim: { metadata: { name: "c" }, status: { phase: "Lost" } },
-      }),
-      undefined,
-      NOW,
-    );
+    const s = withClaim({ metadata: { name: "c" }, status: { phase: "Lost" } });
     assert.equal(cond(s, "Degraded").reason, "CacheClaimLost");
   });
 
+  /** The loading Deployment with one condition the Deployment controller set. */
+  const loadingWith = (type: string, status: string, reason: string, message: string) => ({
+    ...loadingDep,
+    status: { ...loadingDep.status, conditions: [{ type, status, reason, message }] },
+  });
+
   test("pods the ReplicaSet cannot create (quota, admission) are PodCreateFailed", () => {
-    const dep = {
-      ...loadingDep,
-      status: {
-        ...loadingDep.status,
-        conditions: [
-          {
-            type: "ReplicaFailure",
-            status: "True",
-            reason: "FailedCreate",
-            message: 'pods "small-x" is forbidden: exceeded quota: gpu',
-          },
-        ],
-      },
-    };
+    const dep = loadingWith(
+      "ReplicaFailure",
+      "True",
+      "FailedCreate",
+      'pods "small-x" is forbidden: exceeded quota: gpu',
+    );
     const s = computeStatus(obs({ deployment: dep, deploymentName: "small" }), undefined, NOW);
     assert.equal(cond(s, "Ready").reason, "PodCreateFailed");
     assert.match(cond(s, "Ready").message, /exceeded quota: gpu/);
   });
 
   test("a progress deadline exceeded without a pod problem is reported as such", () => {
-    const dep = {
-      ...loadingDep,
-      status: {
-        ...loadingDep.status,
-        conditions: [
-          {
-            type: "Progressing",
-            status: "False",
-            reason: "ProgressDeadlineExceeded",
-            message: 'ReplicaSet "small-x" has timed out progressing.',
-          },
-        ],
-      },
-    };
+    const dep = loadingWith(
+      "Progressing",
+      "False",
+      "ProgressDeadlineExceeded",
+      'ReplicaSet "small-x" has timed out progressing.',
+    );
     const s = computeStatus(obs({ deployment: dep, deploymentName: "small" }), undefined, NOW);
     assert.equal(cond(s, "Ready").reason, "ProgressDeadlineExceeded");
     assert.equal(cond(s, "Progressing").status, "False");
