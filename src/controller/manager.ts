@@ -5,7 +5,13 @@
 import { hostname } from "node:os";
 import type { Server } from "node:http";
 import { pino, type Logger } from "pino";
-import { Informer, NamespacedInformers, objectKey, type SharedCache } from "../kube/informer.ts";
+import {
+  Informer,
+  NamespacedInformers,
+  objectKey,
+  type InformerOptions,
+  type SharedCache,
+} from "../kube/informer.ts";
 import { LeaderElector } from "../kube/leader.ts";
 import { backoffDelay, jitter, WorkQueue } from "../kube/queue.ts";
 import type { ConnectOptions } from "../kube/config.ts";
@@ -68,11 +74,10 @@ export interface OperatorOptions {
 }
 
 /** What the manager's informer helper may add to a cache of one resource. */
-interface InformerChoice<T extends KubeObject> {
-  readonly labelSelector?: string;
-  readonly fieldSelector?: string;
-  readonly transform?: (obj: T) => T;
-}
+type InformerChoice<T extends KubeObject> = Pick<
+  InformerOptions<T>,
+  "labelSelector" | "fieldSelector" | "transform"
+>;
 
 /** The informers' caches: what reconcile reads, with handlers (informer.ts). */
 interface WatchedCaches {
@@ -241,20 +246,17 @@ export class Operator {
     resource: R,
     opts: InformerChoice<T> = {},
   ): SharedCache<T> {
-    const { labelSelector, fieldSelector, transform } = opts;
     const make = (namespace: string | undefined) =>
       new Informer<T>({
+        ...opts,
         client: this.client,
         resource,
         ...(namespace === undefined ? {} : { namespace }),
-        ...(labelSelector === undefined ? {} : { labelSelector }),
-        ...(fieldSelector === undefined ? {} : { fieldSelector }),
         logger: this.log.child({
           informer: resource.plural,
           ...(namespace === undefined ? {} : { namespace }),
         }),
         resyncMs: this.opts.resyncMs ?? RUN_DEFAULTS.resyncSeconds * 1000,
-        ...(transform === undefined ? {} : { transform }),
       });
     const namespaces = this.opts.namespaces ?? [];
     const inf: SharedCache<T> =
@@ -399,12 +401,7 @@ export class Operator {
   ): void {
     const { msd, pods, owned, nodeClaims, karpenterEvents } = caches;
     const enqueue = (obj: KubeObject) => queue.add(objectKey(obj));
-    msd.addHandlers({
-      onAdd: enqueue,
-      onUpdate: (_o, n) => enqueue(n),
-      onDelete: enqueue,
-      onResync: enqueue,
-    });
+    msd.addHandlers({ ...forEvery(enqueue), onResync: enqueue });
     const enqueueOwner = (obj: KubeObject) => {
       const key = ownerKey(obj);
       if (key !== undefined) queue.add(key);

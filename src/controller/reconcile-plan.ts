@@ -15,6 +15,7 @@ import { objectKey } from "../kube/informer.ts";
 import { RESOURCES, resourceFor, type KubeObject, type ResourceType } from "../kube/client.ts";
 import type { SlimPod } from "./cached.ts";
 import type {
+  Addressed,
   Deployment,
   MistralSmallDeploymentObject,
   NodePool,
@@ -63,8 +64,6 @@ export const LOADING_RECHECK_MS = 30_000;
 /** While Karpenter gives a deleted resource's nodes back. */
 export const RELEASING_RECHECK_MS = 2_000;
 
-export type RawMsd = MistralSmallDeploymentObject;
-
 /** Digest and resulting resourceVersion of our last apply of one object. */
 export interface AppliedMemo {
   readonly digest: string;
@@ -91,7 +90,7 @@ export type WriteFailure =
 export interface Observed {
   /** RFC 3339, seconds precision: lastTransitionTime of conditions that change now. */
   readonly now: string;
-  readonly msd: RawMsd;
+  readonly msd: MistralSmallDeploymentObject;
   /**
    * What the cache of each owned kind holds (namespaced kinds: in the resource's namespace), by
    * kind, then by `namespace/name` (`name` when cluster-scoped), as the caches key them. A kind
@@ -208,18 +207,9 @@ export function planReconcile(
 
 // ---- Lookups over the observed value ----------------------------------------------------------
 
-type Named = { metadata: { name: string; namespace?: string | undefined } };
-
-/** The caches' key (the informers' objectKey). */
-function keyOf(obj: Named): string {
-  return objectKey(obj);
-}
-
-export function memoKeyOf(obj: {
-  kind?: string;
-  metadata: { name: string; namespace?: string };
-}): string {
-  return `${obj.kind}/${keyOf(obj)}`;
+/** The key of our apply memo: kind, then the caches' key (the informers' objectKey). */
+export function memoKeyOf(obj: Addressed): string {
+  return `${obj.kind}/${objectKey(obj)}`;
 }
 
 /**
@@ -233,13 +223,13 @@ export function ownedOf<R extends ResourceType>(
   return (o.owned.get(r.kind) ?? new Map()) as ReadonlyMap<string, ObjectOf<R>>;
 }
 
-function live<R extends ResourceType>(o: Observed, r: R, ref: Named): ObjectOf<R> | undefined {
-  return ownedOf(o, r).get(keyOf(ref));
+function live<R extends ResourceType>(o: Observed, r: R, ref: Addressed): ObjectOf<R> | undefined {
+  return ownedOf(o, r).get(objectKey(ref));
 }
 
 /** The cached object a rendered one becomes, whatever its kind. */
 function liveOf(o: Observed, obj: Manifest): KubeObject | undefined {
-  return o.owned.get(obj.kind)?.get(keyOf(obj));
+  return o.owned.get(obj.kind)?.get(objectKey(obj));
 }
 
 function uidOf(o: Observed): string {
@@ -248,10 +238,6 @@ function uidOf(o: Observed): string {
 
 function ownedBy(obj: KubeObject, uid: string): boolean {
   return (obj.metadata.ownerReferences ?? []).some((r) => r.uid === uid && r.controller === true);
-}
-
-function all(o: Observed, kind: string): KubeObject[] {
-  return [...(o.owned.get(kind)?.values() ?? [])];
 }
 
 /** Cluster-scoped, so no owner reference to us: found by our uid label. */
@@ -589,7 +575,7 @@ function pruneStep(o: Observed, d: Draft): Draft {
       ? x.metadata.namespace === o.msd.metadata.namespace && ownedBy(x, uid)
       : x.metadata.labels?.[OWNER_UID_LABEL] === uid;
   const deletes = OWNED_KINDS.filter((k) => k.prune).flatMap((k) =>
-    all(o, k.resource.kind)
+    [...ownedOf(o, k.resource).values()]
       .filter((x) => ours(x, k.resource.namespaced))
       .filter((x) => !want.has(`${k.resource.kind}/${x.metadata.name}`))
       .filter((x) => x.metadata.deletionTimestamp === undefined)

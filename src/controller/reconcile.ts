@@ -27,14 +27,13 @@ import {
   type LogLine,
   type Observed,
   type PatchStep,
-  type RawMsd,
   type ReconcilePlan,
   type StatusMemo,
   type WriteFailure,
 } from "./reconcile-plan.ts";
 import type { KarpenterPodEvent, NodeClaimView, PodView } from "./status.ts";
 import type { SlimEvent, SlimPod } from "./cached.ts";
-import type { NodeClaim } from "../kube/objects.ts";
+import type { MistralSmallDeploymentObject, NodeClaim } from "../kube/objects.ts";
 
 export { FINALIZER, conditionEvents, memoKeyOf, type StatusMemo } from "./reconcile-plan.ts";
 
@@ -55,7 +54,7 @@ export interface ReconcilerDeps {
   /** Digest and resulting resourceVersion of our last apply per object. */
   readonly appliedMemo?: Map<string, AppliedMemo>;
   readonly caches: {
-    readonly msd: Cache<RawMsd>;
+    readonly msd: Cache<MistralSmallDeploymentObject>;
     readonly pods: Cache<SlimPod>;
     /**
      * One cache per owned kind (OWNED_KINDS), by kind; absent when its optional CRD is not
@@ -162,7 +161,7 @@ export function observe(key: string, deps: ReconcilerDeps): Observed | undefined
 /** Every owned kind's cached objects in the resource's namespace (all of a cluster-scoped kind). */
 function ownedObjects(
   deps: ReconcilerDeps,
-  msd: RawMsd,
+  msd: MistralSmallDeploymentObject,
 ): Map<string, ReadonlyMap<string, KubeObject>> {
   const out = new Map<string, ReadonlyMap<string, KubeObject>>();
   for (const k of OWNED_KINDS) {
@@ -176,7 +175,7 @@ function ownedObjects(
   return out;
 }
 
-function podsOf(deps: ReconcilerDeps, msd: RawMsd): PodView[] {
+function podsOf(deps: ReconcilerDeps, msd: MistralSmallDeploymentObject): PodView[] {
   return deps.caches.pods
     .list()
     .filter(
@@ -213,7 +212,7 @@ function claimsOf(deps: ReconcilerDeps, uid: string): NodeClaimView[] {
 
 function karpenterPodEvents(
   deps: ReconcilerDeps,
-  msd: RawMsd,
+  msd: MistralSmallDeploymentObject,
   pods: readonly PodView[],
 ): KarpenterPodEvent[] {
   const names = new Set(pods.map((p) => p.metadata.name));
@@ -230,7 +229,7 @@ function karpenterPodEvents(
 
 /** One pass: who we write for, with what, logging where. */
 interface Pass {
-  readonly owner: RawMsd;
+  readonly owner: MistralSmallDeploymentObject;
   readonly deps: ReconcilerDeps;
   readonly log: Logger;
 }
@@ -463,7 +462,13 @@ async function writeStatus(plan: ReconcilePlan, { owner, deps, log }: Pass): Pro
   if (status === undefined) return;
   const { name, namespace } = owner.metadata;
   const written = await write(`writing the status of ${name}`, () =>
-    deps.client.mergePatch<RawMsd>(RESOURCES.msd, name, namespace, { status }, "status"),
+    deps.client.mergePatch<MistralSmallDeploymentObject>(
+      RESOURCES.msd,
+      name,
+      namespace,
+      { status },
+      "status",
+    ),
   );
   deps.statusMemo?.set(objectKey(owner), {
     uid: owner.metadata.uid!,

@@ -21,7 +21,8 @@ import {
 } from "../autoscale/pipeline.ts";
 import type { PolicyOutput } from "../autoscale/policy.ts";
 import { readVllmSample } from "../autoscale/prometheus.ts";
-import { ApiError, RESOURCES, type KubeClient, type KubeObject } from "../kube/client.ts";
+import { isConflict, RESOURCES, type KubeClient } from "../kube/client.ts";
+import { objectKey } from "../kube/informer.ts";
 import type { EventRecorder } from "./events.ts";
 import type { Cache } from "./reconcile.ts";
 import type { SlimPod } from "./cached.ts";
@@ -33,13 +34,11 @@ export const LAST_DECISIONS_KEPT = 5;
 /** A status write that lost to a concurrent writer is retried this many times. */
 const STATUS_WRITE_ATTEMPTS = 3;
 
-type MsdObject = MistralSmallDeploymentObject;
-
 /**
  * A complete model cache (ModelCached=True, or a source read in place): a new replica only reads
  * the weights, so its wake-up, and with it the forecast horizon, is shorter than a download's.
  */
-export function weightSourceOf(raw: MsdObject): WeightSource {
+export function weightSourceOf(raw: MistralSmallDeploymentObject): WeightSource {
   const cached = raw.status?.conditions?.find((c) => c.type === MODEL_CACHED);
   return cached?.status === "True" ? "cached" : "download";
 }
@@ -49,7 +48,10 @@ export interface AutoscalerDeps {
   readonly client: KubeClient;
   readonly log: Logger;
   readonly events: EventRecorder;
-  readonly caches: { readonly msd: Cache<MsdObject>; readonly pods: Cache<SlimPod> };
+  readonly caches: {
+    readonly msd: Cache<MistralSmallDeploymentObject>;
+    readonly pods: Cache<SlimPod>;
+  };
   readonly intervalMs: number;
   readonly scrapeTimeoutMs: number;
   /** Fetches a /metrics page; injectable so a port other than 8000 can be used in tests. */
@@ -92,8 +94,6 @@ function isReady(p: SlimPod): boolean {
 }
 
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-
-const keyOf = (o: KubeObject): string => `${o.metadata.namespace}/${o.metadata.name}`;
 
 export class BuiltinAutoscaler {
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -146,8 +146,11 @@ export class BuiltinAutoscaler {
   }
 
   /** Evaluates one resource; never rejects: a failure is returned, with its cause. */
-  private async tickOne(raw: MsdObject, live: Set<string>): Promise<AutoscalerError | undefined> {
-    const key = keyOf(raw);
+  private async tickOne(
+    raw: MistralSmallDeploymentObject,
+    live: Set<string>,
+  ): Promise<AutoscalerError | undefined> {
+    const key = objectKey(raw);
     try {
       const msd = autoscaledResource(raw);
       if (msd === undefined) return undefined;
@@ -159,7 +162,11 @@ export class BuiltinAutoscaler {
     }
   }
 
-  private async evaluate(key: string, msd: MistralSmallDeployment, raw: MsdObject): Promise<void> {
+  private async evaluate(
+    key: string,
+    msd: MistralSmallDeployment,
+    raw: MistralSmallDeploymentObject,
+  ): Promise<void> {
     const p = planFor(msd.spec);
     if (!p.feasible) return;
     const model = scalingModel(msd.spec, p, { weights: weightSourceOf(raw) });
@@ -252,7 +259,7 @@ export class BuiltinAutoscaler {
    */
   private async keepWakeUpStated(
     msd: MistralSmallDeployment,
-    raw: MsdObject,
+    raw: MistralSmallDeploymentObject,
     model: ScalingModel,
   ): Promise<void> {
     if (raw.status?.scaling?.wakeUpSeconds === model.wakeUp.seconds) return;
@@ -272,7 +279,7 @@ export class BuiltinAutoscaler {
    */
   private async recordDecision(
     msd: MistralSmallDeployment,
-    raw: MsdObject,
+    raw: MistralSmallDeploymentObject,
     model: ScalingModel,
     out: PolicyOutput,
     now: number,
@@ -322,14 +329,14 @@ export class BuiltinAutoscaler {
   }
 }
 
-const isConflict = (err: unknown): boolean => err instanceof ApiError && err.status === 409;
-
 /**
  * The resource when the builtin autoscaler owns its count; undefined when it does not (another
  * mode, disabled, being deleted) or its spec is invalid (the reconciler reports InvalidSpec).
  * Any other error is the autoscaler's and is thrown.
  */
-export function autoscaledResource(raw: MsdObject): MistralSmallDeployment | undefined {
+export function autoscaledResource(
+  raw: MistralSmallDeploymentObject,
+): MistralSmallDeployment | undefined {
   let msd: MistralSmallDeployment;
   try {
     msd = parseResource(raw);

@@ -6,9 +6,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { API_VERSION, KIND } from "../../src/api/schema.ts";
 import type { KubeObject } from "../../src/kube/client.ts";
-
-/** An object as the API server stores it: its own fields beside the metadata. */
-type Stored = KubeObject & { spec?: unknown; status?: unknown };
+import type { CustomObject, MistralSmallDeploymentObject } from "../../src/kube/objects.ts";
 import { renderDesired, type Manifest } from "../../src/render/index.ts";
 import { OWNER_UID_LABEL } from "../../src/render/names.ts";
 import { pinTemplate } from "../../src/controller/template-pin.ts";
@@ -24,7 +22,6 @@ import {
   planReconcile,
   type Observed,
   type PlanStep,
-  type RawMsd,
   type ReconcilePlan,
 } from "../../src/controller/reconcile-plan.ts";
 import type { NodeClaimView } from "../../src/controller/status.ts";
@@ -51,7 +48,10 @@ const KARPENTER: Spec = {
   nodePool: { provider: "karpenter", karpenter: { nodeClassRef: { name: "gpu-nodes" } } },
 };
 
-function msd(spec: Spec, metadata: Partial<KubeObject["metadata"]> = {}): RawMsd {
+function msd(
+  spec: Spec,
+  metadata: Partial<KubeObject["metadata"]> = {},
+): MistralSmallDeploymentObject {
   return {
     apiVersion: API_VERSION,
     kind: KIND,
@@ -64,11 +64,11 @@ function msd(spec: Spec, metadata: Partial<KubeObject["metadata"]> = {}): RawMsd
       ...metadata,
     },
     spec,
-  } as RawMsd;
+  } as MistralSmallDeploymentObject;
 }
 
 /** The objects the spec renders to, as the planner applies them (with the template record). */
-function rendered(raw: RawMsd): readonly Manifest[] {
+function rendered(raw: MistralSmallDeploymentObject): readonly Manifest[] {
   const parsed = parseResource(raw);
   const sizing = planFor(parsed.spec);
   assert.ok(sizing.feasible);
@@ -77,9 +77,9 @@ function rendered(raw: RawMsd): readonly Manifest[] {
 }
 
 /** What the API server would store for an applied object (a newer resourceVersion, server uid). */
-function stored(obj: Manifest, resourceVersion = "50"): Stored {
+function stored(obj: Manifest, resourceVersion = "50"): CustomObject {
   const base = obj.kind === "Deployment" ? asStored(obj) : obj;
-  const copy = structuredClone(base) as unknown as Stored;
+  const copy = structuredClone(base) as unknown as CustomObject;
   copy.metadata.uid = `uid-${obj.kind}`;
   copy.metadata.resourceVersion = resourceVersion;
   return copy;
@@ -99,15 +99,18 @@ const CORE_KINDS = [
  * The loader Job of the resource's model cache, as the Job controller leaves it once the
  * download completed: the vLLM Deployment is applied only then (model-cache.ts).
  */
-function completed(job: Stored): Stored {
+function completed(job: CustomObject): CustomObject {
   return {
     ...job,
     status: { succeeded: 1, conditions: [{ type: "Complete", status: "True" }] },
-  } as Stored;
+  } as CustomObject;
 }
 
 /** The live objects with the loader Job completed (added when absent; none for an invalid spec). */
-function withCompleteCache(raw: RawMsd, live: readonly Stored[]): Stored[] {
+function withCompleteCache(
+  raw: MistralSmallDeploymentObject,
+  live: readonly CustomObject[],
+): CustomObject[] {
   if (live.some((o) => o.kind === "Job")) {
     return live.map((o) => (o.kind === "Job" && o.status === undefined ? completed(o) : o));
   }
@@ -122,14 +125,15 @@ function withCompleteCache(raw: RawMsd, live: readonly Stored[]): Stored[] {
 }
 
 function observed(
-  raw: RawMsd,
-  over: Partial<Observed> & { live?: Stored[]; cacheComplete?: boolean } = {},
+  raw: MistralSmallDeploymentObject,
+  over: Partial<Observed> & { live?: CustomObject[]; cacheComplete?: boolean } = {},
 ): Observed {
   const { live: given = [], cacheComplete = true, ...rest } = over;
   const live = cacheComplete ? withCompleteCache(raw, given) : given;
   const karpenter = rest.missingCrds?.has("NodePool") !== true;
   const kinds = karpenter ? [...CORE_KINDS, "NodePool"] : CORE_KINDS;
-  const key = (o: Stored) => [o.metadata.namespace, o.metadata.name].filter(Boolean).join("/");
+  const key = (o: CustomObject) =>
+    [o.metadata.namespace, o.metadata.name].filter(Boolean).join("/");
   const owned = new Map(
     kinds.map((k) => [k, new Map(live.filter((o) => o.kind === k).map((o) => [key(o), o]))]),
   );
@@ -552,7 +556,10 @@ describe("planReconcile: deletion with our finalizer", () => {
 
   test("status already says what drains: no status write, still requeued", () => {
     const message = `waiting for NodePool ${poolName} to be deleted`;
-    const said = { ...raw, status: { conditions: releasing(message) } } as RawMsd;
+    const said = {
+      ...raw,
+      status: { conditions: releasing(message) },
+    } as MistralSmallDeploymentObject;
     const p = planReconcile(observed(said, { live: [pool] }));
     assert.equal(p.status, undefined);
     assert.deepEqual(summary(p).delete, [`NodePool/${poolName}`]);
