@@ -4,7 +4,7 @@
  * ModelCached condition. Plus the one write of its own: releasing a shared cache object this
  * resource no longer uses (its revision changed).
  */
-import type { MistralSmallDeployment, Status } from "../api/schema.ts";
+import type { MistralSmallDeployment } from "../api/schema.ts";
 import type { Plan } from "../planner/plan.ts";
 import type { Manifest } from "../render/manifest.ts";
 import { renderLoaderJob } from "../render/loader.ts";
@@ -14,6 +14,7 @@ import { OWNED_KINDS, ownedKind } from "../render/owned.ts";
 import { apiVersionOf, type KubeClient, type KubeObject } from "../kube/client.ts";
 import type { Job } from "../kube/objects.ts";
 import type { SlimPod } from "./cached.ts";
+import type { Reason } from "./status.ts";
 
 export const MODEL_CACHED = "ModelCached";
 
@@ -197,8 +198,19 @@ function hintFor(reason: FailureReason): string {
   }
 }
 
+/** The condition reason of each loader failure. */
+const LOADER_REASONS: Readonly<Record<FailureReason, Reason>> = {
+  Unauthorized: "LoaderUnauthorized",
+  Forbidden: "LoaderForbidden",
+  NotFound: "LoaderNotFound",
+  NoSpace: "LoaderNoSpace",
+  VerifyFailed: "LoaderVerifyFailed",
+  DownloadFailed: "LoaderDownloadFailed",
+  LoaderFailed: "LoaderFailed",
+};
+
 /** [status, reason, message] of the ModelCached condition. */
-export function modelCachedVerdict(phase: CachePhase): ["True" | "False", string, string] {
+export function modelCachedVerdict(phase: CachePhase): ["True" | "False", Reason, string] {
   switch (phase.phase) {
     case "InPlace":
       return ["True", "SourceInPlace", IN_PLACE[phase.source]!];
@@ -219,83 +231,10 @@ export function modelCachedVerdict(phase: CachePhase): ["True" | "False", string
     case "Failed":
       return [
         "False",
-        `Loader${phase.reason === "LoaderFailed" ? "Failed" : phase.reason}`,
+        LOADER_REASONS[phase.reason],
         `${phase.message}${hintFor(phase.reason)} Delete the failed Job to retry once fixed.`,
       ];
   }
-}
-
-type StatusCondition = NonNullable<Status["conditions"]>[number];
-
-function upsert(
-  conditions: readonly StatusCondition[],
-  next: Omit<StatusCondition, "lastTransitionTime">,
-  previous: readonly StatusCondition[],
-  now: string,
-): StatusCondition[] {
-  const prev = previous.find((c) => c.type === next.type);
-  const c = {
-    ...next,
-    lastTransitionTime:
-      prev !== undefined && prev.status === next.status ? prev.lastTransitionTime : now,
-  } as StatusCondition;
-  const at = conditions.findIndex((x) => x.type === next.type);
-  return at < 0 ? [...conditions, c] : conditions.map((x, i) => (i === at ? c : x));
-}
-
-/** Ready reasons that say what to fix before the cache matters (src/controller/status.ts). */
-const OWN_VERDICTS = new Set([
-  "InvalidSpec",
-  "Infeasible",
-  "InfeasibleKeepsServing",
-  "ObjectRejected",
-  "CrdMissing",
-  "ApplyFailed",
-]);
-
-/**
- * ModelCached joins the conditions; while no vLLM Deployment exists yet because the cache is
- * not complete, Ready and Progressing say so instead of waiting on pods that cannot come.
- */
-export function withCacheConditions(
-  status: Status,
-  phase: CachePhase,
-  opts: {
-    readonly generation: number;
-    readonly previous: Status | undefined;
-    readonly now: string;
-    readonly deploymentExists: boolean;
-  },
-): Status {
-  const prev = (opts.previous?.conditions ?? []) as StatusCondition[];
-  const [st, reason, message] = modelCachedVerdict(phase);
-  const base = { observedGeneration: opts.generation };
-  let conditions = upsert(
-    status.conditions ?? [],
-    { type: MODEL_CACHED, status: st, reason, message, ...base },
-    prev,
-    opts.now,
-  );
-  const ready = conditions.find((c) => c.type === "Ready");
-  // A spec or apply problem keeps its own verdict: it, not the cache, is what to fix first.
-  const ownVerdict = OWN_VERDICTS.has(ready?.reason ?? "");
-  if (!workloadAllowed(phase) && !opts.deploymentExists && !ownVerdict) {
-    const failed = phase.phase === "Failed";
-    const why = failed ? reason : "ModelCaching";
-    conditions = upsert(
-      conditions,
-      { type: "Ready", status: "False", reason: why, message, ...base },
-      prev,
-      opts.now,
-    );
-    conditions = upsert(
-      conditions,
-      { type: "Progressing", status: failed ? "False" : "True", reason: why, message, ...base },
-      prev,
-      opts.now,
-    );
-  }
-  return { ...status, conditions };
 }
 
 /** Everything the reconciler needs to know about the cache of one resource. */

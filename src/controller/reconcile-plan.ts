@@ -28,7 +28,6 @@ import {
   comparableForApply,
   gateWorkload,
   weightsClaimName,
-  withCacheConditions,
   workloadAllowed,
   type CachePhase,
 } from "./model-cache.ts";
@@ -627,6 +626,7 @@ function observationOf(o: Observed, d: Draft): Observation {
     ...(d.sizing === undefined ? {} : { plan: d.sizing }),
     ...(deployment === undefined ? {} : { deployment, deploymentName: deployment.metadata.name }),
     ...(claim === undefined ? {} : { cacheClaim: claim }),
+    ...(d.cache === undefined ? {} : { cache: d.cache }),
     ...(d.templateHash === undefined ? {} : { desiredTemplateHash: d.templateHash }),
     pods: o.pods,
     ...(failure?.kind === "failed" ? { applyError: failure.message } : {}),
@@ -665,16 +665,7 @@ function lastKnownStatus(o: Observed): Status | undefined {
 /** Status from the observation; written (with its condition events) only when it changed. */
 function statusStep(o: Observed, d: Draft): Draft {
   const computed = computeStatus(observationOf(o, d), o.msd.status, o.now);
-  const cached =
-    d.cache === undefined
-      ? computed
-      : withCacheConditions(computed, d.cache, {
-          generation: o.msd.metadata.generation ?? 0,
-          previous: o.msd.status,
-          now: o.now,
-          deploymentExists: ownedDeployment(o) !== undefined,
-        });
-  const status = withTemplateOffer(cached, d.templateOffer, o.msd.status, o.now);
+  const status = withTemplateOffer(computed, d.templateOffer, o.msd.status, o.now);
   const previous = lastKnownStatus(o);
   const ready = status.conditions?.find((c) => c.type === "Ready");
   const progressing = status.conditions?.find((c) => c.type === "Progressing");

@@ -4,6 +4,12 @@
  */
 import type { MistralSmallDeployment, Status } from "../api/schema.ts";
 import type { Plan } from "../planner/plan.ts";
+import {
+  MODEL_CACHED,
+  modelCachedVerdict,
+  workloadAllowed,
+  type CachePhase,
+} from "./model-cache.ts";
 
 /** Every reason a condition can carry: one list, so docs and alerts can rely on it. */
 export const REASONS = {
@@ -49,6 +55,20 @@ export const REASONS = {
   EngineVersionUnverified: "EngineVersionUnverified",
   /** TemplateUpdateAvailable: a newer operator renders another pod template; the old one is kept. */
   OperatorDefaultsChanged: "OperatorDefaultsChanged",
+  /** Ready and Progressing while the loader fills the model cache and no Deployment exists yet. */
+  ModelCaching: "ModelCaching",
+  // ModelCached (model-cache.ts), and Ready while no Deployment exists because of it.
+  SourceInPlace: "SourceInPlace",
+  Complete: "Complete",
+  Downloading: "Downloading",
+  Pending: "Pending",
+  LoaderUnauthorized: "LoaderUnauthorized",
+  LoaderForbidden: "LoaderForbidden",
+  LoaderNotFound: "LoaderNotFound",
+  LoaderNoSpace: "LoaderNoSpace",
+  LoaderVerifyFailed: "LoaderVerifyFailed",
+  LoaderDownloadFailed: "LoaderDownloadFailed",
+  LoaderFailed: "LoaderFailed",
 } as const;
 export type Reason = (typeof REASONS)[keyof typeof REASONS];
 
@@ -57,6 +77,7 @@ export type ConditionType =
   | "Progressing"
   | "Degraded"
   | "EngineVerified"
+  | typeof MODEL_CACHED
   | "TemplateUpdateAvailable";
 
 export interface Condition {
@@ -374,6 +395,8 @@ export interface Observation {
   readonly access?: ClientAccess;
   /** Present for a Karpenter pool: its NodeClaims and Karpenter's events on the pods. */
   readonly capacity?: CapacityView;
+  /** Where the model cache stands, for a spec that has one (model-cache.ts). */
+  readonly cache?: CachePhase;
 }
 
 export type ClientAccess = NonNullable<Status["access"]>;
@@ -516,6 +539,30 @@ function verdict(o: Observation): Verdict {
     });
   }
   if (o.applyError !== undefined) return held(serving, REASONS.ApplyFailed, o.applyError);
+  return waitingForCache(o, workloadVerdict(o));
+}
+
+/**
+ * While no vLLM Deployment exists yet because the cache is not complete, Ready and Progressing
+ * say so instead of waiting on pods that cannot come. A held pass (above) says what to fix first.
+ */
+function waitingForCache(o: Observation, v: Verdict): Verdict {
+  if (o.cache === undefined || workloadAllowed(o.cache) || o.deployment !== undefined) return v;
+  const [, reason, message] = modelCachedVerdict(o.cache);
+  const failed = o.cache.phase === "Failed";
+  const why = failed ? reason : REASONS.ModelCaching;
+  return {
+    ...v,
+    ready: ["False", why, message],
+    progressing: [failed ? "False" : "True", why, message],
+  };
+}
+
+/** What the Deployment and its pods say, once nothing holds the pass. */
+function workloadVerdict(o: Observation): Verdict {
+  const dep = o.deployment;
+  const ready = dep?.status?.readyReplicas ?? 0;
+  const serving = ready > 0;
   if (o.desiredReplicas === 0) {
     return {
       ready: ["False", REASONS.ScaledToZero, "scaled to zero replicas"],
@@ -633,6 +680,9 @@ export function computeStatus(o: Observation, previous: Status | undefined, now:
       ...(o.plan === undefined
         ? []
         : [condition("EngineVerified", engineVerdict(o.plan), o.generation, prev, now)]),
+      ...(o.cache === undefined
+        ? []
+        : [condition(MODEL_CACHED, modelCachedVerdict(o.cache), o.generation, prev, now)]),
     ],
     replicas: o.deployment?.status?.replicas ?? 0,
     readyReplicas: o.deployment?.status?.readyReplicas ?? 0,

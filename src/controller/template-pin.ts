@@ -19,7 +19,8 @@
 import { gunzipSync, gzipSync } from "node:zlib";
 import type { V1Deployment, V1PodTemplateSpec } from "@kubernetes/client-node";
 import { GROUP, KIND, type MistralSmallDeployment, type Spec, type Status } from "../api/schema.ts";
-import { sortKeys } from "../util/json.ts";
+import { isPlainObject, sortKeys } from "../util/json.ts";
+import { templateHashOf } from "../render/deployment.ts";
 import type { Desired, Manifest } from "../render/index.ts";
 import { TEMPLATE_HASH_ANNOTATION, shortHash } from "../render/names.ts";
 import { hardenPodSpec } from "../render/security.ts";
@@ -74,13 +75,6 @@ export function templateSpecDigest(spec: Spec): string {
   return shortHash(JSON.stringify(sortKeys(copy)), 16);
 }
 
-/** The hash deployment.ts puts on a template: of the template without the hash itself. */
-export function hashOfTemplate(template: V1PodTemplateSpec): string {
-  const copy = structuredClone(template);
-  delete copy.metadata?.annotations?.[TEMPLATE_HASH_ANNOTATION];
-  return shortHash(JSON.stringify(sortKeys(copy)));
-}
-
 export function encodeTemplate(template: V1PodTemplateSpec): string {
   return gzipSync(JSON.stringify(sortKeys(template))).toString("base64");
 }
@@ -94,7 +88,7 @@ export function decodeTemplate(encoded: string): V1PodTemplateSpec {
       cause: err,
     });
   }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+  if (!isPlainObject(parsed)) {
     throw new TemplateRecordError(`${TEMPLATE_RECORD_ANNOTATION} does not hold a pod template`);
   }
   return parsed as V1PodTemplateSpec;
@@ -114,7 +108,7 @@ export function readRecord(
   const encoded = annotations?.[TEMPLATE_RECORD_ANNOTATION];
   if (hash === undefined || specDigest === undefined || encoded === undefined) return undefined;
   const template = decodeTemplate(encoded);
-  const actual = hashOfTemplate(template);
+  const actual = templateHashOf(template);
   if (actual !== hash || template.metadata?.annotations?.[TEMPLATE_HASH_ANNOTATION] !== hash) {
     throw new TemplateRecordError(
       `${TEMPLATE_RECORD_ANNOTATION} hashes to ${actual}, not to the recorded ${hash}`,
@@ -174,7 +168,7 @@ export interface PinInput {
 export function decideTemplate(input: PinInput): PinDecision {
   const { desired, live } = input;
   if (live === undefined) return { action: "apply", reason: "no-deployment" };
-  const offered = hashOfTemplate(desired.template);
+  const offered = templateHashOf(desired.template);
   if (live.annotations?.[TEMPLATE_HASH_ANNOTATION] === offered) {
     return { action: "apply", reason: "unchanged" };
   }
@@ -209,19 +203,15 @@ function show(v: unknown): string {
   return s.length > MAX_VALUE_CHARS ? `${s.slice(0, MAX_VALUE_CHARS - 1)}…` : s;
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 function namedList(v: unknown): v is { name: string }[] {
-  return Array.isArray(v) && v.every((x) => isRecord(x) && typeof x.name === "string");
+  return Array.isArray(v) && v.every((x) => isPlainObject(x) && typeof x.name === "string");
 }
 
 /** Paths that differ between two templates, lists of named entries keyed by name. */
 export function templateChanges(before: unknown, after: unknown, path = ""): string[] {
   if (jsonEqual(before, after)) return [];
   if (path === `metadata.annotations[${TEMPLATE_HASH_ANNOTATION}]`) return [];
-  if (isRecord(before) && isRecord(after)) {
+  if (isPlainObject(before) && isPlainObject(after)) {
     const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
     return keys.flatMap((k) => templateChanges(before[k], after[k], join(path, k)));
   }

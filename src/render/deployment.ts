@@ -181,10 +181,18 @@ function podTemplate(msd: MistralSmallDeployment, plan: Plan): V1PodTemplateSpec
   // Own every security-relevant field (host namespaces, privileged, capabilities, token
   // automount) so that a hand edit of one is drift the next reconcile reverts.
   template.spec = hardenPodSpec(template.spec!);
-  // The hash names this exact template: equal plans give equal hashes, any change rolls out.
-  const hash = shortHash(JSON.stringify(sortKeys(template)));
-  template.metadata!.annotations![TEMPLATE_HASH_ANNOTATION] = hash;
+  template.metadata!.annotations![TEMPLATE_HASH_ANNOTATION] = templateHashOf(template);
   return template;
+}
+
+/**
+ * The hash naming a pod template: of the template without the hash annotation itself, so equal
+ * plans give equal hashes and any change rolls out. The template pin checks records with it.
+ */
+export function templateHashOf(template: V1PodTemplateSpec): string {
+  const copy = structuredClone(template);
+  delete copy.metadata?.annotations?.[TEMPLATE_HASH_ANNOTATION];
+  return shortHash(JSON.stringify(sortKeys(copy)));
 }
 
 /** The hash naming the pod template a plan renders: a rollout is done once it is live. */

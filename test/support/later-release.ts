@@ -5,7 +5,7 @@
 import type { V1Deployment } from "@kubernetes/client-node";
 import { renderDesired, type Desired, type Manifest } from "../../src/render/index.ts";
 import { TEMPLATE_HASH_ANNOTATION } from "../../src/render/names.ts";
-import { hashOfTemplate } from "../../src/controller/template-pin.ts";
+import { templateHashOf } from "../../src/render/deployment.ts";
 
 /** The new default: a longer grace period than the current release's 120 s. */
 export const LATER_GRACE_SECONDS = 150;
@@ -18,7 +18,7 @@ export function withLaterDefault(desired: Desired): Desired {
     const d = structuredClone(o) as Manifest & V1Deployment;
     const template = d.spec!.template;
     template.spec!.terminationGracePeriodSeconds = LATER_GRACE_SECONDS;
-    templateHash = hashOfTemplate(template);
+    templateHash = templateHashOf(template);
     template.metadata!.annotations![TEMPLATE_HASH_ANNOTATION] = templateHash;
     d.metadata.annotations = {
       ...d.metadata.annotations,

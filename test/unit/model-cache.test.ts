@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { describe, test } from "node:test";
 import type { V1Deployment, V1Job, V1PersistentVolumeClaim } from "@kubernetes/client-node";
 import { parseResource } from "../../src/api/validate.ts";
-import type { MistralSmallDeployment, Status } from "../../src/api/schema.ts";
+import type { MistralSmallDeployment } from "../../src/api/schema.ts";
 import { plan as planFor } from "../../src/planner/plan.ts";
 import { renderAll, type Manifest } from "../../src/render/index.ts";
 import { LOADER_SCRIPT } from "../../src/render/loader-script.ts";
@@ -18,10 +18,14 @@ import {
   fieldManagerFor,
   gateWorkload,
   observeCache,
-  withCacheConditions,
   type CachePhase,
 } from "../../src/controller/model-cache.ts";
 import type { KubeObject } from "../../src/kube/client.ts";
+import {
+  computeStatus,
+  type DeploymentView,
+  type Observation,
+} from "../../src/controller/status.ts";
 
 const UID = "0b6f3c1e-3c4e-4d7f-9a43-0d5e3b6f2a10";
 
@@ -386,22 +390,19 @@ describe("the gate and the ModelCached condition", () => {
     ]);
   });
 
-  const computed: Status = {
-    observedGeneration: 3,
-    conditions: [
-      {
-        type: "Ready",
-        status: "False" as const,
-        reason: "ModelLoading",
-        message: "m",
-        lastTransitionTime: "t0",
-      },
-    ],
-  };
-  const opts = { generation: 3, previous: undefined, now: "t1", deploymentExists: false };
+  /** What status is computed from while the cache is filled: no pods yet, no Deployment. */
+  const observing = (cache: CachePhase, deployment?: DeploymentView): Observation => ({
+    generation: 3,
+    desiredReplicas: 1,
+    pods: [],
+    selector: "",
+    endpoint: "",
+    cache,
+    ...(deployment === undefined ? {} : { deployment }),
+  });
 
   test("Complete: ModelCached True with size and revision", () => {
-    const s = withCacheConditions(computed, complete, opts);
+    const s = computeStatus(observing(complete), undefined, "t1");
     const c = s.conditions!.find((x) => x.type === "ModelCached")!;
     assert.equal(c.status, "True");
     assert.equal(c.reason, "Complete");
@@ -410,7 +411,7 @@ describe("the gate and the ModelCached condition", () => {
   });
 
   test("Failed: the reason on ModelCached and on Ready while no Deployment exists", () => {
-    const s = withCacheConditions(computed, failed, opts);
+    const s = computeStatus(observing(failed), undefined, "t1");
     const c = s.conditions!.find((x) => x.type === "ModelCached")!;
     assert.equal(c.status, "False");
     assert.equal(c.reason, "LoaderForbidden");
@@ -420,18 +421,21 @@ describe("the gate and the ModelCached condition", () => {
   });
 
   test("a revision change downloading while the old Deployment serves leaves Ready alone", () => {
-    const s = withCacheConditions(
-      computed,
-      { phase: "Downloading", expectedBytes: 1e9 },
-      { ...opts, deploymentExists: true },
+    const s = computeStatus(
+      observing(
+        { phase: "Downloading", expectedBytes: 1e9 },
+        { metadata: { generation: 1 }, status: { readyReplicas: 0 } },
+      ),
+      undefined,
+      "t1",
     );
     assert.equal(s.conditions!.find((x) => x.type === "Ready")!.reason, "ModelLoading");
     assert.equal(s.conditions!.find((x) => x.type === "ModelCached")!.reason, "Downloading");
   });
 
   test("the transition time is kept while the status stays", () => {
-    const first = withCacheConditions(computed, complete, opts);
-    const again = withCacheConditions(computed, complete, { ...opts, previous: first, now: "t9" });
+    const first = computeStatus(observing(complete), undefined, "t1");
+    const again = computeStatus(observing(complete), first, "t9");
     const t = (s: typeof first) =>
       s.conditions!.find((x) => x.type === "ModelCached")!.lastTransitionTime;
     assert.equal(t(again), "t1");

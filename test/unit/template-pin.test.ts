@@ -5,7 +5,7 @@ import { parseResource } from "../../src/api/validate.ts";
 import { API_VERSION, KIND, type MistralSmallDeployment } from "../../src/api/schema.ts";
 import { plan } from "../../src/planner/plan.ts";
 import { renderDesired, type Desired, type Manifest } from "../../src/render/index.ts";
-import { podTemplateHash } from "../../src/render/deployment.ts";
+import { podTemplateHash, templateHashOf } from "../../src/render/deployment.ts";
 import { TEMPLATE_HASH_ANNOTATION } from "../../src/render/names.ts";
 import {
   ACCEPT_TEMPLATE_ANNOTATION,
@@ -16,7 +16,6 @@ import {
   decideTemplate,
   decodeTemplate,
   encodeTemplate,
-  hashOfTemplate,
   pinTemplate,
   readRecord,
   templateOfferEvents,
@@ -66,13 +65,13 @@ function liveAfter(objects: readonly Manifest[], replicas = 2): LiveDeployment {
 }
 
 describe("template record", () => {
-  test("hashOfTemplate is the hash the renderer puts on the template", () => {
+  test("templateHashOf is the hash the renderer puts on the template", () => {
     const msd = msdOf();
     const p = plan(msd.spec);
     assert.ok(p.feasible);
     const t = deploymentOf(desiredOf(msd).objects).spec!.template;
-    assert.equal(hashOfTemplate(t), podTemplateHash(msd, p));
-    assert.equal(hashOfTemplate(t), t.metadata!.annotations![TEMPLATE_HASH_ANNOTATION]);
+    assert.equal(templateHashOf(t), podTemplateHash(msd, p));
+    assert.equal(templateHashOf(t), t.metadata!.annotations![TEMPLATE_HASH_ANNOTATION]);
   });
 
   test("the applied Deployment carries a record that decodes to its exact template", () => {
@@ -98,12 +97,12 @@ describe("template record", () => {
     const t = decodeTemplate(a[TEMPLATE_RECORD_ANNOTATION]!);
     t.spec!.containers[0]!.securityContext!.privileged = true;
     const forged: V1PodTemplateSpec = structuredClone(t);
-    forged.metadata!.annotations![TEMPLATE_HASH_ANNOTATION] = hashOfTemplate(forged);
+    forged.metadata!.annotations![TEMPLATE_HASH_ANNOTATION] = templateHashOf(forged);
     assert.throws(
       () =>
         readRecord({
           ...a,
-          [TEMPLATE_HASH_ANNOTATION]: hashOfTemplate(forged),
+          [TEMPLATE_HASH_ANNOTATION]: templateHashOf(forged),
           [TEMPLATE_RECORD_ANNOTATION]: encodeTemplate(forged),
         }),
       /hardening would change/,
@@ -172,14 +171,14 @@ describe("decideTemplate", () => {
     assert.equal(d.action, "hold");
     assert.ok(d.action === "hold");
     assert.equal(d.record.hash, current.templateHash);
-    assert.equal(d.offered, hashOfTemplate(later));
+    assert.equal(d.offered, templateHashOf(later));
     assert.deepEqual(d.changes, [
       `spec.terminationGracePeriodSeconds: 120 → ${LATER_GRACE_SECONDS}`,
     ]);
   });
 
   test("opt-in: the offered hash accepted, a pod-relevant spec change, or no pods", () => {
-    const offered = hashOfTemplate(later);
+    const offered = templateHashOf(later);
     const desired = { template: later, specDigest: digest, generation: 1 };
     assert.equal(decideTemplate({ desired, live, accepted: offered }).action, "apply");
     assert.equal(decideTemplate({ desired, live, accepted: "0123456789" }).action, "hold");
@@ -243,7 +242,7 @@ describe("pinTemplate", () => {
   });
 
   test("accepted: the new template and a new record", () => {
-    const offered = hashOfTemplate(
+    const offered = templateHashOf(
       deploymentOf(withLaterDefault(desiredOf(msd)).objects).spec!.template,
     );
     const accepting = msdOf({}, { [ACCEPT_TEMPLATE_ANNOTATION]: offered });
