@@ -7,11 +7,11 @@
 import type { MistralSmallDeployment } from "../api/schema.ts";
 import type { Plan } from "../planner/plan.ts";
 import type { Manifest } from "../render/manifest.ts";
-import { renderLoaderJob } from "../render/loader.ts";
 import { CACHE_KEY_LABEL, cacheIdentity, weightSource } from "../render/model-cache.ts";
 import { FIELD_MANAGER } from "../render/names.ts";
 import { OWNED_KINDS, ownedKind } from "../render/owned.ts";
 import { apiVersionOf, type KubeClient, type KubeObject } from "../kube/client.ts";
+import { objectKey } from "../kube/informer.ts";
 import type { Job } from "../kube/objects.ts";
 import type { SlimPod } from "./cached.ts";
 import type { Reason } from "./status.ts";
@@ -237,20 +237,19 @@ export function modelCachedVerdict(phase: CachePhase): ["True" | "False", Reason
   }
 }
 
-/** Everything the reconciler needs to know about the cache of one resource. */
+/** Everything the reconciler needs to know about the cache of one resource; `job` is its rendered loader Job. */
 export function cachePhaseOf(
   msd: MistralSmallDeployment,
   plan: Plan,
+  job: Manifest | undefined,
   jobs: ReadonlyMap<string, Job>,
   pods: readonly SlimPod[],
 ): CachePhase {
-  const job = renderLoaderJob(msd, plan);
-  const live =
-    job === undefined ? undefined : jobs.get(`${msd.metadata.namespace}/${job.metadata?.name}`);
+  const live = job === undefined ? undefined : jobs.get(objectKey(job));
   const mine = pods.filter(
     (p) =>
       p.metadata.namespace === msd.metadata.namespace &&
-      p.metadata.labels?.["batch.kubernetes.io/job-name"] === job?.metadata?.name,
+      p.metadata.labels?.["batch.kubernetes.io/job-name"] === job?.metadata.name,
   );
   return observeCache({
     source: weightSource(msd),
@@ -269,6 +268,11 @@ export function weightsClaimName(msd: MistralSmallDeployment, plan: Plan): strin
   return cacheIdentity(msd, plan).claimName;
 }
 
+/** The field manager one resource applies shared objects with: releasing them must use the same. */
+function sharedFieldManager(uid: string): string {
+  return `${FIELD_MANAGER}/${uid}`;
+}
+
 /**
  * Shared objects are applied with a field manager of their own per resource: server-side apply
  * then merges each resource's owner reference (ownerReferences is a list map keyed by uid)
@@ -277,7 +281,7 @@ export function weightsClaimName(msd: MistralSmallDeployment, plan: Plan): strin
 export function fieldManagerFor(obj: Manifest): string {
   if (ownedKind(obj.kind)?.shared !== true) return FIELD_MANAGER;
   const uid = obj.metadata.ownerReferences?.[0]?.uid;
-  return uid === undefined ? FIELD_MANAGER : `${FIELD_MANAGER}/${uid}`;
+  return uid === undefined ? FIELD_MANAGER : sharedFieldManager(uid);
 }
 
 /**
@@ -332,7 +336,7 @@ export async function releaseUnusedCaches(
             kind: k.resource.kind,
             metadata: { name: o.metadata.name, namespace },
           },
-          `${FIELD_MANAGER}/${uid}`,
+          sharedFieldManager(uid),
         );
       }
       released.push(`${k.resource.kind} ${o.metadata.name}`);

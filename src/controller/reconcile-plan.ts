@@ -426,7 +426,8 @@ function renderStep(o: Observed, d: Draft): Draft {
 /** No vLLM Deployment is applied until the model cache is complete (model-cache.ts). */
 function modelCacheStep(o: Observed, d: Draft): Draft {
   if (d.spec === undefined || d.sizing?.feasible !== true) return d;
-  const cache = cachePhaseOf(d.spec, d.sizing, ownedOf(o, RESOURCES.job), o.managedPods);
+  const loader = d.desired.find((x) => x.kind === RESOURCES.job.kind);
+  const cache = cachePhaseOf(d.spec, d.sizing, loader, ownedOf(o, RESOURCES.job), o.managedPods);
   // A held-back Deployment stays desired: a live one (an earlier revision) keeps serving.
   return { ...d, cache, toApply: gateWorkload(d.toApply, cache) };
 }
@@ -437,11 +438,10 @@ function modelCacheStep(o: Observed, d: Draft): Draft {
  */
 function templatePinStep(o: Observed, d: Draft): Draft {
   if (d.spec === undefined || d.templateHash === undefined) return d;
-  const key = `${d.spec.metadata.namespace}/${d.spec.metadata.name}`;
   const pinned = pinTemplate(
     { objects: d.desired, templateHash: d.templateHash },
     d.spec,
-    o.owned.get("Deployment")?.get(key),
+    ownedDeployment(o),
   );
   // Swap in the pinned objects one for one: a gate before this step keeps what it held back.
   const pinnedOf = (x: Manifest) => pinned.objects[d.desired.indexOf(x)] ?? x;

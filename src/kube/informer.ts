@@ -19,6 +19,7 @@ import {
   type Watch,
   type WatchEvent,
 } from "./client.ts";
+import type { Addressed } from "./objects.ts";
 import { backoffDelay, jitter, type BackoffOptions } from "./queue.ts";
 
 type LogFn = (obj: object, msg?: string) => void;
@@ -76,7 +77,7 @@ export class InformerStoppedError extends InformerError {
 }
 
 /** "namespace/name", or "name" for cluster-scoped objects: the cache and work-queue key. */
-export function objectKey(obj: KubeObject): string {
+export function objectKey(obj: Addressed): string {
   const { namespace, name } = obj.metadata;
   return namespace === undefined || namespace === "" ? name : `${namespace}/${name}`;
 }

@@ -9,7 +9,7 @@
  * src/controller/model-cache.ts). A pvc, objectStorage or image source is read where it is.
  */
 import type { V1Volume, V1VolumeMount, V1EnvFromSource, V1EnvVar } from "@kubernetes/client-node";
-import { inPlaceSource, type MistralSmallDeployment } from "../api/schema.ts";
+import type { MistralSmallDeployment } from "../api/schema.ts";
 import { EAGLE_DRAFT } from "../engine/command.ts";
 import type { Plan } from "../planner/plan.ts";
 import { MODEL_CACHE_PATH } from "./env.ts";
@@ -104,8 +104,6 @@ export interface WeightsAccess {
   readonly mount: V1VolumeMount | undefined;
   /** Replaces the checkpoint (argv[0]) of vllm serve. */
   readonly model: string;
-  /** vLLM's --revision stays only for a Hub checkpoint. */
-  readonly keepRevision: boolean;
   readonly extraArgs: readonly string[];
   readonly env: readonly V1EnvVar[];
   readonly envFrom: readonly V1EnvFromSource[];
@@ -120,7 +118,7 @@ function joinPath(base: string, rel: string): string {
 export function weightsAccess(msd: MistralSmallDeployment, plan: Plan): WeightsAccess {
   const s = msd.spec.model.source;
   const offline: V1EnvVar = { name: "HF_HUB_OFFLINE", value: "1" };
-  const none = { extraArgs: [], envFrom: [], keepRevision: false };
+  const none = { extraArgs: [], envFrom: [] };
   if (s.pvc !== undefined) {
     return {
       ...none,
@@ -152,7 +150,6 @@ export function weightsAccess(msd: MistralSmallDeployment, plan: Plan): WeightsA
       volume: undefined,
       mount: undefined,
       model: s.objectStorage.uri,
-      keepRevision: false,
       // vLLM v0.24.0's RunaiModelStreamerLoader reads s3://, gs:// (and az://) directories.
       extraArgs: ["--load-format", "runai_streamer"],
       env: [offline],
@@ -167,7 +164,6 @@ export function weightsAccess(msd: MistralSmallDeployment, plan: Plan): WeightsA
     },
     mount: { name: WEIGHTS_VOLUME, mountPath: MODEL_CACHE_PATH, readOnly: true },
     model: plan.checkpoint,
-    keepRevision: true,
     extraArgs: [],
     // The loader filled HF_HOME: vLLM resolves the revision from its refs, never from the Hub.
     env: [{ name: "HF_HOME", value: id.hfHome }, offline],
@@ -177,23 +173,10 @@ export function weightsAccess(msd: MistralSmallDeployment, plan: Plan): WeightsA
 
 /**
  * vllm serve's arguments for the source: the checkpoint (argv[0]) becomes the local path or
- * bucket, --revision goes for a local source, and runai_streamer replaces --load-format.
+ * bucket, and the source's own flags follow. Nothing else needs removing: the schema refuses
+ * `revision` with a source read in place and `format: mistral` (--load-format) with
+ * objectStorage, and extraArgs may set neither (MANAGED_FLAGS in src/engine/command.ts).
  */
 export function sourceArgs(args: readonly string[], access: WeightsAccess): string[] {
-  const out: string[] = [access.model];
-  for (let i = 1; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === "--revision" && !access.keepRevision) {
-      i++;
-      continue;
-    }
-    if (a === "--load-format" && access.extraArgs.includes("--load-format")) {
-      i++;
-      continue;
-    }
-    out.push(a);
-  }
-  return [...out, ...access.extraArgs];
+  return [access.model, ...args.slice(1), ...access.extraArgs];
 }
-
-export { inPlaceSource };
