@@ -1,5 +1,5 @@
 # Shared by the scripts that build Go tools into the cache (sourced, not run): the header they
-# all start with, the cache check and lock, the stamps and the go build.
+# all start with, the cache check and lock, the stamps, the go build and the CRD copy.
 
 # The repository (this file is scripts/lib/go-tools.sh).
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -106,4 +106,29 @@ go_build() {
 # the module in DIR (downloads it if needed).
 module_dir() {
   (cd "$1" && go mod download -json "$2" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+}
+
+# copy_crds NAME STAMP DIR MODULE@VERSION FOLDER GLOB...: copies the YAML files matching each GLOB
+# in FOLDER of MODULE@VERSION (as resolved from the module in DIR) into the folder $OUT/NAME,
+# atomically, then stamps it; a no-op when NAME is already stamped STAMP.
+copy_crds() {
+  local name=$1 stamp=$2 from=$3 module=$4 folder=$5
+  shift 5
+  stamped "$name" "$stamp" && return 0
+  local dir tmp g
+  dir="$(module_dir "$from" "$module")/$folder"
+  tmp="$OUT/.$name.tmp.$$"
+  TMPS+=("$tmp")
+  mkdir -p "$tmp"
+  for g in "$@"; do
+    # shellcheck disable=SC2086 # $g is a glob on purpose
+    compgen -G "$dir/$g" >/dev/null || die "$module has no $folder/$g (dir: '$dir')"
+    # shellcheck disable=SC2086
+    cp "$dir"/$g "$tmp/"
+  done
+  chmod u+w "$tmp"/*.yaml # the module cache is read-only
+  rm -rf "${OUT:?}/$name"
+  mv -f "$tmp" "$OUT/$name"
+  install_stamp "$name" "$stamp"
+  log "copied $name: $(cd "$OUT/$name" && echo *.yaml)"
 }
