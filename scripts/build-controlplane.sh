@@ -109,10 +109,7 @@ for t in "${TARGETS[@]}"; do
       K8S_BUILT_ONE=1 ;;
     *) ldflags="-s -w"; hint="cold build: a few minutes" ;;
   esac
-  log "building $name from $stamp ($hint)..."
-  start=$SECONDS
-  go_build "$name" "$stamp" "$dir" "$ldflags" "$pkg"
-  log "built $name in $((SECONDS - start))s ($(du -h "$OUT/$name" | cut -f1))"
+  go_build "$name" "$stamp" "$dir" "$ldflags" "$pkg" "$hint"
 done
 
 # KWOK >= v0.8 starts no stage by itself: assemble the "fast" set

@@ -36,11 +36,9 @@ log "Go: $(go version); karpenter $VERSION; cache folder: $OUT"
 start=$SECONDS
 
 if ! have "$BIN"; then
-  log "building $BIN from $STAMP (cold build: a few minutes on 2 cores)..."
   # Version stamped like upstream's ko build; Karpenter logs it and sends it as its user agent.
   go_build "$BIN" "$STAMP" "$MOD" "-s -w -X sigs.k8s.io/karpenter/pkg/operator.Version=$VERSION" \
     sigs.k8s.io/karpenter/kwok
-  log "built $BIN in $((SECONDS - start))s ($(du -h "$OUT/$BIN" | cut -f1))"
 fi
 
 # The KWOKNodeClass CRD (karpenter.kwok.sh/v1alpha1), the KWOK cloud's node class.

@@ -87,12 +87,14 @@ install_stamp() {
   mv -f "$OUT/.stamp.$1.tmp.$$" "$OUT/.stamp.$1"
 }
 
-# go_build NAME STAMP DIR LDFLAGS PACKAGE: builds PACKAGE (from the module in DIR) into
-# $OUT/NAME through a temporary file, then stamps it. In the background + wait, so that a
-# TERM/INT is handled at once (see on_signal).
+# go_build NAME STAMP DIR LDFLAGS PACKAGE [HINT]: builds PACKAGE (from the module in DIR) into
+# $OUT/NAME through a temporary file, then stamps it. Logs the start (HINT: how long it may take)
+# and then the time taken and the size. In the background + wait, so that a TERM/INT is handled
+# at once (see on_signal).
 go_build() {
-  local name=$1 stamp=$2 dir=$3 ldflags=$4 pkg=$5
-  local tmp="$OUT/.$name.tmp.$$"
+  local name=$1 stamp=$2 dir=$3 ldflags=$4 pkg=$5 hint=${6:-cold build: a few minutes on 2 cores}
+  local tmp="$OUT/.$name.tmp.$$" start=$SECONDS
+  log "building $name from $stamp ($hint)..."
   TMPS+=("$tmp")
   (cd "$dir" && exec go build -trimpath -ldflags="$ldflags" -o "$tmp" "$pkg") &
   BUILD_PID=$!
@@ -100,6 +102,7 @@ go_build() {
   BUILD_PID=
   mv -f "$tmp" "$OUT/$name"
   install_stamp "$name" "$stamp"
+  log "built $name in $((SECONDS - start))s ($(du -h "$OUT/$name" | cut -f1))"
 }
 
 # module_dir DIR MODULE@VERSION: where the module cache holds MODULE@VERSION as resolved from
