@@ -109,10 +109,7 @@ for t in "${TARGETS[@]}"; do
       K8S_BUILT_ONE=1 ;;
     *) ldflags="-s -w"; hint="cold build: a few minutes" ;;
   esac
-  log "building $name from $stamp ($hint)..."
-  start=$SECONDS
-  go_build "$name" "$stamp" "$dir" "$ldflags" "$pkg"
-  log "built $name in $((SECONDS - start))s ($(du -h "$OUT/$name" | cut -f1))"
+  go_build "$name" "$stamp" "$dir" "$ldflags" "$pkg" "$hint"
 done
 
 # KWOK >= v0.8 starts no stage by itself: assemble the "fast" set
@@ -136,30 +133,6 @@ if ! have kwok-stages.yaml "$KWOK_STAGES_STAMP"; then
   install_stamp kwok-stages.yaml "$KWOK_STAGES_STAMP"
   log "wrote kwok-stages.yaml"
 fi
-
-# Copies CRD YAML files (globs, relative to a folder of a pinned module) into $OUT/<name>:
-# atomically, then stamped; a no-op when the stamp already matches.
-copy_crds() { # name stamp module-dir module@version folder glob...
-  local name=$1 stamp=$2 moddir_=$3 module=$4 folder=$5
-  shift 5
-  have "$name" "$stamp" && return 0
-  local dir tmp g
-  dir="$(module_dir "$moddir_" "$module")/$folder"
-  tmp="$OUT/.$name.tmp.$$"
-  TMPS+=("$tmp")
-  mkdir -p "$tmp"
-  for g in "$@"; do
-    # shellcheck disable=SC2086 # $g is a glob on purpose
-    compgen -G "$dir/$g" >/dev/null || die "$module has no $folder/$g (dir: '$dir')"
-    # shellcheck disable=SC2086
-    cp "$dir"/$g "$tmp/"
-  done
-  chmod u+w "$tmp"/*.yaml # the module cache is read-only
-  rm -rf "${OUT:?}/$name"
-  mv -f "$tmp" "$OUT/$name"
-  install_stamp "$name" "$stamp"
-  log "copied $name: $(cd "$OUT/$name" && echo *.yaml)"
-}
 
 # Karpenter CRDs (karpenter.sh/v1 NodePool, NodeClaim, v1alpha1 NodeOverlay, ...).
 copy_crds karpenter-crds "$CRDS_STAMP" "$MOD/karpenter" "sigs.k8s.io/karpenter@$KARPENTER_VERSION" \

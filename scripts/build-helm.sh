@@ -38,7 +38,6 @@ enter_build "$OUT" "$BIN" have
 
 use_go
 log "Go: $(go version); helm $HELM_VERSION (client-go $CLIENT_GO_VERSION: Kubernetes 1.$K8S_MINOR)"
-log "building $BIN (cold build: a few minutes on 2 cores)..."
 
 LDFLAGS="-s -w"
 LDFLAGS+=" -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
@@ -47,7 +46,6 @@ for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
   LDFLAGS+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$K8S_MINOR"
 done
 
-start=$SECONDS
 go_build helm "$STAMP" "$MOD" "$LDFLAGS" helm.sh/helm/v3/cmd/helm
-log "built helm in $((SECONDS - start))s ($(du -h "$BIN" | cut -f1)): $("$BIN" version --short 2>/dev/null || true)"
+log "helm version: $("$BIN" version --short 2>/dev/null || true)"
 echo "$BIN"

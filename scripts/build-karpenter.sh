@@ -36,27 +36,14 @@ log "Go: $(go version); karpenter $VERSION; cache folder: $OUT"
 start=$SECONDS
 
 if ! have "$BIN"; then
-  log "building $BIN from $STAMP (cold build: a few minutes on 2 cores)..."
   # Version stamped like upstream's ko build; Karpenter logs it and sends it as its user agent.
   go_build "$BIN" "$STAMP" "$MOD" "-s -w -X sigs.k8s.io/karpenter/pkg/operator.Version=$VERSION" \
     sigs.k8s.io/karpenter/kwok
-  log "built $BIN in $((SECONDS - start))s ($(du -h "$OUT/$BIN" | cut -f1))"
 fi
 
-if ! have "$CRDS"; then
-  kdir=$(module_dir "$MOD" "$STAMP")
-  src="$kdir/kwok/apis/crds/karpenter.kwok.sh_kwoknodeclasses.yaml"
-  [[ -f "$src" ]] || die "karpenter module has no kwok/apis/crds/karpenter.kwok.sh_kwoknodeclasses.yaml (dir: '$kdir')"
-  tmp="$OUT/.$CRDS.tmp.$$"
-  TMPS+=("$tmp")
-  mkdir -p "$tmp"
-  cp "$src" "$tmp/"
-  chmod u+w "$tmp"/*.yaml # the module cache is read-only
-  rm -rf "$OUT/$CRDS"
-  mv -f "$tmp" "$OUT/$CRDS"
-  install_stamp "$CRDS" "$STAMP"
-  log "copied the KWOKNodeClass CRD"
-fi
+# The KWOKNodeClass CRD (karpenter.kwok.sh/v1alpha1), the KWOK cloud's node class.
+copy_crds "$CRDS" "$STAMP" "$MOD" "sigs.k8s.io/karpenter@$VERSION" kwok/apis/crds \
+  karpenter.kwok.sh_kwoknodeclasses.yaml
 
 log "done in $((SECONDS - start))s: $OUT"
 echo "$OUT"

@@ -37,11 +37,8 @@ enter_build "$OUT" "$OUT" warm
 use_go
 
 build() { # name stamp dir ldflags package
-  local name=$1 stamp=$2 start=$SECONDS
-  if have "$name" "$stamp"; then log "$name: cached"; return; fi
-  log "building $name from $stamp (cold: 10-25 minutes on 2 cores)..."
-  go_build "$@"
-  log "built $name in $((SECONDS - start))s ($(du -h "$OUT/$name" | cut -f1))"
+  if have "$1" "$2"; then log "$1: cached"; return; fi
+  go_build "$@" "cold: 10-25 minutes on 2 cores"
 }
 
 build pulumi "$CLI_STAMP" "$CLI_MOD" \

@@ -1,5 +1,5 @@
 # Shared by the scripts that build Go tools into the cache (sourced, not run): the header they
-# all start with, the cache check and lock, the stamps and the go build.
+# all start with, the cache check and lock, the stamps, the go build and the CRD copy.
 
 # The repository (this file is scripts/lib/go-tools.sh).
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -87,12 +87,14 @@ install_stamp() {
   mv -f "$OUT/.stamp.$1.tmp.$$" "$OUT/.stamp.$1"
 }
 
-# go_build NAME STAMP DIR LDFLAGS PACKAGE: builds PACKAGE (from the module in DIR) into
-# $OUT/NAME through a temporary file, then stamps it. In the background + wait, so that a
-# TERM/INT is handled at once (see on_signal).
+# go_build NAME STAMP DIR LDFLAGS PACKAGE [HINT]: builds PACKAGE (from the module in DIR) into
+# $OUT/NAME through a temporary file, then stamps it. Logs the start (HINT: how long it may take)
+# and then the time taken and the size. In the background + wait, so that a TERM/INT is handled
+# at once (see on_signal).
 go_build() {
-  local name=$1 stamp=$2 dir=$3 ldflags=$4 pkg=$5
-  local tmp="$OUT/.$name.tmp.$$"
+  local name=$1 stamp=$2 dir=$3 ldflags=$4 pkg=$5 hint=${6:-cold build: a few minutes on 2 cores}
+  local tmp="$OUT/.$name.tmp.$$" start=$SECONDS
+  log "building $name from $stamp ($hint)..."
   TMPS+=("$tmp")
   (cd "$dir" && exec go build -trimpath -ldflags="$ldflags" -o "$tmp" "$pkg") &
   BUILD_PID=$!
@@ -100,10 +102,36 @@ go_build() {
   BUILD_PID=
   mv -f "$tmp" "$OUT/$name"
   install_stamp "$name" "$stamp"
+  log "built $name in $((SECONDS - start))s ($(du -h "$OUT/$name" | cut -f1))"
 }
 
 # module_dir DIR MODULE@VERSION: where the module cache holds MODULE@VERSION as resolved from
 # the module in DIR (downloads it if needed).
 module_dir() {
   (cd "$1" && go mod download -json "$2" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+}
+
+# copy_crds NAME STAMP DIR MODULE@VERSION FOLDER GLOB...: copies the YAML files matching each GLOB
+# in FOLDER of MODULE@VERSION (as resolved from the module in DIR) into the folder $OUT/NAME,
+# atomically, then stamps it; a no-op when NAME is already stamped STAMP.
+copy_crds() {
+  local name=$1 stamp=$2 from=$3 module=$4 folder=$5
+  shift 5
+  stamped "$name" "$stamp" && return 0
+  local dir tmp g
+  dir="$(module_dir "$from" "$module")/$folder"
+  tmp="$OUT/.$name.tmp.$$"
+  TMPS+=("$tmp")
+  mkdir -p "$tmp"
+  for g in "$@"; do
+    # shellcheck disable=SC2086 # $g is a glob on purpose
+    compgen -G "$dir/$g" >/dev/null || die "$module has no $folder/$g (dir: '$dir')"
+    # shellcheck disable=SC2086
+    cp "$dir"/$g "$tmp/"
+  done
+  chmod u+w "$tmp"/*.yaml # the module cache is read-only
+  rm -rf "${OUT:?}/$name"
+  mv -f "$tmp" "$OUT/$name"
+  install_stamp "$name" "$stamp"
+  log "copied $name: $(cd "$OUT/$name" && echo *.yaml)"
 }
