@@ -1,7 +1,9 @@
 /** spec + plan -> every object the operator owns, in a fixed order. Pure. */
 import type { MistralSmallDeployment } from "../api/schema.ts";
 import type { Plan } from "../planner/plan.ts";
-import { podTemplateHash } from "./deployment.ts";
+import type { V1Deployment } from "@kubernetes/client-node";
+import { RESOURCES } from "../kube/resources.ts";
+import { TEMPLATE_HASH_ANNOTATION } from "./names.ts";
 import type { Manifest } from "./manifest.ts";
 import { OWNED_KINDS } from "./owned.ts";
 
@@ -22,5 +24,12 @@ export interface Desired {
 
 /** What the reconciler applies: the objects and the pod-template hash they name. */
 export function renderDesired(msd: MistralSmallDeployment, plan: Plan): Desired {
-  return { objects: renderAll(msd, plan), templateHash: podTemplateHash(msd, plan) };
+  const objects = renderAll(msd, plan);
+  const deployment = objects.find(
+    (o): o is Manifest & V1Deployment => o.kind === RESOURCES.deployment.kind,
+  );
+  // The hash the renderer put on the template it rendered, not a second render of it.
+  const templateHash = deployment?.spec?.template.metadata?.annotations?.[TEMPLATE_HASH_ANNOTATION];
+  if (templateHash === undefined) throw new Error("renderAll rendered no hashed pod template");
+  return { objects, templateHash };
 }
