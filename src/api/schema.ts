@@ -161,6 +161,10 @@ const RELATIVE_PATH_MESSAGE =
  * Where the weights come from. None set: the Hugging Face Hub, through the model cache and its
  * loader Job. Each other source is read in place and needs no Job.
  */
+/** The sources read where they are, as the keys of spec.model.source (the Hub when none is set). */
+export const IN_PLACE_SOURCES = ["pvc", "objectStorage", "image"] as const;
+export type InPlaceSource = (typeof IN_PLACE_SOURCES)[number];
+
 export const ModelSourceSchema = withRules(
   z
     .object({
@@ -231,19 +235,28 @@ export const ModelSourceSchema = withRules(
     ),
   [
     {
-      cel: "[has(self.pvc), has(self.objectStorage), has(self.image)].filter(x, x).size() <= 1",
+      cel: `[${IN_PLACE_SOURCES.map((k) => `has(self.${k})`).join(", ")}].filter(x, x).size() <= 1`,
       message: "set at most one of source.pvc, source.objectStorage and source.image",
       field: "pvc",
-      holds: (s) => [s.pvc, s.objectStorage, s.image].filter((x) => x !== undefined).length <= 1,
+      holds: (s) => IN_PLACE_SOURCES.filter((k) => s[k] !== undefined).length <= 1,
     },
   ],
 );
 
 export type ModelSource = z.output<typeof ModelSourceSchema>;
 
-/** A source read where it is (a claim, a bucket, an image): no cache and no loader Job. */
+/** The source read where it is (a claim, a bucket, an image: no cache, no loader Job), if any. */
+export function inPlaceSourceOf(s: ModelSource): InPlaceSource | undefined {
+  return IN_PLACE_SOURCES.find((k) => s[k] !== undefined);
+}
+
 export function inPlaceSource(s: ModelSource): boolean {
-  return s.pvc !== undefined || s.objectStorage !== undefined || s.image !== undefined;
+  return inPlaceSourceOf(s) !== undefined;
+}
+
+/** CEL for "the model source at `path` is read in place", the rules' twin of inPlaceSource. */
+function inPlaceCel(path: string): string {
+  return `(${IN_PLACE_SOURCES.map((k) => `has(${path}.${k})`).join(" || ")})`;
 }
 
 export const ModelSchema = withRules(
@@ -291,7 +304,7 @@ export const ModelSchema = withRules(
     .describe("Which checkpoint to serve and where its weights come from."),
   [
     {
-      cel: "!has(self.revision) || !(has(self.source.pvc) || has(self.source.objectStorage) || has(self.source.image))",
+      cel: `!has(self.revision) || !${inPlaceCel("self.source")}`,
       message:
         "revision picks a Hugging Face Hub revision; a pvc, objectStorage or image source serves the files it holds: remove revision",
       field: "revision",
@@ -305,7 +318,7 @@ export const ModelSchema = withRules(
       holds: (m) => m.source.objectStorage === undefined || m.format === "hf",
     },
     {
-      cel: "!has(self.cache.existingClaim) || !(has(self.source.pvc) || has(self.source.objectStorage) || has(self.source.image))",
+      cel: `!has(self.cache.existingClaim) || !${inPlaceCel("self.source")}`,
       message:
         "cache.existingClaim is the claim the loader downloads into; with a pvc, objectStorage or image source nothing is downloaded: remove it (source.pvc.claimName names a claim that already holds the weights)",
       field: "cache",
@@ -1115,7 +1128,7 @@ export const SpecSchema = withRules(
     .describe("Desired state of a Mistral Small 4 deployment."),
   [
     {
-      cel: "!self.engine.speculative.enabled || !(has(self.model.source.pvc) || has(self.model.source.objectStorage) || has(self.model.source.image))",
+      cel: `!self.engine.speculative.enabled || !${inPlaceCel("self.model.source")}`,
       message:
         "engine.speculative loads the EAGLE draft from the Hugging Face Hub through the model cache; with a pvc, objectStorage or image source the pods run offline without it: disable speculative decoding or use the Hub source",
       field: "engine",

@@ -7,7 +7,13 @@
 import type { MistralSmallDeployment } from "../api/schema.ts";
 import type { Plan } from "../planner/plan.ts";
 import type { Manifest } from "../render/manifest.ts";
-import { CACHE_KEY_LABEL, cacheIdentity, weightSource } from "../render/model-cache.ts";
+import {
+  CACHE_KEY_LABEL,
+  cacheIdentity,
+  weightSource,
+  type WeightSource,
+} from "../render/model-cache.ts";
+import type { InPlaceSource } from "../api/schema.ts";
 import { FIELD_MANAGER } from "../render/names.ts";
 import { OWNED_KINDS, ownedKind } from "../render/owned.ts";
 import { apiVersionOf, type KubeClient, type KubeObject } from "../kube/client.ts";
@@ -56,7 +62,7 @@ export type FailureReason =
   | "LoaderFailed";
 
 export type CachePhase =
-  | { readonly phase: "InPlace"; readonly source: "pvc" | "objectStorage" | "image" }
+  | { readonly phase: "InPlace"; readonly source: InPlaceSource }
   | { readonly phase: "Pending"; readonly message: string }
   | { readonly phase: "Downloading"; readonly since?: string; readonly expectedBytes: number }
   | {
@@ -112,7 +118,7 @@ function jobCondition(job: JobView, type: string) {
 
 /** What the loader Job and its pods say about the cache. */
 export function observeCache(input: {
-  readonly source: "hub" | "pvc" | "objectStorage" | "image";
+  readonly source: WeightSource;
   readonly job: JobView | undefined;
   readonly pods: readonly LoaderPodView[];
   readonly revision: string;

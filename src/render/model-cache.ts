@@ -9,7 +9,7 @@
  * src/controller/model-cache.ts). A pvc, objectStorage or image source is read where it is.
  */
 import type { V1Volume, V1VolumeMount, V1EnvFromSource, V1EnvVar } from "@kubernetes/client-node";
-import type { MistralSmallDeployment } from "../api/schema.ts";
+import { inPlaceSourceOf, type InPlaceSource, type MistralSmallDeployment } from "../api/schema.ts";
 import { EAGLE_DRAFT } from "../engine/command.ts";
 import type { Plan } from "../planner/plan.ts";
 import { MODEL_CACHE_PATH } from "./env.ts";
@@ -21,14 +21,10 @@ export const REVISION_ANNOTATION = "serving.mistralsmall.dev/revision";
 /** The revision huggingface_hub resolves when none is given. */
 export const DEFAULT_REVISION = "main";
 
-export type WeightSource = "hub" | "pvc" | "objectStorage" | "image";
+export type WeightSource = "hub" | InPlaceSource;
 
 export function weightSource(msd: MistralSmallDeployment): WeightSource {
-  const s = msd.spec.model.source;
-  if (s.pvc !== undefined) return "pvc";
-  if (s.objectStorage !== undefined) return "objectStorage";
-  if (s.image !== undefined) return "image";
-  return "hub";
+  return inPlaceSourceOf(msd.spec.model.source) ?? "hub";
 }
 
 /**
