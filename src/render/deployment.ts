@@ -22,7 +22,7 @@ import { GPU_RESOURCE, gpuAffinity, gpuTolerations, nodeSelector } from "./sched
 import { sortKeys } from "../util/json.ts";
 import { hardenPodSpec } from "./security.ts";
 import { FIXED_ENV, HOME_PATH, SECRET_ENV, podSecurityContext } from "./env.ts";
-import { sourceArgs, weightsAccess, type WeightsAccess } from "./model-cache.ts";
+import { sourceArgs, weightSource, weightsAccess, type WeightsAccess } from "./model-cache.ts";
 
 export { HOME_PATH, MODEL_CACHE_PATH, MANAGED_ENV, WRITABLE_PATHS } from "./env.ts";
 
@@ -80,12 +80,13 @@ function podSettings(msd: MistralSmallDeployment): Partial<V1PodSpec> {
  * every replica must run on the node that mounts it (the first replica may go anywhere: a pod
  * that matches its own affinity term is allowed on an empty cluster).
  */
-function colocation(msd: MistralSmallDeployment, access: WeightsAccess): V1Affinity["podAffinity"] {
+function colocation(msd: MistralSmallDeployment): V1Affinity["podAffinity"] {
+  // Our own claim (a Hub source, not an existing claim), created ReadWriteOnce.
+  const { cache } = msd.spec.model;
   const rwoCache =
-    access.volume?.persistentVolumeClaim !== undefined &&
-    msd.spec.model.source.pvc === undefined &&
-    msd.spec.model.cache.existingClaim === undefined &&
-    msd.spec.model.cache.accessMode === "ReadWriteOnce";
+    weightSource(msd) === "hub" &&
+    cache.existingClaim === undefined &&
+    cache.accessMode === "ReadWriteOnce";
   if (!rwoCache) return undefined;
   return {
     requiredDuringSchedulingIgnoredDuringExecution: [
@@ -99,7 +100,7 @@ function colocation(msd: MistralSmallDeployment, access: WeightsAccess): V1Affin
 
 function podTemplate(msd: MistralSmallDeployment, plan: Plan): V1PodTemplateSpec {
   const access = weightsAccess(msd, plan);
-  const podAffinity = colocation(msd, access);
+  const podAffinity = colocation(msd);
   const gpus = String(plan.gpusPerReplica);
   const cpu = msd.spec.engine.resources?.cpu ?? String(4 * plan.gpusPerReplica);
   const memory = msd.spec.engine.resources?.memory ?? `${48 * plan.gpusPerReplica}Gi`;

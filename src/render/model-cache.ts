@@ -106,6 +106,12 @@ export interface WeightsAccess {
 }
 
 const WEIGHTS_VOLUME = "model-cache";
+/** Every source with a volume mounts it here, read-only (a fresh object: renders are mutable). */
+const weightsMount = (): V1VolumeMount => ({
+  name: WEIGHTS_VOLUME,
+  mountPath: MODEL_CACHE_PATH,
+  readOnly: true,
+});
 
 function joinPath(base: string, rel: string): string {
   return rel === "" ? base : `${base}/${rel.replace(/\/+$/, "")}`;
@@ -122,7 +128,7 @@ export function weightsAccess(msd: MistralSmallDeployment, plan: Plan): WeightsA
         name: WEIGHTS_VOLUME,
         persistentVolumeClaim: { claimName: s.pvc.claimName, readOnly: true },
       },
-      mount: { name: WEIGHTS_VOLUME, mountPath: MODEL_CACHE_PATH, readOnly: true },
+      mount: weightsMount(),
       model: joinPath(MODEL_CACHE_PATH, s.pvc.path),
       env: [offline],
     };
@@ -135,7 +141,7 @@ export function weightsAccess(msd: MistralSmallDeployment, plan: Plan): WeightsA
         name: WEIGHTS_VOLUME,
         image: { reference: s.image.reference, pullPolicy: s.image.pullPolicy },
       },
-      mount: { name: WEIGHTS_VOLUME, mountPath: MODEL_CACHE_PATH, readOnly: true },
+      mount: weightsMount(),
       model: joinPath(MODEL_CACHE_PATH, s.image.path),
       env: [offline],
     };
@@ -158,7 +164,7 @@ export function weightsAccess(msd: MistralSmallDeployment, plan: Plan): WeightsA
       name: WEIGHTS_VOLUME,
       persistentVolumeClaim: { claimName: id.claimName, readOnly: true },
     },
-    mount: { name: WEIGHTS_VOLUME, mountPath: MODEL_CACHE_PATH, readOnly: true },
+    mount: weightsMount(),
     model: plan.checkpoint,
     extraArgs: [],
     // The loader filled HF_HOME: vLLM resolves the revision from its refs, never from the Hub.
