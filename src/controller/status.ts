@@ -649,7 +649,8 @@ function engineVerdict(plan: Plan): [Condition["status"], Reason, string] {
 }
 
 /** Keep lastTransitionTime unless the status value flips. */
-function condition(
+/** A condition with its transition time kept while its status stays. */
+export function condition(
   type: ConditionType,
   [status, reason, message]: [Condition["status"], Reason, string],
   generation: number,

@@ -25,7 +25,7 @@ import type { Desired, Manifest } from "../render/index.ts";
 import { TEMPLATE_HASH_ANNOTATION, shortHash } from "../render/names.ts";
 import { hardenPodSpec } from "../render/security.ts";
 import type { EventInput } from "./events.ts";
-import { REASONS, jsonEqual } from "./status.ts";
+import { REASONS, condition, jsonEqual, type Condition } from "./status.ts";
 
 /** On the Deployment: digest of the spec fields the applied template was rendered from. */
 export const TEMPLATE_SPEC_ANNOTATION = `${GROUP}/template-spec`;
@@ -349,18 +349,14 @@ export function withTemplateOffer(
 ): Status {
   const others = (status.conditions ?? []).filter((c) => c.type !== TEMPLATE_UPDATE_CONDITION);
   if (offer === undefined) return { ...status, conditions: others };
-  const prev = previous?.conditions?.find((c) => c.type === TEMPLATE_UPDATE_CONDITION);
-  const condition = {
-    type: TEMPLATE_UPDATE_CONDITION,
-    status: "True" as const,
-    reason: REASONS.OperatorDefaultsChanged,
-    message: offerMessage(offer),
-    ...(status.observedGeneration === undefined
-      ? {}
-      : { observedGeneration: status.observedGeneration }),
-    lastTransitionTime: prev?.status === "True" ? prev.lastTransitionTime : now,
-  };
-  return { ...status, conditions: [...others, condition] };
+  const offered = condition(
+    TEMPLATE_UPDATE_CONDITION,
+    ["True", REASONS.OperatorDefaultsChanged, offerMessage(offer)],
+    status.observedGeneration ?? 0,
+    (previous?.conditions ?? []) as Condition[],
+    now,
+  );
+  return { ...status, conditions: [...others, offered] };
 }
 
 interface ConditionText {
