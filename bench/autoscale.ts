@@ -25,15 +25,17 @@ import {
   benchContext,
   benchTraces,
   defaultBenchConfig,
+  defaultBenchPlan,
   formatTable,
   isoSlo,
   ISO_SLO_FACTORS,
   OURS_FACTORS,
+  round2,
   runBench,
   toJson,
   type PolicyName,
 } from "./autoscale/harness.ts";
-import { compareColdStarts, formatColdStarts } from "./autoscale/cold-start.ts";
+import { compareColdStarts, describeWakeUp, formatColdStarts } from "./autoscale/cold-start.ts";
 import { renderPlot } from "./autoscale/plot.ts";
 import { plotSeries } from "./autoscale/plot-series.ts";
 import { multiplyTrace, parseTraceCsv, type Trace } from "./autoscale/traces.ts";
@@ -102,7 +104,7 @@ if (weights !== "download" && weights !== "cached") {
   console.error(`--weights must be download or cached, got ${String(values.weights)}`);
   process.exit(2);
 }
-const basePlan = defaultBenchConfig().plan;
+const basePlan = defaultBenchPlan();
 const wakeUp: Partial<WakeUpOptions> = {
   ...(values.provision === undefined
     ? {}
@@ -155,14 +157,13 @@ if (!values.json) {
     `plan: ${p.quantization} on ${p.gpusPerReplica}x ${p.gpuType} (TP ${p.tensorParallelSize}), ` +
       `max-num-seqs ${p.maxNumSeqs}, KV ${p.kvCacheTokensPerReplica} tokens per replica`,
   );
-  console.log(`target: ${ctx.target.explanation}`);
+  console.log(`target: ${ctx.model.target.explanation}`);
   console.log(
     "baselines' targets (70 % of a replica's capacity on each trace's mix, in their own metric):",
   );
   const w = ctx.model.wakeUp;
   console.log(
-    `cold start (${w.weights}): ${w.nodeProvisioningSeconds} s node + ${w.weightLoadSeconds.toFixed(0)} s weights + ` +
-      `${w.engineStartSeconds} s engine = ${w.seconds} s (our forecast horizon too); ` +
+    `cold start (${w.weights}): ${describeWakeUp(w)} (our forecast horizon too); ` +
       `SLO: queue <= ${cfg.slo.queueSeconds} s and TTFT <= ${cfg.slo.ttftSeconds} s; ` +
       `replicas ${cfg.minReplicas}..${cfg.maxReplicas}; seed ${cfg.seed}`,
   );
@@ -178,8 +179,10 @@ if (!values.json) {
   console.log("");
 }
 const started = Date.now();
-const results = runBench(selected, cfg);
-const coldStarts = values["no-cold-start"] ? undefined : compareColdStarts(selected, cfg, results);
+const results = runBench(selected, cfg, ctx);
+const coldStarts = values["no-cold-start"]
+  ? undefined
+  : compareColdStarts(selected, cfg, ctx.model, results);
 const seriesOf = (t: Trace) =>
   plotSeries(t, Object.values(results.traces[t.name] ?? {}), ctx.model.target);
 if (values.series !== undefined) {
@@ -195,8 +198,8 @@ if (values.json) {
             coldStart: coldStarts.rows.map((r) => ({
               trace: r.trace,
               policy: r.policy,
-              downloadGpuHours: Math.round(r.download.gpuHours * 100) / 100,
-              cachedGpuHours: Math.round(r.cached.gpuHours * 100) / 100,
+              downloadGpuHours: round2(r.download.gpuHours),
+              cachedGpuHours: round2(r.cached.gpuHours),
             })),
           }),
     }),
@@ -221,7 +224,7 @@ if (values.plot !== undefined) {
   }
 }
 if (values["iso-slo"]) {
-  const iso = isoSlo(selected, cfg, results);
+  const iso = isoSlo(selected, cfg, ctx, results);
   if (values.json) {
     console.error(JSON.stringify({ isoSlo: iso }));
   } else {

@@ -4,9 +4,15 @@
  * today) and a read from a complete cache. The wake-up is both the simulated cold start and
  * our policy's forecast horizon, so ours adapts to it as the operator would.
  */
-import type { WakeUp, WeightSource } from "../../src/autoscale/model.ts";
+import type { ScalingModel, WakeUp, WeightSource } from "../../src/autoscale/model.ts";
 import { simulate, type RunResult } from "./fleet.ts";
-import { benchContext, makePolicy, type BenchConfig, type BenchResults } from "./harness.ts";
+import {
+  benchContext,
+  formatColumns,
+  makePolicy,
+  type BenchConfig,
+  type BenchResults,
+} from "./harness.ts";
 import type { Trace } from "./traces.ts";
 
 export interface ColdStartRow {
@@ -25,15 +31,16 @@ const OTHER: Record<WeightSource, WeightSource> = { download: "cached", cached: 
 
 /**
  * Runs the policies (the oracle left out: its schedule is a search per trace, not a policy
- * whose cost a cold start changes) with the weight source `results` was not run with.
+ * whose cost a cold start changes) with the weight source `results` was not run with;
+ * `model` is the scaling model `results` was run with (its wake-up is reported).
  */
 export function compareColdStarts(
   traces: readonly Trace[],
   cfg: BenchConfig,
+  model: ScalingModel,
   results: BenchResults,
 ): ColdStartComparison {
   const otherCfg: BenchConfig = { ...cfg, weights: OTHER[cfg.weights] };
-  const ctx = benchContext(cfg);
   const otherCtx = benchContext(otherCfg);
   const rows: ColdStartRow[] = [];
   for (const trace of traces) {
@@ -51,11 +58,12 @@ export function compareColdStarts(
       });
     }
   }
-  const byWeights = { [cfg.weights]: ctx.model.wakeUp, [otherCfg.weights]: otherCtx.model.wakeUp };
+  const byWeights = { [cfg.weights]: model.wakeUp, [otherCfg.weights]: otherCtx.model.wakeUp };
   return { wakeUp: byWeights as Record<WeightSource, WakeUp>, rows };
 }
 
-const describe = (w: WakeUp): string =>
+/** A wake-up as its sum: "N s node + N s weights + N s engine = N s". */
+export const describeWakeUp = (w: WakeUp): string =>
   `${w.nodeProvisioningSeconds} s node + ${w.weightLoadSeconds.toFixed(0)} s weights + ` +
   `${w.engineStartSeconds} s engine = ${w.seconds} s`;
 
@@ -74,12 +82,8 @@ export function formatColdStarts(c: ColdStartComparison): string {
       `${change >= 0 ? "+" : ""}${change.toFixed(1)} %`,
     ]);
   }
-  const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const table = rows
-    .map((r) => r.map((x, i) => (i < 2 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join("  "))
-    .join("\n");
   return (
-    `cold start: download (${describe(c.wakeUp.download)}) vs complete cache ` +
-    `(${describe(c.wakeUp.cached)})\n${table}`
+    `cold start: download (${describeWakeUp(c.wakeUp.download)}) vs complete cache ` +
+    `(${describeWakeUp(c.wakeUp.cached)})\n${formatColumns(rows)}`
   );
 }

@@ -133,7 +133,7 @@ function benchAutoscaling(cfg: BenchConfig): AutoscalingSpec {
 }
 
 /** The operator's scaling model for the bench's plan and spec (src/autoscale/model.ts). */
-export function benchModel(cfg: BenchConfig): ScalingModel {
+function benchModel(cfg: BenchConfig): ScalingModel {
   const spec = parseSpec({ gpu: { type: cfg.plan.gpuType } });
   return scalingModel({ ...spec, autoscaling: benchAutoscaling(cfg) }, cfg.plan, {
     weights: cfg.weights,
@@ -163,7 +163,6 @@ export interface BaselineTargets {
 export interface BenchContext {
   /** The operator's scaling model: target, capacity, prompt weight, wake-up, forecast. */
   readonly model: ScalingModel;
-  readonly target: TargetModel;
   /** KubeAI's targetRequests from the decode-only formula (kubeAiTargetRequests). */
   readonly kubeAiTargetRequests: number;
   readonly fleet: (trace: Trace) => FleetConfig;
@@ -192,7 +191,7 @@ const CALIBRATION_WARMUP_SECONDS = 300;
  * from the trace with their token counts, Poisson arrivals at target / mean load per request,
  * one replica that never scales, in-flight sampled every 10 s after the warm-up.
  */
-export function calibrateInFlight(
+function calibrateInFlight(
   trace: Trace,
   target: TargetModel,
   fleet: FleetConfig,
@@ -280,7 +279,6 @@ export function benchContext(cfg: BenchConfig): BenchContext {
   };
   return {
     model,
-    target,
     kubeAiTargetRequests: targetRequests,
     autoscaling,
     fleet: fleetFor,
@@ -329,7 +327,7 @@ export function makePolicy(
         ),
       });
     case "oracle":
-      return new OraclePolicy(trace, ctx.target, ctx.model.wakeUp.seconds, targetFactor);
+      return new OraclePolicy(trace, ctx.model.target, ctx.model.wakeUp.seconds, targetFactor);
   }
 }
 
@@ -367,9 +365,9 @@ export interface BenchResults {
 export function runBench(
   traces: readonly Trace[],
   cfg: BenchConfig,
+  ctx: BenchContext,
   onResult?: (r: RunResult) => void,
 ): BenchResults {
-  const ctx = benchContext(cfg);
   const out: Record<string, Record<string, RunResult>> = {};
   const oracleUtilisation: Record<string, number> = {};
   for (const trace of traces) {
@@ -395,6 +393,11 @@ export function runBench(
   return { traces: out, oracleUtilisation };
 }
 
+/** `x` rounded to two decimals, as the JSON reports GPU-hours. */
+export function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
 /** The JSON the issue asks for: {"traces": {name: {policy: {gpuHours, sloAttainment, scaleActions}}}}. */
 export function toJson(results: BenchResults): {
   traces: Record<
@@ -410,7 +413,7 @@ export function toJson(results: BenchResults): {
     traces[t] = {};
     for (const [p, r] of Object.entries(row)) {
       traces[t][p] = {
-        gpuHours: Math.round(r.gpuHours * 100) / 100,
+        gpuHours: round2(r.gpuHours),
         sloAttainment: Math.round(r.sloAttainment * 10000) / 10000,
         scaleActions: r.scaleActions,
       };
@@ -452,7 +455,15 @@ export function formatTable(results: BenchResults): string {
       ]);
     }
   }
-  const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return formatColumns(rows);
+}
+
+/**
+ * Rows (the first one the header) as aligned text columns two spaces apart: the first two
+ * columns (trace, policy) left-aligned, the figures after them right-aligned.
+ */
+export function formatColumns(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows
     .map((r) => r.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "))
     .join("\n");
@@ -507,10 +518,10 @@ function isoRun(factor: number, r: RunResult): IsoSloRun {
 export function isoSlo(
   traces: readonly Trace[],
   cfg: BenchConfig,
+  ctx: BenchContext,
   results: BenchResults,
   baselines: readonly PolicyName[] = ["hpa", "kubeai"],
 ): IsoSloResult[] {
-  const ctx = benchContext(cfg);
   const out: IsoSloResult[] = [];
   for (const trace of traces) {
     const ours = results.traces[trace.name]?.["ours"];

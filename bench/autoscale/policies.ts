@@ -18,7 +18,7 @@ import type { Trace } from "./traces.ts";
 //    every 15 s with what the simulated pods' /metrics would say, as the operator is.
 
 /** A simulated pod's scrape as readVllmSample returns it from a real /metrics page. */
-export function vllmSampleOf(pod: PodView, s: PodScrape): VllmSample {
+function vllmSampleOf(pod: PodView, s: PodScrape): VllmSample {
   return {
     generationTokensTotal: s.generationTokensTotal,
     promptTokensTotal: s.promptTokensTotal,
@@ -33,7 +33,7 @@ export function vllmSampleOf(pod: PodView, s: PodScrape): VllmSample {
 }
 
 /** The fleet's pods as the operator observes its pods: Ready ones scraped, others starting. */
-export function observeFleet(view: FleetView): PodObservation[] {
+function observeFleet(view: FleetView): PodObservation[] {
   return view.pods().map((pod): PodObservation => {
     const ageSeconds = view.now - pod.requestedAt;
     if (pod.phase !== "ready") return { name: pod.name, ready: false, ageSeconds };
@@ -55,8 +55,6 @@ export class OursPolicy implements SimPolicy {
   /** The operator's default --autoscale-interval-seconds. */
   readonly intervalSeconds = 15;
   private readonly pipeline = new ScalingPipeline();
-  /** The last reason, for debugging runs. */
-  lastReason = "";
 
   constructor(
     private readonly autoscaling: AutoscalingSpec,
@@ -74,7 +72,6 @@ export class OursPolicy implements SimPolicy {
     const out = this.pipeline.evaluate({ now: view.now, pods: observeFleet(view) }, ctx);
     // The simulated scale write always succeeds.
     this.pipeline.record(out, ctx, true);
-    this.lastReason = out.reason;
     return out.desiredReplicas;
   }
 }

@@ -33,7 +33,7 @@ export interface TargetOptions {
   readonly perf?: Partial<PerfAssumptions>;
 }
 
-export const DEFAULT_TARGET_OPTIONS: TargetOptions = {
+const DEFAULT_TARGET_OPTIONS: TargetOptions = {
   itlSloSeconds: 0.05,
   share: 0.7,
   typicalContextTokens: 2048,
@@ -102,11 +102,6 @@ export function targetModel(plan: Plan, options: Partial<TargetOptions> = {}): T
   };
 }
 
-/** The default `targetGenerationTokensPerSecond` for a plan (see targetModel for the formula). */
-export function defaultTarget(plan: Plan, options: Partial<TargetOptions> = {}): number {
-  return targetModel(plan, options).tokensPerSecond;
-}
-
 /**
  * The load of generation and prompt tokens/s in generation-token equivalents: the busier of
  * the replica's two roofs. Decode-heavy chat load is bandwidth bound (prompts ride free in the
@@ -148,7 +143,7 @@ export interface WakeUpOptions {
   readonly engineStartSeconds: number;
 }
 
-export const DEFAULT_WAKE_UP: WakeUpOptions = {
+const DEFAULT_WAKE_UP: WakeUpOptions = {
   nodeProvisioningSeconds: 240,
   downloadBytesPerSecond: 0.4e9,
   cachedLoadBytesPerSecond: 2e9,

@@ -126,7 +126,7 @@ export interface PolicyInput {
   /** Generation tokens/s per replica (ScalingModel.targetTokensPerSecond). */
   readonly targetTokensPerSecond: number;
   /** Converts compute-bound load into generation tokens (ScalingModel.promptTokenWeight). */
-  readonly promptTokenWeight?: number;
+  readonly promptTokenWeight: number;
   /**
    * Token-equivalents/s one replica can serve at most (ScalingModel.capacityTokensPerSecond);
    * the headroom above the target is what drains a backlog.
@@ -287,7 +287,7 @@ function measureDemand(input: PolicyInput, o: PolicyOptions, t: FleetTotals): De
   const { now, history } = input;
   const known = input.ready.length;
   const unknown = input.unknownPods;
-  const served = loadTokensPerSecond(t.gen, t.prompt, input.promptTokenWeight ?? 0);
+  const served = loadTokensPerSecond(t.gen, t.prompt, input.promptTokenWeight);
   const perRequest =
     t.requestRate !== undefined && t.requestRate > 0 && served > 0
       ? served / t.requestRate
@@ -518,7 +518,7 @@ function explain(
   const current = input.currentReplicas;
   const starting = input.starting.length;
   const unknown = input.unknownPods;
-  const w = input.promptTokenWeight ?? 0;
+  const w = input.promptTokenWeight;
   const verb = desired > current ? "scale up" : desired < current ? "scale down" : "hold";
   const head = d.noData
     ? `no metrics (${starting} starting, ${unknown} unknown): ${verb} ${current} -> ${desired}`

@@ -5,6 +5,7 @@
  */
 import type { CoreV1Event, V1PodSpec, V1PodStatus } from "@kubernetes/client-node";
 import type { KubeObject, Wire } from "../kube/objects.ts";
+import { selectorLabels } from "../render/names.ts";
 import type { LoaderPodView } from "./model-cache.ts";
 import type { PodView } from "./status.ts";
 
@@ -14,6 +15,19 @@ export interface SlimPod extends KubeObject {
   status?:
     | Pick<Wire<V1PodStatus>, "phase" | "podIP" | "startTime" | "conditions" | "containerStatuses">
     | undefined;
+}
+
+/**
+ * The pods of a resource's model server: in its namespace and carrying its selector labels
+ * (src/render/names.ts), whichever their state.
+ */
+export function podsOfResource<P extends KubeObject>(pods: readonly P[], msd: KubeObject): P[] {
+  const labels = Object.entries(selectorLabels(msd));
+  return pods.filter(
+    (p) =>
+      p.metadata.namespace === msd.metadata.namespace &&
+      labels.every(([k, v]) => p.metadata.labels?.[k] === v),
+  );
 }
 
 /**

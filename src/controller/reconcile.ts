@@ -13,7 +13,7 @@ import { API_VERSION, KIND } from "../api/schema.ts";
 import { objectKey } from "../kube/informer.ts";
 import { ApiError, RESOURCES, type KubeClient, type KubeObject } from "../kube/client.ts";
 import type { Manifest } from "../render/index.ts";
-import { MODEL_SERVER_APP, OWNER_UID_LABEL } from "../render/names.ts";
+import { OWNER_UID_LABEL } from "../render/names.ts";
 import { OWNED_KINDS } from "../render/owned.ts";
 import type { EventRecorder } from "./events.ts";
 import { fieldManagerFor, releaseUnusedCaches } from "./model-cache.ts";
@@ -32,7 +32,7 @@ import {
   type WriteFailure,
 } from "./reconcile-plan.ts";
 import type { KarpenterPodEvent, NodeClaimView, PodView } from "./status.ts";
-import type { SlimEvent, SlimPod } from "./cached.ts";
+import { podsOfResource, type SlimEvent, type SlimPod } from "./cached.ts";
 import type { MistralSmallDeploymentObject, NodeClaim } from "../kube/objects.ts";
 
 export { FINALIZER, conditionEvents, memoKeyOf, type StatusMemo } from "./reconcile-plan.ts";
@@ -176,14 +176,7 @@ function ownedObjects(
 }
 
 function podsOf(deps: ReconcilerDeps, msd: MistralSmallDeploymentObject): PodView[] {
-  return deps.caches.pods
-    .list()
-    .filter(
-      (p) =>
-        p.metadata.namespace === msd.metadata.namespace &&
-        p.metadata.labels?.["app.kubernetes.io/instance"] === msd.metadata.name &&
-        p.metadata.labels?.["app.kubernetes.io/name"] === MODEL_SERVER_APP,
-    );
+  return podsOfResource(deps.caches.pods.list(), msd);
 }
 
 const INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type";

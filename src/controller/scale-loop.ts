@@ -25,9 +25,8 @@ import { isConflict, RESOURCES, type KubeClient } from "../kube/client.ts";
 import { objectKey } from "../kube/informer.ts";
 import type { EventRecorder } from "./events.ts";
 import type { Cache } from "./reconcile.ts";
-import type { SlimPod } from "./cached.ts";
+import { podsOfResource, type SlimPod } from "./cached.ts";
 import type { MistralSmallDeploymentObject } from "../kube/objects.ts";
-import { MODEL_SERVER_APP } from "../util/identity.ts";
 
 export const LAST_DECISIONS_KEPT = 5;
 
@@ -38,11 +37,22 @@ const STATUS_WRITE_ATTEMPTS = 3;
  * A complete model cache (ModelCached=True, or a source read in place): a new replica only reads
  * the weights, so its wake-up, and with it the forecast horizon, is shorter than a download's.
  */
-export function weightSourceOf(raw: MistralSmallDeploymentObject): WeightSource {
+function weightSourceOf(raw: MistralSmallDeploymentObject): WeightSource {
   const cached = raw.status?.conditions?.find((c) => c.type === MODEL_CACHED);
   return cached?.status === "True" ? "cached" : "download";
 }
 type Decision = NonNullable<NonNullable<Status["scaling"]>["lastDecisions"]>[number];
+
+/**
+ * A resource as last parsed, with its scaling model (undefined when its plan is infeasible):
+ * kept while its generation (its spec) and its weight source hold.
+ */
+interface Sized {
+  readonly generation: number | undefined;
+  readonly weights: WeightSource;
+  readonly msd: MistralSmallDeployment;
+  readonly model: ScalingModel | undefined;
+}
 
 export interface AutoscalerDeps {
   readonly client: KubeClient;
@@ -100,6 +110,8 @@ export class BuiltinAutoscaler {
   private running: Promise<void> | undefined;
   private stopped = false;
   private readonly pipelines = new Map<string, ScalingPipeline>();
+  /** Beside each pipeline: its resource parsed and sized (dropped with it). */
+  private readonly sized = new Map<string, Sized>();
 
   constructor(private readonly deps: AutoscalerDeps) {}
 
@@ -137,10 +149,14 @@ export class BuiltinAutoscaler {
    */
   async tick(): Promise<void> {
     const live = new Set<string>();
+    const pods = podsByInstance(this.deps.caches.pods.list());
     const outcomes = await Promise.all(
-      this.deps.caches.msd.list().map((raw) => this.tickOne(raw, live)),
+      this.deps.caches.msd
+        .list()
+        .map((raw) => this.tickOne(raw, pods.get(objectKey(raw)) ?? [], live)),
     );
     for (const k of this.tracked()) if (!live.has(k)) this.pipelines.delete(k);
+    for (const k of this.sized.keys()) if (!live.has(k)) this.sized.delete(k);
     const failures = outcomes.filter((o): o is AutoscalerError => o !== undefined);
     if (failures.length > 0) throw new AutoscalerTickError(failures);
   }
@@ -148,71 +164,108 @@ export class BuiltinAutoscaler {
   /** Evaluates one resource; never rejects: a failure is returned, with its cause. */
   private async tickOne(
     raw: MistralSmallDeploymentObject,
+    pods: readonly SlimPod[],
     live: Set<string>,
   ): Promise<AutoscalerError | undefined> {
     const key = objectKey(raw);
     try {
-      const msd = autoscaledResource(raw);
-      if (msd === undefined) return undefined;
-      live.add(key);
-      await this.evaluate(key, msd, raw);
+      const sized = this.sizedOf(key, raw, live);
+      if (sized === undefined) return undefined;
+      if (sized.model === undefined) return undefined;
+      await this.evaluate(key, sized.msd, sized.model, raw, pods);
       return undefined;
     } catch (err) {
       return new AutoscalerError(key, errorText(err), { cause: err });
     }
   }
 
+  /**
+   * The resource parsed and sized: kept from an earlier tick while its generation and weight
+   * source are the same (and it is not being deleted), else parsed and planned again. Undefined
+   * when the builtin autoscaler does not own its count (autoscaledResource); when it does, the
+   * key is `live` before it is planned, so a planning error keeps the resource's state.
+   */
+  private sizedOf(
+    key: string,
+    raw: MistralSmallDeploymentObject,
+    live: Set<string>,
+  ): Sized | undefined {
+    const generation = raw.metadata.generation;
+    const weights = weightSourceOf(raw);
+    const kept = this.sized.get(key);
+    if (
+      kept !== undefined &&
+      generation !== undefined &&
+      kept.generation === generation &&
+      kept.weights === weights &&
+      raw.metadata.deletionTimestamp === undefined
+    ) {
+      live.add(key);
+      return kept;
+    }
+    this.sized.delete(key);
+    const msd = autoscaledResource(raw);
+    if (msd === undefined) return undefined;
+    live.add(key);
+    const p = planFor(msd.spec);
+    const sized: Sized = {
+      generation,
+      weights,
+      msd,
+      model: p.feasible ? scalingModel(msd.spec, p, { weights }) : undefined,
+    };
+    this.sized.set(key, sized);
+    return sized;
+  }
+
   private async evaluate(
     key: string,
     msd: MistralSmallDeployment,
+    model: ScalingModel,
     raw: MistralSmallDeploymentObject,
+    candidates: readonly SlimPod[],
   ): Promise<void> {
-    const p = planFor(msd.spec);
-    if (!p.feasible) return;
-    const model = scalingModel(msd.spec, p, { weights: weightSourceOf(raw) });
     const now = this.now();
     const log = this.deps.log.child({ msd: key, autoscaler: true });
     const pipeline = this.pipelines.get(key) ?? new ScalingPipeline();
     this.pipelines.set(key, pipeline);
-    const pods = await this.observePods(msd, now, log);
+    const pods = await this.observePods(msd, candidates, now, log);
     const ctx: ScalingContext = {
       autoscaling: msd.spec.autoscaling,
       model,
       currentReplicas: msd.spec.replicas,
     };
     const out = pipeline.evaluate({ now, pods }, ctx);
-    if (out.desiredReplicas === ctx.currentReplicas) {
-      pipeline.record(out, ctx, true);
+    const change = out.desiredReplicas !== ctx.currentReplicas;
+    let ok = false;
+    try {
+      if (change) await this.writeScale(msd, out.desiredReplicas);
+      ok = true;
+    } finally {
+      // A failed write measured the load but changed nothing: it must not spend the step budget.
+      pipeline.record(out, ctx, ok);
+    }
+    if (!change) {
       await this.keepWakeUpStated(msd, raw, model);
       return;
     }
-    try {
-      await this.writeScale(msd, out.desiredReplicas);
-    } catch (err) {
-      // The load was measured, but no change happened: it must not spend the step budget.
-      pipeline.record(out, ctx, false);
-      throw err;
-    }
-    pipeline.record(out, ctx, true);
     await this.recordDecision(msd, raw, model, out, now);
     log.info({ from: ctx.currentReplicas, to: out.desiredReplicas, reason: out.reason }, "scaled");
   }
 
-  /** The resource's pods that are not being deleted, Ready ones scraped concurrently. */
+  /**
+   * The resource's pods (podsOfResource of `candidates`, its instance's pods) that are not being
+   * deleted, Ready ones scraped concurrently.
+   */
   private async observePods(
     msd: MistralSmallDeployment,
+    candidates: readonly SlimPod[],
     now: number,
     log: Logger,
   ): Promise<PodObservation[]> {
-    const pods = this.deps.caches.pods
-      .list()
-      .filter(
-        (pod) =>
-          pod.metadata.namespace === msd.metadata.namespace &&
-          pod.metadata.labels?.["app.kubernetes.io/instance"] === msd.metadata.name &&
-          pod.metadata.labels?.["app.kubernetes.io/name"] === MODEL_SERVER_APP &&
-          pod.metadata.deletionTimestamp === undefined,
-      );
+    const pods = podsOfResource(candidates, msd).filter(
+      (pod) => pod.metadata.deletionTimestamp === undefined,
+    );
     return Promise.all(
       pods.map(async (pod): Promise<PodObservation> => {
         const created = Date.parse(pod.metadata.creationTimestamp ?? "");
@@ -330,13 +383,28 @@ export class BuiltinAutoscaler {
 }
 
 /**
+ * The pods by the resource they name in their instance label, keyed as objectKey keys the
+ * resource (namespace/name): one pass over the pod cache per tick, not one per resource.
+ */
+function podsByInstance(pods: readonly SlimPod[]): Map<string, SlimPod[]> {
+  const out = new Map<string, SlimPod[]>();
+  for (const pod of pods) {
+    const instance = pod.metadata.labels?.["app.kubernetes.io/instance"];
+    if (instance === undefined) continue;
+    const key = objectKey({ metadata: { name: instance, namespace: pod.metadata.namespace } });
+    const group = out.get(key);
+    if (group === undefined) out.set(key, [pod]);
+    else group.push(pod);
+  }
+  return out;
+}
+
+/**
  * The resource when the builtin autoscaler owns its count; undefined when it does not (another
  * mode, disabled, being deleted) or its spec is invalid (the reconciler reports InvalidSpec).
  * Any other error is the autoscaler's and is thrown.
  */
-export function autoscaledResource(
-  raw: MistralSmallDeploymentObject,
-): MistralSmallDeployment | undefined {
+function autoscaledResource(raw: MistralSmallDeploymentObject): MistralSmallDeployment | undefined {
   let msd: MistralSmallDeployment;
   try {
     msd = parseResource(raw);

@@ -28,7 +28,9 @@ export function nodePoolName(msd: MistralSmallDeployment): string {
   return `${full.slice(0, 52)}-${shortHash(full)}`;
 }
 
-export function selectorLabels(msd: MistralSmallDeployment): Record<string, string> {
+export function selectorLabels(msd: {
+  readonly metadata: { readonly name: string };
+}): Record<string, string> {
   return {
     "app.kubernetes.io/instance": msd.metadata.name,
     "app.kubernetes.io/name": MODEL_SERVER_APP,

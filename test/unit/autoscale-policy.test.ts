@@ -61,6 +61,7 @@ function input(p: Partial<PolicyInput>): PolicyInput {
     now: 10_000,
     autoscaling: autoscaling(),
     targetTokensPerSecond: T,
+    promptTokenWeight: 0,
     capacityTokensPerSecond: CAPACITY,
     forecastSeconds: 600,
     currentReplicas: 1,

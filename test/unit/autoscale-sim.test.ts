@@ -123,8 +123,8 @@ describe("simulation", () => {
 
   test("same seed, same results", () => {
     const traces = [short("a", 3, 1)];
-    const one = toJson(runBench(traces, cfg));
-    const two = toJson(runBench(traces, cfg));
+    const one = toJson(runBench(traces, cfg, benchContext(cfg)));
+    const two = toJson(runBench(traces, cfg, benchContext(cfg)));
     assert.deepEqual(one, two);
     assert.deepEqual(Object.keys(one.traces["a"]!), ["ours", "hpa", "kubeai", "oracle"]);
     for (const r of Object.values(one.traces["a"]!)) {
@@ -216,8 +216,9 @@ describe("simulation", () => {
   test("GPU-hours with both cold-start models, every policy but the oracle", () => {
     const traces = [short("a", 2, 7)];
     const c = defaultBenchConfig({ policies: ["ours", "hpa", "oracle"] });
-    const results = runBench(traces, c);
-    const cmp = compareColdStarts(traces, c, results);
+    const ctx = benchContext(c);
+    const results = runBench(traces, c, ctx);
+    const cmp = compareColdStarts(traces, c, ctx.model, results);
     assert.deepEqual(
       cmp.rows.map((r) => `${r.trace}/${r.policy}`),
       ["a/ours", "a/hpa"],

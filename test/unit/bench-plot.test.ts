@@ -2,7 +2,12 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { DOMParser, onWarningStopParsing, type Document, type Element } from "@xmldom/xmldom";
 import { targetModel } from "../../src/autoscale/model.ts";
-import { chatUnitRate, defaultBenchConfig, runBench } from "../../bench/autoscale/harness.ts";
+import {
+  benchContext,
+  chatUnitRate,
+  defaultBenchConfig,
+  runBench,
+} from "../../bench/autoscale/harness.ts";
 import type { RunResult } from "../../bench/autoscale/fleet.ts";
 import {
   niceTicks,
@@ -63,7 +68,7 @@ function stepTrace(): Trace {
 
 describe("benchmark plots", () => {
   const trace = stepTrace();
-  const results = runBench([trace], CFG);
+  const results = runBench([trace], CFG, benchContext(CFG));
   const runs: RunResult[] = Object.values(results.traces[trace.name]!);
   const series = plotSeries(trace, runs, TARGET);
   const svg = renderPlot(series);

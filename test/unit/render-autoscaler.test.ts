@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { parseResource } from "../../src/api/validate.ts";
 import { plan } from "../../src/planner/plan.ts";
 import { renderAll } from "../../src/render/index.ts";
-import { defaultTarget } from "../../src/autoscale/model.ts";
+import { targetModel } from "../../src/autoscale/model.ts";
 
 function msd(autoscaling: Record<string, unknown>) {
   return parseResource({
@@ -48,7 +48,7 @@ describe("hpa and keda modes", () => {
       hpa.spec.metrics as { pods: { metric: { name: string }; target: { averageValue: string } } }[]
     )[0]!;
     assert.equal(metric.pods.metric.name, "vllm_generation_tokens_per_second");
-    assert.equal(metric.pods.target.averageValue, String(defaultTarget(p)));
+    assert.equal(metric.pods.target.averageValue, String(targetModel(p).tokensPerSecond));
     const behavior = hpa.spec.behavior as { scaleDown: { stabilizationWindowSeconds: number } };
     assert.equal(behavior.scaleDown.stabilizationWindowSeconds, 300);
     assert.equal(hpa.metadata.ownerReferences?.length, 1);
